@@ -1,0 +1,3 @@
+//! kare edge service: sources → readings → detector → events → store → actions / sinks.
+
+pub mod recording;

@@ -1,0 +1,3 @@
+//! kare's measurement core, shared by the sensor node and the edge service.
+#![no_std]
+#![deny(missing_docs)]
