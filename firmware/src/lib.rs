@@ -1,3 +1,8 @@
 //! kare's measurement core, shared by the sensor node and the edge service.
 #![no_std]
 #![deny(missing_docs)]
+
+pub mod classify;
+pub mod detector;
+pub mod monitor;
+pub mod urms;

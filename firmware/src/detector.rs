@@ -1,0 +1,365 @@
+//! Polyphase dip, swell and interruption detection on Urms(1/2) values (IEC 61000-4-30 §5.4).
+//!
+//! Each kind of event is judged by its own rule, independently of the others:
+//!
+//! | kind | begins | ends |
+//! |---|---|---|
+//! | dip | any channel below the dip threshold | every channel at or above threshold + hysteresis |
+//! | swell | any channel above the swell threshold | every channel at or below threshold − hysteresis |
+//! | interruption | every channel below the interruption threshold | any channel at or above threshold + hysteresis |
+//!
+//! So an interruption always lies inside a dip, and both are reported; reports that count
+//! outages count the interruption once.
+//!
+//! Time stamps: an event starts at the start of the window of the Urms(1/2) value that began it,
+//! and ends at the start of the window of the value that ended it (the first cycle back to
+//! normal). A dip lasting N whole cycles then reads N + ½ cycles, inside the one-cycle duration
+//! uncertainty IEC 61000-4-30 Class A allows; stamping the end at the *end* of that window
+//! would overstate every dip by 1½ cycles.
+
+use crate::urms::Pos;
+
+/// Most channels one detector judges together (a three-phase system with neutral and spares).
+pub const MAX_CHANNELS: usize = 8;
+
+/// What kind of voltage event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Voltage dip (sag): Urms(1/2) below the dip threshold on at least one channel.
+    Dip,
+    /// Voltage swell: Urms(1/2) above the swell threshold on at least one channel.
+    Swell,
+    /// Interruption: Urms(1/2) below the interruption threshold on every channel.
+    Interruption,
+}
+
+impl EventKind {
+    /// Lower-case name as used in reports and the `kare replay` contract.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Dip => "dip",
+            EventKind::Swell => "swell",
+            EventKind::Interruption => "interruption",
+        }
+    }
+}
+
+/// Declared voltage and thresholds. Percentages are of Udin.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Thresholds {
+    /// Declared input voltage Udin, in the unit of the observed values.
+    pub udin: f32,
+    /// Dip threshold, % of Udin (typically 90).
+    pub dip_pct: f32,
+    /// Swell threshold, % of Udin (typically 110).
+    pub swell_pct: f32,
+    /// Interruption threshold, % of Udin (typically 5 or 10).
+    pub interruption_pct: f32,
+    /// Hysteresis, % of Udin (typically 2).
+    pub hysteresis_pct: f32,
+}
+
+impl Thresholds {
+    /// The usual settings: dip 90 %, swell 110 %, interruption 10 %, hysteresis 2 %.
+    pub fn typical(udin: f32) -> Self {
+        Thresholds {
+            udin,
+            dip_pct: 90.0,
+            swell_pct: 110.0,
+            interruption_pct: 10.0,
+            hysteresis_pct: 2.0,
+        }
+    }
+
+    /// Checks the settings make sense; returns a description of the first problem found.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let finite = [
+            self.udin,
+            self.dip_pct,
+            self.swell_pct,
+            self.interruption_pct,
+            self.hysteresis_pct,
+        ]
+        .iter()
+        .all(|v| v.is_finite());
+        if !finite {
+            return Err("every threshold and Udin must be a finite number");
+        }
+        if self.udin <= 0.0 {
+            return Err("Udin must be greater than zero");
+        }
+        if self.hysteresis_pct < 0.0 {
+            return Err("hysteresis must not be negative");
+        }
+        if !(self.interruption_pct > 0.0 && self.interruption_pct < self.dip_pct) {
+            return Err("the interruption threshold must be above 0 % and below the dip threshold");
+        }
+        if !(self.dip_pct < 100.0) {
+            return Err("the dip threshold must be below 100 %");
+        }
+        if !(self.swell_pct > 100.0) {
+            return Err("the swell threshold must be above 100 %");
+        }
+        Ok(())
+    }
+
+    fn level(&self, pct: f32) -> f32 {
+        self.udin * pct / 100.0
+    }
+}
+
+/// One Urms(1/2) value of one channel, in the unit of [`Thresholds::udin`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observation {
+    /// Channel index, `0..channels`.
+    pub channel: u8,
+    /// Start of the value's one-cycle window.
+    pub start: Pos,
+    /// End of the window.
+    pub end: Pos,
+    /// The Urms(1/2) value.
+    pub value: f32,
+}
+
+/// A characterised event: finished, or still in progress when `end` is `None`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Event {
+    /// Detector-local sequence number, starting at 1.
+    pub id: u32,
+    /// Dip, swell or interruption.
+    pub kind: EventKind,
+    /// Start of the window of the value that began the event.
+    pub start: Pos,
+    /// Start of the window of the value that ended it; `None` while in progress.
+    pub end: Option<Pos>,
+    /// Residual (dip, interruption: lowest value on any channel) or maximum (swell).
+    pub extreme: f32,
+    /// Channel on which `extreme` was seen.
+    pub worst_channel: u8,
+    /// Lowest (dip, interruption) or highest (swell) value per channel during the event;
+    /// `NaN` for a channel that reported nothing during it.
+    pub channel_extremes: [f32; MAX_CHANNELS],
+}
+
+impl Event {
+    /// Length of the event in 1/256 samples, up to `end` or, while open, up to `until`.
+    pub fn length(&self, until: Pos) -> Pos {
+        self.end.unwrap_or(until).saturating_sub(self.start)
+    }
+
+    fn record(&mut self, obs: &Observation) {
+        let ch = obs.channel as usize;
+        let more_extreme = |a: f32, b: f32| match self.kind {
+            EventKind::Swell => a > b,
+            EventKind::Dip | EventKind::Interruption => a < b,
+        };
+        if more_extreme(obs.value, self.extreme) {
+            self.extreme = obs.value;
+            self.worst_channel = obs.channel;
+        }
+        let slot = &mut self.channel_extremes[ch];
+        if slot.is_nan() || more_extreme(obs.value, *slot) {
+            *slot = obs.value;
+        }
+    }
+}
+
+/// What the detector has to tell after an observation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Transition {
+    /// An event has begun. Sent at once so that a ticket can be raised within a half cycle;
+    /// `event` holds what is known so far (`end` is `None`).
+    Started(Event),
+    /// An event has ended, fully characterised.
+    Ended(Event),
+}
+
+/// Up to one transition per kind of event can follow one observation.
+pub type Transitions = heapless::Vec<Transition, 3>;
+
+/// One kind's state machine.
+#[derive(Clone, Debug)]
+struct Machine {
+    kind: EventKind,
+    /// Per channel: is this channel past the threshold (dip: below, swell: above, interruption: below)?
+    flagged: [bool; MAX_CHANNELS],
+    /// Per channel: has it reported at least once? (interruptions need every channel)
+    seen: [bool; MAX_CHANNELS],
+    active: Option<Event>,
+}
+
+impl Machine {
+    fn new(kind: EventKind) -> Self {
+        Machine {
+            kind,
+            flagged: [false; MAX_CHANNELS],
+            seen: [false; MAX_CHANNELS],
+            active: None,
+        }
+    }
+
+    fn start(&mut self, id: u32, obs: &Observation) -> Event {
+        let mut ev = Event {
+            id,
+            kind: self.kind,
+            start: obs.start,
+            end: None,
+            extreme: obs.value,
+            worst_channel: obs.channel,
+            channel_extremes: [f32::NAN; MAX_CHANNELS],
+        };
+        ev.record(obs);
+        self.active = Some(ev);
+        ev
+    }
+}
+
+/// The polyphase detector: feed it every channel's Urms(1/2) values in time order.
+#[derive(Clone, Debug)]
+pub struct Detector {
+    thresholds: Thresholds,
+    channels: u8,
+    dip: Machine,
+    swell: Machine,
+    interruption: Machine,
+    next_id: u32,
+}
+
+impl Detector {
+    /// A detector for `channels` channels (1..=[`MAX_CHANNELS`]; more are clamped).
+    pub fn new(thresholds: Thresholds, channels: usize) -> Self {
+        Detector {
+            thresholds,
+            channels: channels.clamp(1, MAX_CHANNELS) as u8,
+            dip: Machine::new(EventKind::Dip),
+            swell: Machine::new(EventKind::Swell),
+            interruption: Machine::new(EventKind::Interruption),
+            next_id: 1,
+        }
+    }
+
+    /// The thresholds in force.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    /// Number of channels judged together.
+    pub fn channels(&self) -> usize {
+        self.channels as usize
+    }
+
+    /// Judges one value. Values must come in order of their window's end across all channels.
+    /// Observations for channels beyond [`Self::channels`] are ignored.
+    pub fn observe(&mut self, obs: &Observation) -> Transitions {
+        let mut out = Transitions::new();
+        let ch = obs.channel as usize;
+        if ch >= self.channels as usize || !obs.value.is_finite() {
+            return out;
+        }
+        let t = self.thresholds;
+        let n = self.channels as usize;
+        let v = obs.value;
+
+        // Dip: any channel below starts it, all channels recovered past the hysteresis ends it.
+        let dip_level = t.level(t.dip_pct);
+        let dip_release = t.level(t.dip_pct + t.hysteresis_pct);
+        let below = if self.dip.flagged[ch] {
+            v < dip_release
+        } else {
+            v < dip_level
+        };
+        self.dip.flagged[ch] = below;
+        let any_dip = self.dip.flagged[..n].iter().any(|f| *f);
+        if let Some(tr) = self.step_any(EventKind::Dip, obs, any_dip) {
+            let _ = out.push(tr);
+        }
+
+        // Swell: mirror image of the dip.
+        let swell_level = t.level(t.swell_pct);
+        let swell_release = t.level(t.swell_pct - t.hysteresis_pct);
+        let above = if self.swell.flagged[ch] {
+            v > swell_release
+        } else {
+            v > swell_level
+        };
+        self.swell.flagged[ch] = above;
+        let any_swell = self.swell.flagged[..n].iter().any(|f| *f);
+        if let Some(tr) = self.step_any(EventKind::Swell, obs, any_swell) {
+            let _ = out.push(tr);
+        }
+
+        // Interruption: every channel below starts it; any channel past the hysteresis ends it.
+        let int_level = t.level(t.interruption_pct);
+        let int_release = t.level(t.interruption_pct + t.hysteresis_pct);
+        self.interruption.seen[ch] = true;
+        if let Some(tr) = self.step_interruption(obs, int_level, int_release) {
+            let _ = out.push(tr);
+        }
+        out
+    }
+
+    /// Dip and swell: the event lasts while any channel is flagged.
+    fn step_any(&mut self, kind: EventKind, obs: &Observation, any: bool) -> Option<Transition> {
+        let id = self.next_id;
+        let m = match kind {
+            EventKind::Dip => &mut self.dip,
+            _ => &mut self.swell,
+        };
+        match (&mut m.active, any) {
+            (None, true) => {
+                let ev = m.start(id, obs);
+                self.next_id += 1;
+                Some(Transition::Started(ev))
+            }
+            (Some(ev), true) => {
+                ev.record(obs);
+                None
+            }
+            (Some(ev), false) => {
+                ev.record(obs);
+                ev.end = Some(obs.start.max(ev.start));
+                let done = *ev;
+                m.active = None;
+                Some(Transition::Ended(done))
+            }
+            (None, false) => None,
+        }
+    }
+
+    fn step_interruption(&mut self, obs: &Observation, level: f32, release: f32) -> Option<Transition> {
+        let n = self.channels as usize;
+        let ch = obs.channel as usize;
+        let m = &mut self.interruption;
+        match &mut m.active {
+            None => {
+                m.flagged[ch] = obs.value < level;
+                let all = m.seen[..n].iter().all(|s| *s) && m.flagged[..n].iter().all(|f| *f);
+                if all {
+                    let ev = m.start(self.next_id, obs);
+                    self.next_id += 1;
+                    return Some(Transition::Started(ev));
+                }
+                None
+            }
+            Some(ev) => {
+                ev.record(obs);
+                if obs.value >= release {
+                    ev.end = Some(obs.start.max(ev.start));
+                    let done = *ev;
+                    m.active = None;
+                    // The channel that ended it is above the threshold; others keep their state.
+                    m.flagged[ch] = false;
+                    return Some(Transition::Ended(done));
+                }
+                None
+            }
+        }
+    }
+
+    /// Events still in progress, in the order dip, swell, interruption (for the end of a recording).
+    pub fn open_events(&self) -> impl Iterator<Item = Event> + '_ {
+        [&self.dip, &self.swell, &self.interruption]
+            .into_iter()
+            .filter_map(|m| m.active)
+    }
+}
