@@ -1,3 +1,4 @@
 //! kare edge service: sources → readings → detector → events → store → actions / sinks.
 
 pub mod recording;
+pub mod replay;

@@ -6,7 +6,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use kare_firmware::detector::Thresholds;
 use kare_firmware::monitor::{Monitor, Output};
-use kare_firmware::urms::{UrmsConfig, UrmsMeter};
+use kare_firmware::urms::{lock_gate, UrmsConfig, UrmsMeter};
 
 const FS: f64 = 6400.0;
 const SECONDS: f64 = 2.0;
@@ -47,14 +47,16 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("urms_meter_only_3ph_6400Sps", |b| {
         b.iter(|| {
-            let cfg = UrmsConfig::new(FS as f32, 50.0, 4_000_000.0 * 1.414);
-            let mut meters = [UrmsMeter::new(cfg), UrmsMeter::new(cfg), UrmsMeter::new(cfg)];
+            let cfg = UrmsConfig {
+                sample_rate_hz: FS as f32,
+                nominal_hz: 50.0,
+            };
+            let gate = lock_gate(4_000_000.0 * 1.414);
+            let mut meter = UrmsMeter::new(cfg, &[gate; 3]);
             let mut acc = 0.0f32;
             for s in &wave {
-                for (m, x) in meters.iter_mut().zip(s) {
-                    if let Some(h) = m.push(black_box(*x)) {
-                        acc += h.urms;
-                    }
+                if let Some(h) = meter.push(black_box(s)) {
+                    acc += h.urms[0];
                 }
             }
             black_box(acc)

@@ -18,9 +18,7 @@
 //! would overstate every dip by 1½ cycles.
 
 use crate::urms::Pos;
-
-/// Most channels one detector judges together (a three-phase system with neutral and spares).
-pub const MAX_CHANNELS: usize = 8;
+pub use crate::urms::MAX_CHANNELS;
 
 /// What kind of voltage event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,10 +92,10 @@ impl Thresholds {
         if !(self.interruption_pct > 0.0 && self.interruption_pct < self.dip_pct) {
             return Err("the interruption threshold must be above 0 % and below the dip threshold");
         }
-        if !(self.dip_pct < 100.0) {
+        if self.dip_pct >= 100.0 {
             return Err("the dip threshold must be below 100 %");
         }
-        if !(self.swell_pct > 100.0) {
+        if self.swell_pct <= 100.0 {
             return Err("the swell threshold must be above 100 %");
         }
         Ok(())
@@ -326,7 +324,12 @@ impl Detector {
         }
     }
 
-    fn step_interruption(&mut self, obs: &Observation, level: f32, release: f32) -> Option<Transition> {
+    fn step_interruption(
+        &mut self,
+        obs: &Observation,
+        level: f32,
+        release: f32,
+    ) -> Option<Transition> {
         let n = self.channels as usize;
         let ch = obs.channel as usize;
         let m = &mut self.interruption;

@@ -2,7 +2,9 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod ads131m04;
 pub mod classify;
 pub mod detector;
 pub mod monitor;
+pub mod pqlink;
 pub mod urms;

@@ -1,22 +1,20 @@
-//! A polyphase monitor: one [`UrmsMeter`] per channel feeding one [`Detector`].
+//! A polyphase monitor: a [`UrmsMeter`] over all channels feeding one [`Detector`].
 //!
 //! This is the hot loop of both the sensor node and the edge service's replay: samples in,
 //! Urms(1/2) values and event transitions out through a callback, with no allocation.
 
 use crate::detector::{Detector, Event, Observation, Thresholds, Transition, MAX_CHANNELS};
-use crate::urms::{HalfCycle, UrmsConfig, UrmsMeter};
+use crate::urms::{lock_gate, HalfCycle, UrmsConfig, UrmsMeter};
 
 /// What the monitor reports while it is fed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Output {
-    /// A channel completed a half cycle.
-    Value {
-        /// Channel index.
-        channel: u8,
-        /// The Urms(1/2) value in sample units, with its window.
+    /// A half cycle completed: every channel's Urms(1/2) over the same window.
+    Values {
+        /// The record in sample units, with its window.
         half: HalfCycle,
-        /// The same value in the unit of Udin.
-        value: f32,
+        /// The same values in the unit of Udin (`half.channels` entries are used).
+        values: [f32; MAX_CHANNELS],
     },
     /// An event began or ended.
     Transition(Transition),
@@ -38,8 +36,13 @@ pub enum SetupError {
 impl core::fmt::Display for SetupError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            SetupError::ChannelCount => write!(f, "between 1 and {MAX_CHANNELS} channels are needed"),
-            SetupError::Scale => write!(f, "every channel needs a positive scale (units per sample step)"),
+            SetupError::ChannelCount => {
+                write!(f, "between 1 and {MAX_CHANNELS} channels are needed")
+            }
+            SetupError::Scale => write!(
+                f,
+                "every channel needs a positive scale (units per sample step)"
+            ),
             SetupError::SampleRate => write!(
                 f,
                 "the sample rate must be at least 8 samples per cycle of the nominal frequency"
@@ -52,7 +55,7 @@ impl core::fmt::Display for SetupError {
 /// Meters and detector for up to [`MAX_CHANNELS`] channels sampled together.
 #[derive(Clone, Debug)]
 pub struct Monitor {
-    meters: heapless::Vec<UrmsMeter, MAX_CHANNELS>,
+    meter: UrmsMeter,
     scale: [f32; MAX_CHANNELS],
     detector: Detector,
 }
@@ -77,25 +80,26 @@ impl Monitor {
             return Err(SetupError::SampleRate);
         }
         thresholds.validate().map_err(SetupError::Thresholds)?;
-        let mut meters = heapless::Vec::new();
         let mut scales = [1.0; MAX_CHANNELS];
+        let mut gates = [0i32; MAX_CHANNELS];
         for (i, s) in scale.iter().enumerate() {
-            let udin_peak_units = thresholds.udin * core::f32::consts::SQRT_2 / s;
-            let cfg = UrmsConfig::new(sample_rate_hz, nominal_hz, udin_peak_units);
-            // Cannot fail: the length was checked above.
-            let _ = meters.push(UrmsMeter::new(cfg));
             scales[i] = *s;
+            gates[i] = lock_gate(thresholds.udin * core::f32::consts::SQRT_2 / s);
         }
+        let config = UrmsConfig {
+            sample_rate_hz,
+            nominal_hz,
+        };
         Ok(Monitor {
             detector: Detector::new(thresholds, scale.len()),
-            meters,
+            meter: UrmsMeter::new(config, &gates[..scale.len()]),
             scale: scales,
         })
     }
 
     /// Number of channels.
     pub fn channels(&self) -> usize {
-        self.meters.len()
+        self.meter.channels()
     }
 
     /// The detector, for its thresholds and open events.
@@ -103,27 +107,32 @@ impl Monitor {
         &self.detector
     }
 
-    /// Feeds one simultaneous sample of every channel (`samples.len()` must equal
-    /// [`Self::channels`]; extra values are ignored, missing channels are not advanced).
+    /// Feeds one simultaneous sample of every channel (`samples.len()` should equal
+    /// [`Self::channels`]).
     #[inline]
     pub fn push(&mut self, samples: &[i32], mut sink: impl FnMut(Output)) {
-        for (ch, (meter, x)) in self.meters.iter_mut().zip(samples).enumerate() {
-            if let Some(half) = meter.push(*x) {
-                let value = half.urms * self.scale[ch];
-                sink(Output::Value {
-                    channel: ch as u8,
-                    half,
-                    value,
-                });
-                let obs = Observation {
-                    channel: ch as u8,
-                    start: half.start,
-                    end: half.end,
-                    value,
-                };
-                for tr in self.detector.observe(&obs) {
-                    sink(Output::Transition(tr));
-                }
+        if let Some(half) = self.meter.push(samples) {
+            let mut values = [0.0; MAX_CHANNELS];
+            for (i, v) in half.values().iter().enumerate() {
+                values[i] = v * self.scale[i];
+            }
+            sink(Output::Values { half, values });
+            self.judge(&half, &values, &mut sink);
+        }
+    }
+
+    /// Judges a record that arrives already measured (from a sensor node's stream), in the unit
+    /// of Udin. The detector sees exactly what it sees when the monitor measures it itself.
+    pub fn judge(&mut self, half: &HalfCycle, values: &[f32], mut sink: impl FnMut(Output)) {
+        for (ch, value) in values.iter().enumerate().take(half.channels as usize) {
+            let obs = Observation {
+                channel: ch as u8,
+                start: half.start,
+                end: half.end,
+                value: *value,
+            };
+            for tr in self.detector.observe(&obs) {
+                sink(Output::Transition(tr));
             }
         }
     }

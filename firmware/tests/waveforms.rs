@@ -38,14 +38,15 @@ impl Run {
     }
 }
 
-fn run(
-    fs: f64,
-    f0: f64,
-    channels: usize,
-    seconds: f64,
-    volts: impl Fn(f64, usize) -> f64,
-) -> Run {
-    run_with(fs, f0, channels, seconds, Thresholds::typical(UDIN as f32), volts)
+fn run(fs: f64, f0: f64, channels: usize, seconds: f64, volts: impl Fn(f64, usize) -> f64) -> Run {
+    run_with(
+        fs,
+        f0,
+        channels,
+        seconds,
+        Thresholds::typical(UDIN as f32),
+        volts,
+    )
 }
 
 fn run_with(
@@ -75,11 +76,11 @@ fn run_with(
             *x = (volts(t, ch) / lsb).round() as i32;
         }
         m.push(&frame, |out| match out {
-            Output::Value {
-                channel,
-                half,
-                value,
-            } => r.values.push((channel, half, value)),
+            Output::Values { half, values } => {
+                for (ch, v) in values.iter().enumerate().take(channels) {
+                    r.values.push((ch as u8, half, *v));
+                }
+            }
             Output::Transition(Transition::Started(e)) => r.started.push(e),
             Output::Transition(Transition::Ended(e)) => r.ended.push(e),
         });
@@ -99,7 +100,7 @@ fn sine(t: f64, ch: usize, f: f64, pct: f64) -> f64 {
 
 /// Deterministic noise in [-1, 1).
 fn noise(t: f64, ch: usize) -> f64 {
-    let mut x = (t * 1e7) as u64 ^ ((ch as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
+    let mut x = (t * 1e7) as u64 ^ (ch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
@@ -148,7 +149,10 @@ fn values_come_every_half_cycle_with_one_cycle_windows() {
     let r = run(fs, 50.0, 1, 1.0, |t, ch| sine(t, ch, 50.0, 100.0));
     let ends: Vec<f64> = r.values.iter().map(|(_, h, _)| r.secs(h.end)).collect();
     for w in ends.windows(2).skip(2) {
-        assert!((w[1] - w[0] - 0.01).abs() < 1e-4, "refresh every 10 ms: {w:?}");
+        assert!(
+            (w[1] - w[0] - 0.01).abs() < 1e-4,
+            "refresh every 10 ms: {w:?}"
+        );
     }
     for (_, h, _) in r.values.iter().skip(2) {
         assert!((r.secs(h.end - h.start) - 0.02).abs() < 1e-4);
@@ -191,7 +195,11 @@ fn one_cycle_dip_on_one_phase_is_caught_with_its_depth() {
     // Phase A at 40 % for exactly one cycle, starting at a zero crossing.
     let (t0, t1) = (0.5, 0.52);
     let r = run(6400.0, f, 3, 1.0, |t, ch| {
-        let pct = if ch == 0 && (t0..t1).contains(&t) { 40.0 } else { 100.0 };
+        let pct = if ch == 0 && (t0..t1).contains(&t) {
+            40.0
+        } else {
+            100.0
+        };
         sine(t, ch, f, pct)
     });
     let dips = r.events(EventKind::Dip);
@@ -199,10 +207,18 @@ fn one_cycle_dip_on_one_phase_is_caught_with_its_depth() {
     let d = dips[0];
     assert_eq!(d.worst_channel, 0);
     // A one-cycle window never sees the whole dip alone unless aligned: here it is aligned.
-    assert!((Run::pct(d.extreme) - 40.0).abs() < 1.0, "residual {}", Run::pct(d.extreme));
+    assert!(
+        (Run::pct(d.extreme) - 40.0).abs() < 1.0,
+        "residual {}",
+        Run::pct(d.extreme)
+    );
     let dur = r.duration(&d);
     assert!((0.02..=0.04).contains(&dur), "duration {dur}");
-    assert!((r.secs(d.start) - t0).abs() <= 0.0101, "start {}", r.secs(d.start));
+    assert!(
+        (r.secs(d.start) - t0).abs() <= 0.0101,
+        "start {}",
+        r.secs(d.start)
+    );
     assert!(r.events(EventKind::Interruption).is_empty());
     assert!(r.events(EventKind::Swell).is_empty());
     // Unaffected channels stay at 100 %.
@@ -222,8 +238,9 @@ fn dip_starting_at_any_phase_angle_has_the_right_duration_and_residual() {
         let dips = r.events(EventKind::Dip);
         assert_eq!(dips.len(), 1, "angle {angle_deg}: {:?}", r.ended);
         let dur = r.duration(&dips[0]);
+        // Class A: start and end each within half a cycle, so the duration within one cycle.
         assert!(
-            (dur - 0.1).abs() <= 0.02,
+            (dur - 0.1).abs() <= 0.0205,
             "angle {angle_deg}: duration {dur} for a 100 ms dip"
         );
         assert!((r.secs(dips[0].start) - t0).abs() <= 0.02);
@@ -240,16 +257,20 @@ fn three_phase_dip_reports_the_lowest_phase_as_residual() {
     let f = 50.0;
     let depth = [70.0, 45.0, 85.0];
     let r = run(6400.0, f, 3, 1.0, |t, ch| {
-        let pct = if (0.3..0.5).contains(&t) { depth[ch] } else { 100.0 };
+        let pct = if (0.3..0.5).contains(&t) {
+            depth[ch]
+        } else {
+            100.0
+        };
         sine(t, ch, f, pct)
     });
     let dips = r.events(EventKind::Dip);
     assert_eq!(dips.len(), 1);
     let d = dips[0];
     assert_eq!(d.worst_channel, 1);
-    for ch in 0..3 {
+    for (ch, want) in depth.iter().enumerate() {
         assert!(
-            (Run::pct(d.channel_extremes[ch]) - depth[ch]).abs() < 0.5,
+            (Run::pct(d.channel_extremes[ch]) - want).abs() < 0.5,
             "ch{ch}: {}",
             Run::pct(d.channel_extremes[ch])
         );
@@ -273,7 +294,11 @@ fn interruption_is_reported_inside_its_dip_and_values_keep_coming() {
         assert_eq!(ints.len(), 1, "noise {residual_noise}: {:?}", r.ended);
         assert_eq!(dips.len(), 1);
         let (i, d) = (ints[0], dips[0]);
-        assert!((r.duration(&i) - 0.5).abs() <= 0.03, "interruption {}", r.duration(&i));
+        assert!(
+            (r.duration(&i) - 0.5).abs() <= 0.03,
+            "interruption {}",
+            r.duration(&i)
+        );
         assert!(d.start <= i.start && d.end.unwrap() >= i.end.unwrap());
         assert!(Run::pct(i.extreme) < 3.0);
         // The meter free-runs through the outage: still two values per cycle per channel.
@@ -294,7 +319,11 @@ fn interruption_is_reported_inside_its_dip_and_values_keep_coming() {
 #[test]
 fn one_phase_lost_is_a_dip_not_an_interruption() {
     let r = run(6400.0, 50.0, 3, 1.0, |t, ch| {
-        let pct = if ch == 2 && (0.3..0.6).contains(&t) { 0.0 } else { 100.0 };
+        let pct = if ch == 2 && (0.3..0.6).contains(&t) {
+            0.0
+        } else {
+            100.0
+        };
         sine(t, ch, 50.0, pct)
     });
     assert_eq!(r.events(EventKind::Dip).len(), 1);
@@ -305,7 +334,11 @@ fn one_phase_lost_is_a_dip_not_an_interruption() {
 #[test]
 fn swell_is_characterised_by_its_maximum() {
     let r = run(6400.0, 50.0, 3, 1.0, |t, ch| {
-        let pct = if (0.3..0.5).contains(&t) { 120.0 } else { 100.0 };
+        let pct = if (0.3..0.5).contains(&t) {
+            120.0
+        } else {
+            100.0
+        };
         sine(t, ch, 50.0, pct)
     });
     let s = r.events(EventKind::Swell);
@@ -403,4 +436,61 @@ fn interruption_threshold_decides_between_deep_dip_and_interruption() {
     assert!(five.events(EventKind::Interruption).is_empty());
     assert_eq!(five.events(EventKind::Dip).len(), 1);
     assert!((Run::pct(five.events(EventKind::Dip)[0].extreme) - 6.0).abs() < 0.3);
+}
+
+#[test]
+fn losing_the_reference_phase_moves_sync_to_a_live_phase() {
+    // Phase A (the first reference) dies for a second; B and C must keep reading 100 %.
+    let r = run(6400.0, 50.0, 3, 2.0, |t, ch| {
+        let pct = if ch == 0 && (0.5..1.5).contains(&t) {
+            0.0
+        } else {
+            100.0
+        };
+        sine(t, ch, 50.0, pct)
+    });
+    let dips = r.events(EventKind::Dip);
+    assert_eq!(dips.len(), 1, "{dips:?}");
+    assert_eq!(dips[0].worst_channel, 0);
+    assert!((r.duration(&dips[0]) - 1.0).abs() <= 0.0205);
+    assert!(r.events(EventKind::Interruption).is_empty());
+    // Every B and C value is within 0.2 % of Udin but for the two records spanning the
+    // hand-over, whose windows are not whole cycles; those are flagged unlocked.
+    let off: Vec<_> = r
+        .values
+        .iter()
+        .filter(|(ch, h, v)| *ch > 0 && r.secs(h.start) > 0.1 && (Run::pct(*v) - 100.0).abs() > 0.2)
+        .collect();
+    assert!(off.len() <= 4, "B/C disturbed: {off:?}");
+    assert!(off.iter().all(|(_, h, _)| !h.locked));
+    // Sync went over to a live phase and stays locked there.
+    let late: Vec<_> = r
+        .values
+        .iter()
+        .filter(|(_, h, _)| (0.7..1.4).contains(&r.secs(h.start)))
+        .collect();
+    assert!(late.iter().all(|(_, h, _)| h.reference != 0 && h.locked));
+}
+
+#[test]
+fn dip_on_a_phase_other_than_the_reference_reads_its_true_residual() {
+    for angle_deg in [0.0, 60.0, 100.0] {
+        let t0 = 0.4 + angle_deg / 360.0 / 50.0;
+        let r = run(6400.0, 50.0, 3, 1.0, |t, ch| {
+            let pct = if ch == 2 && (t0..t0 + 0.2).contains(&t) {
+                55.0
+            } else {
+                100.0
+            };
+            sine(t, ch, 50.0, pct)
+        });
+        let dips = r.events(EventKind::Dip);
+        assert_eq!(dips.len(), 1);
+        assert_eq!(dips[0].worst_channel, 2);
+        assert!(
+            (Run::pct(dips[0].extreme) - 55.0).abs() < 0.3,
+            "angle {angle_deg}: {}",
+            Run::pct(dips[0].extreme)
+        );
+    }
 }

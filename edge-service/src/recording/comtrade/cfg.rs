@@ -1,0 +1,842 @@
+//! The configuration file (`.cfg`, or the CFG section of a `.cff`): channel definitions, sample
+//! rates, time stamps, data format.
+//!
+//! Leniency, because real recorders are sloppy: fields are trimmed, blank lines are skipped,
+//! empty optional fields take their defaults, lines the revision added later (`timemult`, the
+//! 2013 time code) may be missing, an unknown revision year is read as 1999, and an unparseable
+//! date is "no date" rather than an error. What stays an error is anything that would change
+//! the numbers: a multiplier that is not a number, channel counts that do not add up, an
+//! unknown data format.
+
+use super::super::text;
+use super::super::{
+    AnalogChannel, DataFormat, DigitalChannel, RecordingError, Revision, SampleRate, Scaling,
+};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+
+/// A parsed cfg: the channel definitions (with empty `values`) and what is needed to read and
+/// time the data.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Cfg {
+    pub station: String,
+    pub device: String,
+    pub revision: Revision,
+    pub analog: Vec<AnalogChannel>,
+    pub digital: Vec<DigitalChannel>,
+    pub line_frequency_hz: Option<f64>,
+    /// Rate segments as written (empty when `nrates` is 0).
+    pub rates: Vec<SampleRate>,
+    /// The last `endsamp` (also from the `0,endsamp` line of `nrates` 0); `None` when the cfg
+    /// does not give one or gives 0, in which case the whole data file is read.
+    pub end_sample: Option<u64>,
+    pub start: Option<CfgTime>,
+    pub trigger: Option<CfgTime>,
+    pub data_format: DataFormat,
+    /// Line of the data format word, for errors about it.
+    pub data_format_line: usize,
+    /// `timemult`: time stamp unit multiplier (1 when missing).
+    pub time_mult: f64,
+    /// 2013 `timecode`: offset of the recorder's time stamps from UTC, in seconds
+    /// (UTC = local − offset); `None` when absent.
+    pub time_code_s: Option<i32>,
+}
+
+/// A cfg date/time as written (local to the recorder), and how many fractional second digits
+/// it had: more than 6 in a 2013 file means the dat time stamps count nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CfgTime {
+    pub local: NaiveDateTime,
+    pub fraction_digits: usize,
+}
+
+impl Cfg {
+    /// Whether dat time stamps are in nanoseconds (2013, date given with nanosecond precision)
+    /// rather than microseconds.
+    pub fn nanosecond_stamps(&self) -> bool {
+        self.revision == Revision::Y2013
+            && [self.start, self.trigger]
+                .iter()
+                .flatten()
+                .any(|t| t.fraction_digits > 6)
+    }
+
+    /// A cfg time in UTC: the time stamps are local to the recorder, offset from UTC by the
+    /// 2013 time code (no time code: take them as UTC).
+    pub fn utc(&self, t: Option<CfgTime>) -> Option<DateTime<Utc>> {
+        let local = t?.local;
+        let offset = chrono::Duration::seconds(i64::from(self.time_code_s.unwrap_or(0)));
+        local.checked_sub_signed(offset).map(|t| t.and_utc())
+    }
+
+    /// Number of bytes in one sample record of a binary data file.
+    pub fn record_bytes(&self, format: DataFormat) -> usize {
+        let width = match format {
+            DataFormat::Binary => 2,
+            _ => 4,
+        };
+        8 + self.analog.len() * width + 2 * self.digital.len().div_ceil(16)
+    }
+}
+
+/// The non-blank lines of a cfg with their numbers, read front to back.
+struct Cursor<'a> {
+    lines: Vec<(usize, &'a str)>,
+    pos: usize,
+    /// Number to quote when the file ends early.
+    end_line: usize,
+    file: &'a str,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<(usize, &'a str)> {
+        self.lines.get(self.pos).copied()
+    }
+
+    fn next(&mut self, what: impl FnOnce() -> String) -> Result<(usize, &'a str), RecordingError> {
+        let line = self.peek().ok_or_else(|| RecordingError::CfgMissingLine {
+            file: self.file.to_string(),
+            line: self.end_line,
+            what: what(),
+        })?;
+        self.pos += 1;
+        Ok(line)
+    }
+
+    fn remaining(&self) -> usize {
+        self.lines.len() - self.pos
+    }
+
+    fn not_a_number(&self, line: usize, field: String, value: &str) -> RecordingError {
+        RecordingError::CfgNotANumber {
+            file: self.file.to_string(),
+            line,
+            field,
+            value: value.to_string(),
+        }
+    }
+
+    fn problem(&self, line: usize, problem: String) -> RecordingError {
+        RecordingError::Cfg {
+            file: self.file.to_string(),
+            line,
+            problem,
+        }
+    }
+
+    /// A required number.
+    fn number(
+        &self,
+        line: usize,
+        value: &str,
+        field: impl FnOnce() -> String,
+    ) -> Result<f64, RecordingError> {
+        parse_number(value).ok_or_else(|| self.not_a_number(line, field(), value))
+    }
+
+    /// An optional number: empty means `default`.
+    fn number_or(
+        &self,
+        line: usize,
+        value: Option<&&str>,
+        default: f64,
+        field: impl FnOnce() -> String,
+    ) -> Result<f64, RecordingError> {
+        match value {
+            None | Some(&"") => Ok(default),
+            Some(v) => self.number(line, v, field),
+        }
+    }
+
+    /// A count (non-negative integer), optionally written with a trailing letter (`24A`).
+    fn count(
+        &self,
+        line: usize,
+        value: &str,
+        suffix: Option<char>,
+        field: impl FnOnce() -> String,
+    ) -> Result<u64, RecordingError> {
+        let digits = match suffix {
+            Some(c) if ends_with_letter(value, c) => value[..value.len() - 1].trim(),
+            _ => value,
+        };
+        parse_count(digits).ok_or_else(|| self.not_a_number(line, field(), value))
+    }
+}
+
+/// Parse cfg text (already decoded). `first_line` is the number of the text's first line in
+/// its file (1, or later inside a `.cff`); `file` is the name to quote in errors.
+pub(crate) fn parse_cfg(text: &str, first_line: usize, file: &str) -> Result<Cfg, RecordingError> {
+    let all: Vec<(usize, &str)> = text::lines(text, first_line).collect();
+    let end_line = all.last().map_or(first_line, |(n, _)| n + 1);
+    let lines = all
+        .into_iter()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let mut cur = Cursor {
+        lines,
+        pos: 0,
+        end_line,
+        file,
+    };
+
+    // station_name,rec_dev_id,rev_year
+    let (_, l) = cur.next(|| "the station name, device id and revision year".into())?;
+    let f = fields(l);
+    let station = f[0].to_string();
+    let device = f.get(1).copied().unwrap_or("").to_string();
+    let revision = match f.get(2).copied().unwrap_or("") {
+        "" | "1991" => Revision::Y1991,
+        "2013" => Revision::Y2013,
+        // 1999 and anything unknown ("1997", "2000"): the 1999 layout is the common one.
+        _ => Revision::Y1999,
+    };
+
+    // TT,##A,##D
+    let (ln, l) = cur.next(|| "the channel counts (TT,##A,##D)".into())?;
+    let f = fields(l);
+    if f.len() < 3 {
+        return Err(cur.problem(
+            ln,
+            format!(
+                "expected the channel counts `TT,##A,##D`, found `{}`",
+                l.trim()
+            ),
+        ));
+    }
+    // Some writers put the digital count first; the letters say which is which.
+    let (fa, fd) = if ends_with_letter(f[1], 'D') && ends_with_letter(f[2], 'A') {
+        (f[2], f[1])
+    } else {
+        (f[1], f[2])
+    };
+    let total = cur.count(ln, f[0], None, || "total number of channels `TT`".into())?;
+    let n_analog = cur.count(ln, fa, Some('A'), || {
+        "number of analog channels `##A`".into()
+    })?;
+    let n_digital = cur.count(ln, fd, Some('D'), || {
+        "number of digital channels `##D`".into()
+    })?;
+    if n_analog.checked_add(n_digital) != Some(total) {
+        return Err(RecordingError::ChannelCount {
+            file: file.to_string(),
+            line: ln,
+            total,
+            analog: n_analog,
+            digital: n_digital,
+        });
+    }
+    // The counts are untrusted: never reserve more than the lines that could hold them.
+    let remaining = cur.remaining();
+    let cap = |n: u64| (n as usize).min(remaining);
+
+    let mut analog = Vec::with_capacity(cap(n_analog));
+    for k in 1..=n_analog {
+        analog.push(parse_analog(&mut cur, k, n_analog)?);
+    }
+    let mut digital = Vec::with_capacity(cap(n_digital));
+    for k in 1..=n_digital {
+        digital.push(parse_digital(&mut cur, k, n_digital)?);
+    }
+
+    // lf
+    let (ln, l) = cur.next(|| "the line frequency".into())?;
+    let f = fields(l);
+    let lf = cur.number_or(ln, f.first(), 0.0, || "line frequency `lf`".into())?;
+    let line_frequency_hz = (lf > 0.0).then_some(lf);
+
+    // nrates, then nrates lines samp,endsamp
+    let (ln, l) = cur.next(|| "the number of sample rates `nrates`".into())?;
+    let f = fields(l);
+    let nrates = if f[0].is_empty() {
+        0
+    } else {
+        parse_count(f[0])
+            .ok_or_else(|| cur.not_a_number(ln, "number of sample rates `nrates`".into(), f[0]))?
+    };
+    let mut rates = Vec::with_capacity(cap(nrates));
+    let mut end_sample = None;
+    for j in 1..=nrates {
+        let (ln, l) = cur.next(|| format!("sample rate {j} of {nrates} (`samp,endsamp`)"))?;
+        let (rate_hz, last_sample) = parse_rate_line(&cur, ln, l, &format!("sample rate {j}"))?;
+        rates.push(SampleRate {
+            rate_hz,
+            last_sample,
+        });
+        end_sample = Some(last_sample);
+    }
+    if nrates == 0 {
+        // The standard wants `0,endsamp` here; some writers leave it out, so only take the line
+        // when it is not already the start date.
+        if let Some((ln, l)) = cur.peek().filter(|(_, l)| !l.contains('/')) {
+            cur.pos += 1;
+            end_sample = Some(parse_rate_line(&cur, ln, l, "sample count line")?.1);
+        }
+    }
+    let end_sample = end_sample.filter(|&n| n > 0);
+
+    // Start and trigger date/time: an unreadable date is "unknown", never an error.
+    let date_line = |cur: &mut Cursor| match cur.peek() {
+        Some((_, l)) if data_format_word(fields(l)[0]).is_none() => {
+            cur.pos += 1;
+            parse_date(l, revision)
+        }
+        _ => None,
+    };
+    let start = date_line(&mut cur);
+    let trigger = date_line(&mut cur);
+
+    // ft
+    let (data_format_line, l) =
+        cur.next(|| "the data file type (ASCII, BINARY, BINARY32 or FLOAT32)".into())?;
+    let word = fields(l)[0];
+    let data_format = data_format_word(word).ok_or_else(|| RecordingError::UnknownDataFormat {
+        file: file.to_string(),
+        line: data_format_line,
+        word: word.to_string(),
+    })?;
+
+    // timemult (1999+): optional.
+    let mut time_mult = 1.0;
+    if let Some((ln, l)) = cur.peek() {
+        let v = fields(l)[0];
+        match parse_number(v) {
+            Some(m) => {
+                cur.pos += 1;
+                // 0 or negative makes no sense as a unit; read it as the default.
+                if m > 0.0 {
+                    time_mult = m;
+                }
+            }
+            // 1991 has no timemult: whatever follows is not ours to judge.
+            None if revision == Revision::Y1991 || v.is_empty() => {}
+            None => {
+                return Err(cur.not_a_number(ln, "time stamp multiplier `timemult`".into(), v));
+            }
+        }
+    }
+
+    // 2013: timecode,localcode then tmq_code,leapsec (informational, ignored).
+    let mut time_code_s = None;
+    if revision == Revision::Y2013 {
+        if let Some((ln, l)) = cur.peek() {
+            cur.pos += 1;
+            let code = fields(l)[0];
+            time_code_s = parse_time_code(code).map_err(|()| {
+                cur.problem(
+                    ln,
+                    format!(
+                        "time code `{code}` is not an offset from UTC like `-5h30`, `+8` or `0`"
+                    ),
+                )
+            })?;
+        }
+    }
+
+    Ok(Cfg {
+        station,
+        device,
+        revision,
+        analog,
+        digital,
+        line_frequency_hz,
+        rates,
+        end_sample,
+        start,
+        trigger,
+        data_format,
+        data_format_line,
+        time_mult,
+        time_code_s,
+    })
+}
+
+/// `An,ch_id,ph,ccbm,uu,a,b,skew,min,max[,primary,secondary,PS]`
+fn parse_analog(cur: &mut Cursor, k: u64, n: u64) -> Result<AnalogChannel, RecordingError> {
+    let (ln, l) = cur.next(|| format!("analog channel {k} of {n}"))?;
+    let f = fields(l);
+    if f.len() < 10 {
+        return Err(cur.problem(
+            ln,
+            format!(
+                "analog channel {k} of {n}: expected at least 10 comma-separated fields \
+                 (An,ch_id,ph,ccbm,uu,a,b,skew,min,max), found {}: `{}`",
+                f.len(),
+                l.trim()
+            ),
+        ));
+    }
+    let name = f[1];
+    let what = |field: &str| format!("analog channel {k} (`{name}`): {field}");
+    let a = cur.number(ln, f[5], || what("multiplier `a`"))?;
+    let b = cur.number_or(ln, f.get(6), 0.0, || what("offset `b`"))?;
+    let skew_us = cur.number_or(ln, f.get(7), 0.0, || what("time skew"))?;
+    let min = cur.number_or(ln, f.get(8), 0.0, || what("minimum `min`"))?;
+    let max = cur.number_or(ln, f.get(9), 0.0, || what("maximum `max`"))?;
+    let primary = cur.number_or(ln, f.get(10), 1.0, || what("primary factor"))?;
+    let secondary = cur.number_or(ln, f.get(11), 1.0, || what("secondary factor"))?;
+    let scaling = match f.get(12).copied().unwrap_or("") {
+        "" | "p" | "P" => Scaling::Primary,
+        "s" | "S" => Scaling::Secondary,
+        other => {
+            return Err(cur.problem(
+                ln,
+                format!(
+                    "{}: expected P or S, found `{other}`",
+                    what("primary/secondary flag")
+                ),
+            ))
+        }
+    };
+    Ok(AnalogChannel {
+        // The channel number is informational; a garbled one is replaced by the position.
+        index: f[0].parse().unwrap_or(k as u32),
+        name: name.to_string(),
+        phase: f[2].to_string(),
+        circuit: f[3].to_string(),
+        unit: f[4].to_string(),
+        a,
+        b,
+        skew_s: skew_us / 1e6,
+        min,
+        max,
+        primary,
+        secondary,
+        scaling,
+        values: Vec::new(),
+    })
+}
+
+/// `Dn,ch_id,ph,ccbm,y` (1999+) or `Dn,ch_id,y` (1991).
+///
+/// Four fields is neither; some recorders write `Dn,ch_id,y,ccbm`, so with four fields the
+/// normal state is whichever of the last two is 0 or 1 (the last one if both are).
+fn parse_digital(cur: &mut Cursor, k: u64, n: u64) -> Result<DigitalChannel, RecordingError> {
+    let (ln, l) = cur.next(|| format!("digital channel {k} of {n}"))?;
+    let f = fields(l);
+    let is_state = |s: &str| matches!(s, "0" | "1");
+    let (phase, circuit, y) = match f.len() {
+        0..=2 => {
+            return Err(cur.problem(
+                ln,
+                format!(
+                    "digital channel {k} of {n}: expected `Dn,ch_id,ph,ccbm,y` \
+                     (or `Dn,ch_id,y`), found `{}`",
+                    l.trim()
+                ),
+            ))
+        }
+        3 => ("", "", f[2]),
+        4 if !is_state(f[3]) && is_state(f[2]) => ("", f[3], f[2]),
+        4 => (f[2], "", f[3]),
+        _ => (f[2], f[3], f[4]),
+    };
+    let normal_state = match y {
+        "" | "0" => 0,
+        "1" => 1,
+        other => {
+            return Err(cur.problem(
+                ln,
+                format!(
+                    "digital channel {k} (`{}`): normal state `y` must be 0 or 1, found `{other}`",
+                    f[1]
+                ),
+            ))
+        }
+    };
+    Ok(DigitalChannel {
+        index: f[0].parse().unwrap_or(k as u32),
+        name: f[1].to_string(),
+        phase: phase.to_string(),
+        circuit: circuit.to_string(),
+        normal_state,
+        values: Vec::new(),
+    })
+}
+
+/// `samp,endsamp`
+fn parse_rate_line(
+    cur: &Cursor,
+    ln: usize,
+    l: &str,
+    what: &str,
+) -> Result<(f64, u64), RecordingError> {
+    let f = fields(l);
+    if f.len() < 2 {
+        return Err(cur.problem(
+            ln,
+            format!("{what}: expected `samp,endsamp`, found `{}`", l.trim()),
+        ));
+    }
+    let rate = if f[0].is_empty() {
+        0.0
+    } else {
+        cur.number(ln, f[0], || format!("{what}: sample rate `samp`"))?
+    };
+    let end = parse_count(f[1]).ok_or_else(|| {
+        cur.not_a_number(ln, format!("{what}: last sample number `endsamp`"), f[1])
+    })?;
+    Ok((rate, end))
+}
+
+/// Split a cfg line at commas and trim every field. Always at least one field.
+fn fields(line: &str) -> Vec<&str> {
+    line.split(',').map(str::trim).collect()
+}
+
+fn ends_with_letter(s: &str, c: char) -> bool {
+    s.ends_with(c) || s.ends_with(c.to_ascii_lowercase())
+}
+
+/// A finite number (Rust's parser also takes `inf` and `NaN`, which no cfg field may be).
+pub(crate) fn parse_number(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// A non-negative integer, also when written as `4752.0`.
+fn parse_count(s: &str) -> Option<u64> {
+    let s = s.trim();
+    s.parse::<u64>().ok().or_else(|| {
+        parse_number(s)
+            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < 1e15)
+            .map(|v| v as u64)
+    })
+}
+
+/// The word naming the data format, case-insensitive.
+fn data_format_word(s: &str) -> Option<DataFormat> {
+    match s.trim().to_ascii_uppercase().as_str() {
+        "ASCII" => Some(DataFormat::Ascii),
+        "BINARY" => Some(DataFormat::Binary),
+        "BINARY32" => Some(DataFormat::Binary32),
+        "FLOAT32" => Some(DataFormat::Float32),
+        _ => None,
+    }
+}
+
+/// `dd/mm/yyyy,hh:mm:ss.ssssss` (1999, 2013) or `mm/dd/yy,hh:mm:ss.ssssss` (1991).
+///
+/// Two-digit years are 1970–2069. When day and month cannot be read in the revision's order
+/// they are tried the other way round (a 1991 writer that used the 1999 order). Up to 9
+/// fractional digits are kept (nanoseconds); more are cut off. Years before 1900 (such as the
+/// all-zero "not set" date) give `None`.
+pub(crate) fn parse_date(line: &str, revision: Revision) -> Option<CfgTime> {
+    let (date, time) = line.split_once(',')?;
+    let mut d = date.trim().split('/').map(str::trim);
+    let (p1, p2, y) = (d.next()?, d.next()?, d.next()?);
+    if d.next().is_some() || !all_digits(p1) || !all_digits(p2) || !all_digits(y) {
+        return None;
+    }
+    let (p1, p2): (u32, u32) = (p1.parse().ok()?, p2.parse().ok()?);
+    let year: i32 = match y.len() {
+        1 | 2 => {
+            let yy: i32 = y.parse().ok()?;
+            if yy < 70 {
+                2000 + yy
+            } else {
+                1900 + yy
+            }
+        }
+        _ => y.parse().ok()?,
+    };
+    if year < 1900 {
+        return None;
+    }
+    let (month, day) = if revision == Revision::Y1991 {
+        (p1, p2)
+    } else {
+        (p2, p1)
+    };
+    let date = NaiveDate::from_ymd_opt(year, month, day)
+        .or_else(|| NaiveDate::from_ymd_opt(year, day, month))?;
+
+    let mut t = time.trim().split(':').map(str::trim);
+    let (h, m, s) = (t.next()?, t.next()?, t.next()?);
+    if t.next().is_some() {
+        return None;
+    }
+    let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
+    if !all_digits(h)
+        || !all_digits(m)
+        || !all_digits(sec)
+        || !(frac.is_empty() || all_digits(frac))
+    {
+        return None;
+    }
+    let kept = &frac[..frac.len().min(9)];
+    let nanos = if kept.is_empty() {
+        0
+    } else {
+        kept.parse::<u32>().ok()? * 10u32.pow(9 - kept.len() as u32)
+    };
+    let time =
+        NaiveTime::from_hms_nano_opt(h.parse().ok()?, m.parse().ok()?, sec.parse().ok()?, nanos)?;
+    Some(CfgTime {
+        local: NaiveDateTime::new(date, time),
+        fraction_digits: frac.len(),
+    })
+}
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The 2013 time code: `-5h30`, `+8`, `0`, `10h` → offset from UTC in seconds. Empty or `x`
+/// means "not given".
+pub(crate) fn parse_time_code(s: &str) -> Result<Option<i32>, ()> {
+    let s = s.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case("x") {
+        return Ok(None);
+    }
+    let (sign, rest) = match s.as_bytes()[0] {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => (1, s),
+    };
+    let (h, m) = rest.split_once(['h', 'H']).unwrap_or((rest, ""));
+    let (h, m) = (h.trim(), m.trim());
+    if !all_digits(h) || !(m.is_empty() || all_digits(m)) || h.len() > 2 || m.len() > 2 {
+        return Err(());
+    }
+    let h: i32 = h.parse().map_err(|_| ())?;
+    let m: i32 = if m.is_empty() {
+        0
+    } else {
+        m.parse().map_err(|_| ())?
+    };
+    if h > 24 || m >= 60 {
+        return Err(());
+    }
+    Ok(Some(sign * (h * 3600 + m * 60)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+    }
+
+    #[test]
+    fn dates_in_each_revision() {
+        let d = parse_date("12/01/2011,05:55:30.75011", Revision::Y2013).unwrap();
+        assert_eq!(d.local, dt("2011-01-12 05:55:30.75011"));
+        assert_eq!(d.fraction_digits, 5);
+        let d = parse_date("09/17/15,10:52:52.987545", Revision::Y1991).unwrap();
+        assert_eq!(d.local, dt("2015-09-17 10:52:52.987545"));
+        let d = parse_date("09/17/2015,10:52:52", Revision::Y1991).unwrap();
+        assert_eq!(d.local, dt("2015-09-17 10:52:52"));
+        // 1999 order that cannot be read so falls back to month first.
+        let d = parse_date("09/17/2015,10:52:52", Revision::Y1999).unwrap();
+        assert_eq!(d.local, dt("2015-09-17 10:52:52"));
+        let d = parse_date(" 27/07/2023 , 09:19:53.156666511 ", Revision::Y2013).unwrap();
+        assert_eq!(d.local, dt("2023-07-27 09:19:53.156666511"));
+        assert_eq!(d.fraction_digits, 9);
+        let d = parse_date("01/01/98,00:00:00.1234567891", Revision::Y1991).unwrap();
+        assert_eq!(d.local, dt("1998-01-01 00:00:00.123456789"));
+    }
+
+    #[test]
+    fn unusable_dates_are_none() {
+        for s in [
+            "00/00/0000,00:00:00.000000",
+            "",
+            "garbage",
+            "32/13/2020,00:00:00",
+            "01/01/2020,25:00:00",
+            "01/01/2020",
+            "1/1/2020,1:2:x",
+        ] {
+            assert_eq!(parse_date(s, Revision::Y1999), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn time_codes() {
+        assert_eq!(parse_time_code("-5h30"), Ok(Some(-(5 * 3600 + 30 * 60))));
+        assert_eq!(parse_time_code("+8"), Ok(Some(8 * 3600)));
+        assert_eq!(parse_time_code("+9"), Ok(Some(9 * 3600)));
+        assert_eq!(parse_time_code("0"), Ok(Some(0)));
+        assert_eq!(parse_time_code("10h"), Ok(Some(36000)));
+        assert_eq!(parse_time_code(""), Ok(None));
+        assert_eq!(parse_time_code("x"), Ok(None));
+        assert_eq!(parse_time_code("CFG_INFO={1}"), Err(()));
+        assert_eq!(parse_time_code("+5h75"), Err(()));
+    }
+
+    const CFG_1999: &str = "St, Dev ,1999\r\n3,2A,1D\r\n\
+        1,VA ,A,Bus,kV,0.5,-1,10,-32767,32767,110,0.1,s\r\n\
+        2,VB,B,Bus,kV,0.25,,,,,,,\r\n\
+        1,Trip,,Breaker,1\r\n\
+        50\r\n1\r\n1000,20\r\n\
+        07/01/2017,15:35:41.958268\r\n07/01/2017,15:35:41.958333\r\nbinary\r\n";
+
+    #[test]
+    fn parses_a_1999_cfg_and_defaults_optional_fields() {
+        let c = parse_cfg(CFG_1999, 1, "t.cfg").unwrap();
+        assert_eq!((c.station.as_str(), c.device.as_str()), ("St", "Dev"));
+        assert_eq!(c.revision, Revision::Y1999);
+        assert_eq!(c.analog.len(), 2);
+        let a = &c.analog[0];
+        assert_eq!((a.name.as_str(), a.unit.as_str()), ("VA", "kV"));
+        assert_eq!(
+            (a.a, a.b, a.skew_s, a.primary, a.secondary),
+            (0.5, -1.0, 10e-6, 110.0, 0.1)
+        );
+        assert_eq!(a.scaling, Scaling::Secondary);
+        let b = &c.analog[1];
+        assert_eq!(
+            (b.b, b.skew_s, b.primary, b.secondary, b.scaling),
+            (0.0, 0.0, 1.0, 1.0, Scaling::Primary)
+        );
+        assert_eq!(c.digital[0].normal_state, 1);
+        assert_eq!(c.digital[0].circuit, "Breaker");
+        assert_eq!(c.line_frequency_hz, Some(50.0));
+        assert_eq!(
+            c.rates,
+            vec![SampleRate {
+                rate_hz: 1000.0,
+                last_sample: 20
+            }]
+        );
+        assert_eq!(c.end_sample, Some(20));
+        assert_eq!(c.start.unwrap().local, dt("2017-01-07 15:35:41.958268"));
+        assert_eq!(c.data_format, DataFormat::Binary);
+        assert_eq!(c.time_mult, 1.0);
+        assert_eq!(c.time_code_s, None);
+        assert_eq!(c.record_bytes(DataFormat::Binary), 8 + 4 + 2);
+    }
+
+    #[test]
+    fn missing_revision_is_1991_and_unknown_is_1999() {
+        let body = "1,1A,0D\n1,IA,,,A,1,0,0,0,1\n60\n0\n0,10\n01/02/03,00:00:00\n01/02/03,00:00:00\nASCII\n";
+        let c = parse_cfg(&format!("S,D\n{body}"), 1, "x.cfg").unwrap();
+        assert_eq!(c.revision, Revision::Y1991);
+        assert_eq!(c.start.unwrap().local, dt("2003-01-02 00:00:00"));
+        assert!(c.rates.is_empty());
+        assert_eq!(c.end_sample, Some(10));
+        let c = parse_cfg(&format!("S,D,1997\n{body}"), 1, "x.cfg").unwrap();
+        assert_eq!(c.revision, Revision::Y1999);
+        assert_eq!(c.start.unwrap().local, dt("2003-02-01 00:00:00"));
+    }
+
+    #[test]
+    fn bad_multiplier_names_line_and_channel() {
+        let text = CFG_1999.replace("0.25,", "0;25,");
+        let e = parse_cfg(&text, 1, "x.cfg").unwrap_err();
+        assert!(
+            matches!(e, RecordingError::CfgNotANumber { line: 4, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "x.cfg line 4: analog channel 2 (`VB`): multiplier `a` is not a number: `0;25`"
+        );
+    }
+
+    #[test]
+    fn wrong_channel_count() {
+        let e = parse_cfg(&CFG_1999.replace("3,2A,1D", "4,2A,1D"), 1, "x.cfg").unwrap_err();
+        assert!(matches!(
+            e,
+            RecordingError::ChannelCount {
+                line: 2,
+                total: 4,
+                analog: 2,
+                digital: 1,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "x.cfg line 2: channel counts do not add up: 4 channels in total, but 2 analog + 1 digital"
+        );
+    }
+
+    #[test]
+    fn unknown_format_word() {
+        let e = parse_cfg(&CFG_1999.replace("binary", "BINARY16"), 1, "x.cfg").unwrap_err();
+        assert!(
+            matches!(e, RecordingError::UnknownDataFormat { line: 11, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "x.cfg line 11: unknown data file type `BINARY16` (expected ASCII, BINARY, BINARY32 or FLOAT32)"
+        );
+    }
+
+    #[test]
+    fn file_ending_early() {
+        let text: String = CFG_1999.lines().take(6).map(|l| format!("{l}\n")).collect();
+        let e = parse_cfg(&text, 1, "x.cfg").unwrap_err();
+        assert!(
+            matches!(e, RecordingError::CfgMissingLine { line: 7, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "x.cfg line 7: the file ends where the number of sample rates `nrates` should be"
+        );
+    }
+
+    #[test]
+    fn too_few_analog_lines() {
+        let text = CFG_1999.replace("3,2A,1D", "4,3A,1D");
+        let e = parse_cfg(&text, 1, "x.cfg").unwrap_err();
+        assert!(matches!(e, RecordingError::Cfg { line: 5, .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("x.cfg line 5: analog channel 3 of 3: expected at least 10"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn time_code_and_nanoseconds_2013() {
+        let text = CFG_1999
+            .replace(",1999", ",2013")
+            .replace("15:35:41.958268", "15:35:41.958268123")
+            + "1\r\n+5h30,+5h30\r\nB,3\r\n";
+        let c = parse_cfg(&text, 1, "x.cfg").unwrap();
+        assert_eq!(c.time_code_s, Some(5 * 3600 + 30 * 60));
+        assert!(c.nanosecond_stamps());
+        assert_eq!(
+            c.utc(c.start).unwrap().naive_utc(),
+            dt("2017-01-07 10:05:41.958268123")
+        );
+        let bad = text.replace("+5h30,+5h30", "CFG_INFO=1");
+        let e = parse_cfg(&bad, 1, "x.cfg").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x.cfg line 13: time code `CFG_INFO=1` is not an offset from UTC like `-5h30`, `+8` or `0`"
+        );
+    }
+
+    #[test]
+    fn four_field_digital_lines() {
+        let text = CFG_1999.replace("1,Trip,,Breaker,1", "1,Trip,1,Breaker");
+        let d = &parse_cfg(&text, 1, "x.cfg").unwrap().digital[0];
+        assert_eq!(
+            (d.normal_state, d.circuit.as_str(), d.phase.as_str()),
+            (1, "Breaker", "")
+        );
+        let text = CFG_1999.replace("1,Trip,,Breaker,1", "1,Trip,A,1");
+        let d = &parse_cfg(&text, 1, "x.cfg").unwrap().digital[0];
+        assert_eq!((d.normal_state, d.phase.as_str()), (1, "A"));
+    }
+
+    #[test]
+    fn missing_dates_and_trailing_lines_are_tolerated() {
+        let text = CFG_1999
+            .replace(
+                "07/01/2017,15:35:41.958268\r\n07/01/2017,15:35:41.958333\r\n",
+                "",
+            )
+            .replace("1000,20", "1000 , 20,")
+            .replace("binary", "binary,");
+        let c = parse_cfg(&text, 1, "x.cfg").unwrap();
+        assert_eq!((c.start, c.trigger), (None, None));
+        assert_eq!(c.end_sample, Some(20));
+    }
+}

@@ -1,0 +1,188 @@
+//! The three ways `kare replay` prints a report: JSON (the contract in design.md), CSV, and a
+//! table for people.
+
+use super::{ReplayReport, ReportedEvent};
+use chrono::SecondsFormat;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// Rounds to `digits` decimals, so that the output does not carry float noise.
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+fn timestamp(e: &ReportedEvent) -> String {
+    e.start.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// One event as a JSON object: the contract's fields first, then the additions.
+pub fn event_json(e: &ReportedEvent) -> Value {
+    let extremes: serde_json::Map<String, Value> = e
+        .channel_extremes_pct
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                v.map(|v| json!(round(v, 2))).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    json!({
+        "kind": e.kind.as_str(),
+        "start": timestamp(e),
+        "offset_s": round(e.offset_s, 6),
+        "duration_s": e.duration_s.map(|d| round(d, 6)),
+        "extreme_pct": round(e.extreme_pct, 2),
+        "worst_channel": e.worst_channel,
+        "itic": e.itic.as_str(),
+        "semi_f47": e.semi_f47.map(|s| s.as_str()),
+        "en50160": e.en50160.map(|c| json!({"row": c.row, "column": c.column})),
+        "ieee1159": e.ieee1159.as_str(),
+        "channel_extremes_pct": extremes,
+    })
+}
+
+/// The whole report as the contract's JSON object.
+pub fn json(r: &ReplayReport) -> Value {
+    json!({
+        "udin": r.udin,
+        "frequency_hz": r.frequency_hz,
+        "channels": r.channels,
+        "events": r.events.iter().map(event_json).collect::<Vec<_>>(),
+        "sample_rate_hz": round(r.sample_rate_hz, 6),
+        "resampled": r.resampled,
+        "samples": r.samples,
+        "length_s": round(r.length_s, 6),
+        "recording_start": r.start.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "start_from_file": r.start_from_file,
+        "thresholds_pct": {
+            "dip": r.thresholds.dip_pct,
+            "swell": r.thresholds.swell_pct,
+            "interruption": r.thresholds.interruption_pct,
+            "hysteresis": r.thresholds.hysteresis_pct,
+        },
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One header line and one line per event.
+pub fn csv(r: &ReplayReport) -> String {
+    let mut out = String::from(
+        "kind,start,offset_s,duration_s,extreme_pct,worst_channel,itic,semi_f47,en50160_row,en50160_column,ieee1159\n",
+    );
+    for e in &r.events {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            e.kind.as_str(),
+            timestamp(e),
+            round(e.offset_s, 6),
+            e.duration_s
+                .map(|d| round(d, 6).to_string())
+                .unwrap_or_default(),
+            round(e.extreme_pct, 2),
+            csv_field(&e.worst_channel),
+            e.itic.as_str(),
+            e.semi_f47.map(|s| s.as_str()).unwrap_or(""),
+            e.en50160.map(|c| c.row).unwrap_or(""),
+            e.en50160.map(|c| c.column).unwrap_or(""),
+            e.ieee1159.as_str(),
+        );
+    }
+    out
+}
+
+/// A table for people: one line per event, and a summary of what was analysed.
+pub fn table(r: &ReplayReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} channel(s) {} | Udin {} | {} Hz | {:.1} samples/s{} | {:.3} s of data from {}{}",
+        r.channels.len(),
+        r.channels.join(", "),
+        r.udin,
+        r.frequency_hz,
+        r.sample_rate_hz,
+        if r.resampled { " (resampled)" } else { "" },
+        r.length_s,
+        r.start.to_rfc3339_opts(SecondsFormat::Micros, true),
+        if r.start_from_file {
+            ""
+        } else {
+            " (no time stamp in file)"
+        },
+    );
+    let _ = writeln!(
+        out,
+        "thresholds: dip {} %, swell {} %, interruption {} %, hysteresis {} % of Udin",
+        r.thresholds.dip_pct,
+        r.thresholds.swell_pct,
+        r.thresholds.interruption_pct,
+        r.thresholds.hysteresis_pct
+    );
+    if r.events.is_empty() {
+        let _ = writeln!(out, "no events");
+        return out;
+    }
+    let header = [
+        "kind",
+        "start (UTC)",
+        "offset s",
+        "duration s",
+        "extreme %",
+        "channel",
+        "ITIC",
+        "SEMI F47",
+        "EN 50160 cell",
+        "IEEE 1159",
+    ];
+    let rows: Vec<[String; 10]> = r
+        .events
+        .iter()
+        .map(|e| {
+            [
+                e.kind.as_str().to_string(),
+                timestamp(e),
+                format!("{:.4}", e.offset_s),
+                e.duration_s
+                    .map(|d| format!("{d:.4}"))
+                    .unwrap_or_else(|| "open at end".into()),
+                format!("{:.1}", e.extreme_pct),
+                e.worst_channel.clone(),
+                e.itic.as_str().to_string(),
+                e.semi_f47.map(|s| s.as_str()).unwrap_or("-").to_string(),
+                e.en50160
+                    .map(|c| format!("{} / {}", c.row, c.column))
+                    .unwrap_or_else(|| "-".into()),
+                e.ieee1159.as_str().to_string(),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (i, c) in cells.enumerate() {
+            let _ = write!(s, "{:<w$}  ", c, w = widths[i]);
+        }
+        s.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(&mut header.iter().copied()));
+    for row in &rows {
+        let _ = writeln!(out, "{}", line(&mut row.iter().map(|s| s.as_str())));
+    }
+    let _ = writeln!(out, "{} event(s)", r.events.len());
+    out
+}
