@@ -57,6 +57,9 @@ struct ReplayArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Also write every Urms(1/2) record (the RMS profile) to this CSV file.
+    #[arg(long, value_name = "CSV")]
+    rms: Option<PathBuf>,
 }
 
 fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
@@ -69,9 +72,14 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
         swell_pct: args.swell,
         interruption_pct: args.interruption,
         hysteresis_pct: args.hysteresis,
+        keep_rms: args.rms.is_some(),
     };
     let report =
         replay::analyse(&rec, &opts).with_context(|| format!("{}", args.file.display()))?;
+    if let Some(path) = &args.rms {
+        std::fs::write(path, output::rms_csv(&report))
+            .with_context(|| format!("cannot write the RMS profile to {}", path.display()))?;
+    }
     let text = match args.format {
         Format::Json => format!("{}\n", output::json(&report)),
         Format::Csv => output::csv(&report),

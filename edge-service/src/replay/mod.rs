@@ -34,6 +34,8 @@ pub struct ReplayOptions {
     pub interruption_pct: f64,
     /// Hysteresis, % of Udin.
     pub hysteresis_pct: f64,
+    /// Keep every Urms(1/2) record in the report (for `--rms`).
+    pub keep_rms: bool,
 }
 
 impl ReplayOptions {
@@ -47,6 +49,7 @@ impl ReplayOptions {
             swell_pct: 110.0,
             interruption_pct: 10.0,
             hysteresis_pct: 2.0,
+            keep_rms: false,
         }
     }
 }
@@ -131,6 +134,23 @@ pub struct ReplayReport {
     pub thresholds: Thresholds,
     /// Events in order of start (kind order dip, swell, interruption for equal starts).
     pub events: Vec<ReportedEvent>,
+    /// Every Urms(1/2) record, when asked for with [`ReplayOptions::keep_rms`].
+    pub rms: Vec<RmsRecord>,
+}
+
+/// One Urms(1/2) record of every channel, as `--rms` writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RmsRecord {
+    /// Window start, seconds after the first sample.
+    pub start_s: f64,
+    /// Window end, seconds after the first sample.
+    pub end_s: f64,
+    /// Urms(1/2) per channel, % of Udin.
+    pub pct: Vec<f64>,
+    /// Frequency over the window, Hz.
+    pub frequency_hz: f64,
+    /// Whether the window is bounded by real zero crossings.
+    pub locked: bool,
 }
 
 /// Runs the detector over `rec` and characterises every event.
@@ -222,6 +242,8 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
 
     let samples = series[0].len();
     let mut ended: Vec<Event> = Vec::new();
+    let mut rms: Vec<RmsRecord> = Vec::new();
+    let to_s = |pos: u64| pos as f64 / POS_ONE as f64 / rate;
     let mut frame = vec![0i32; series.len()];
     let mut last = vec![0i32; series.len()];
     for k in 0..samples {
@@ -235,10 +257,19 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
             };
             last[ch] = frame[ch];
         }
-        monitor.push(&frame, |out| {
-            if let Output::Transition(Transition::Ended(e)) = out {
-                ended.push(e);
-            }
+        monitor.push(&frame, |out| match out {
+            Output::Transition(Transition::Ended(e)) => ended.push(e),
+            Output::Values { half, values } if opts.keep_rms => rms.push(RmsRecord {
+                start_s: to_s(half.start),
+                end_s: to_s(half.end),
+                pct: values[..half.channels as usize]
+                    .iter()
+                    .map(|v| *v as f64 / opts.udin * 100.0)
+                    .collect(),
+                frequency_hz: half.frequency_hz as f64,
+                locked: half.locked,
+            }),
+            _ => {}
         });
     }
     let end_pos = (samples as u64 - 1) * POS_ONE;
@@ -296,6 +327,7 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
         start_from_file,
         thresholds,
         events: reported,
+        rms,
     })
 }
 

@@ -186,3 +186,21 @@ pub fn table(r: &ReplayReport) -> String {
     let _ = writeln!(out, "{} event(s)", r.events.len());
     out
 }
+
+/// Every Urms(1/2) record as CSV: window start and end (s), one column per channel (% of Udin),
+/// frequency and lock.
+pub fn rms_csv(r: &ReplayReport) -> String {
+    let mut out = String::from("start_s,end_s");
+    for c in &r.channels {
+        let _ = write!(out, ",{}_pct", csv_field(c));
+    }
+    out.push_str(",frequency_hz,locked\n");
+    for rec in &r.rms {
+        let _ = write!(out, "{:.6},{:.6}", rec.start_s, rec.end_s);
+        for v in &rec.pct {
+            let _ = write!(out, ",{v:.3}");
+        }
+        let _ = writeln!(out, ",{:.3},{}", rec.frequency_hz, rec.locked);
+    }
+    out
+}
