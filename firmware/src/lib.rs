@@ -6,5 +6,6 @@ pub mod ads131m04;
 pub mod classify;
 pub mod detector;
 pub mod monitor;
+pub mod node;
 pub mod pqlink;
 pub mod urms;

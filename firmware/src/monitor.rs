@@ -113,8 +113,10 @@ impl Monitor {
     pub fn push(&mut self, samples: &[i32], mut sink: impl FnMut(Output)) {
         if let Some(half) = self.meter.push(samples) {
             let mut values = [0.0; MAX_CHANNELS];
+            // Whole sample units, as a sensor node sends them: a recording replayed here and the
+            // same waveform streamed from a node give the detector identical numbers.
             for (i, v) in half.values().iter().enumerate() {
-                values[i] = v * self.scale[i];
+                values[i] = libm::roundf(*v) * self.scale[i];
             }
             sink(Output::Values { half, values });
             self.judge(&half, &values, &mut sink);

@@ -1,0 +1,182 @@
+//! The sensor node's loop end to end on the host: waveform in, pqlink frames out, decoded again.
+
+use kare_firmware::detector::Thresholds;
+use kare_firmware::node::{Node, NodeConfig, SampleSource};
+use kare_firmware::pqlink::{ChannelInfo, Decoder, FirmwareVersion, Frame, MAX_CHANNELS};
+use std::f64::consts::PI;
+
+const FS: u32 = 6400;
+const VPU: f32 = 1e-4; // 0.1 mV per node unit: 230 V RMS is about 3.25 M units peak
+
+fn config() -> NodeConfig {
+    let mut channels = heapless::Vec::new();
+    for name in ["VA", "VB", "VC"] {
+        channels
+            .push(ChannelInfo {
+                name: heapless::String::try_from(name).unwrap(),
+                volts_per_unit: VPU,
+            })
+            .unwrap();
+    }
+    NodeConfig {
+        node_id: 7,
+        firmware: FirmwareVersion {
+            major: 0,
+            minor: 1,
+            patch: 0,
+        },
+        channels,
+        nominal_hz: 50,
+        sample_rate_hz: FS,
+        thresholds: Thresholds::typical(230.0),
+    }
+}
+
+/// Three phases at 230 V with a dip to 40 % from 1.0 s to 1.1 s.
+struct Wave {
+    k: u64,
+}
+
+impl SampleSource for Wave {
+    type Error = ();
+    fn next_sample(&mut self, out: &mut [i32; MAX_CHANNELS]) -> Result<(), ()> {
+        let t = self.k as f64 / FS as f64;
+        self.k += 1;
+        let amp = if (1.0..1.1).contains(&t) { 0.4 } else { 1.0 };
+        for (ch, o) in out.iter_mut().take(3).enumerate() {
+            let v = amp
+                * 230.0
+                * 2f64.sqrt()
+                * (2.0 * PI * 50.0 * t - ch as f64 * 2.0 * PI / 3.0).sin();
+            *o = (v / VPU as f64).round() as i32;
+        }
+        Ok(())
+    }
+}
+
+/// A port that keeps everything written to it.
+struct Port(Vec<u8>);
+
+impl embedded_io::ErrorType for Port {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Write for Port {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn six_seconds_of_supply_become_hello_half_cycles_heartbeats_and_a_capture() {
+    let mut node: Node<640, 1920> = Node::new(config()).unwrap();
+    let mut wave = Wave { k: 0 };
+    let mut port = Port(Vec::new());
+    // The capture (1920 instants × 3 channels) needs about 4 s of spare link time.
+    for _ in 0..6 * FS {
+        node.run_once(&mut wave, &mut port);
+    }
+    let mut dec = Decoder::new();
+    let frames: Vec<Frame> = dec
+        .feed(&port.0)
+        .map(|f| f.expect("every frame decodes"))
+        .collect();
+    assert!(matches!(frames[0], Frame::Hello(ref h) if h.node_id == 7 && h.channels.len() == 3));
+
+    let halves: Vec<_> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::HalfCycle(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    // Two per cycle for six seconds, less the first cycle: the capture never displaced one.
+    assert!((596..=600).contains(&halves.len()), "{}", halves.len());
+    for w in halves.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
+        assert!(w[1].window_end > w[0].window_end);
+    }
+    let steady = halves
+        .iter()
+        .filter(|h| h.start_seconds(FS) > 0.2 && h.start_seconds(FS) < 0.9);
+    for h in steady {
+        for c in &h.channels {
+            let volts = c.urms as f32 * VPU;
+            assert!((volts - 230.0).abs() < 0.23, "{volts} V");
+            assert!(c.flags.is_empty());
+        }
+        assert!((h.freq_mhz as i64 - 50_000).abs() < 50);
+    }
+    let in_dip = halves
+        .iter()
+        .filter(|h| h.start_seconds(FS) > 1.02 && h.end_seconds(FS) < 1.09)
+        .count();
+    assert!(in_dip >= 5);
+
+    let beats = frames
+        .iter()
+        .filter(|f| matches!(f, Frame::Heartbeat(_)))
+        .count();
+    assert_eq!(beats, 6, "one per second");
+
+    // The dip triggered one capture: every part arrived, in order, covering 100 ms before the
+    // trigger to 200 ms after.
+    let parts: Vec<_> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Capture(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(!parts.is_empty());
+    let count = parts[0].part_count as usize;
+    assert_eq!(parts.len(), count);
+    assert!(parts
+        .iter()
+        .enumerate()
+        .all(|(i, p)| p.part as usize == i && p.channel_count == 3));
+    let instants: usize = parts.iter().map(|p| p.instants()).sum();
+    assert_eq!(instants, 1920);
+    let first = parts[0].first_sample as f64 / FS as f64;
+    assert!((0.85..1.0).contains(&first), "capture starts {first} s");
+    assert_eq!(node.counters().half_cycles_dropped, 0);
+}
+
+#[test]
+fn a_full_port_drops_half_cycles_and_says_so_in_the_heartbeat() {
+    let mut node: Node<64, 128> = Node::new(config()).unwrap();
+    let mut wave = Wave { k: 0 };
+    let mut sample = [0i32; MAX_CHANNELS];
+    let mut out = Vec::new();
+    for i in 0..(FS + 10) {
+        wave.next_sample(&mut sample).unwrap();
+        // The port refuses everything for the first half second.
+        let refusing = i < FS / 2;
+        node.push(&sample, |b| {
+            if refusing {
+                false
+            } else {
+                out.extend_from_slice(b);
+                true
+            }
+        });
+    }
+    assert!(node.counters().half_cycles_dropped >= 45);
+    let mut dec = Decoder::new();
+    let beat = dec
+        .feed(&out)
+        .filter_map(|f| match f.unwrap() {
+            Frame::Heartbeat(h) => Some(h),
+            _ => None,
+        })
+        .last()
+        .expect("a heartbeat after the port recovered");
+    assert_eq!(
+        beat.half_cycles_dropped,
+        node.counters().half_cycles_dropped
+    );
+}
