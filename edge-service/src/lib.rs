@@ -2,3 +2,5 @@
 
 pub mod recording;
 pub mod replay;
+pub mod sim;
+pub mod sources;
