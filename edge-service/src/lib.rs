@@ -1,6 +1,10 @@
 //! kare edge service: sources → readings → detector → events → store → actions / sinks.
 
+pub mod events;
+pub mod pty;
 pub mod recording;
 pub mod replay;
+pub mod service;
 pub mod sim;
 pub mod sources;
+pub mod web;

@@ -6,10 +6,11 @@
 
 pub mod output;
 
+pub use crate::events::ReportedEvent;
+use crate::events::{characterise, kind_order, Clock};
 use crate::recording::Recording;
-use chrono::{DateTime, Duration, Utc};
-use kare_firmware::classify::{self, En50160Cell, Ieee1159, Itic, SemiF47};
-use kare_firmware::detector::{Event, EventKind, Thresholds, Transition, MAX_CHANNELS};
+use chrono::{DateTime, Utc};
+use kare_firmware::detector::{Event, Thresholds, Transition, MAX_CHANNELS};
 use kare_firmware::monitor::{Monitor, Output};
 use kare_firmware::urms::POS_ONE;
 use thiserror::Error;
@@ -80,33 +81,6 @@ pub enum ReplayError {
     /// Too few samples per cycle, or no samples at all.
     #[error("{0}")]
     Sampling(String),
-}
-
-/// One event as `kare replay` reports it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReportedEvent {
-    /// Dip, swell or interruption.
-    pub kind: EventKind,
-    /// Event start in UTC (from the recording's start time stamp).
-    pub start: DateTime<Utc>,
-    /// Seconds from the first sample to the event start.
-    pub offset_s: f64,
-    /// Duration in seconds; `None` when the event is still in progress at the end of the data.
-    pub duration_s: Option<f64>,
-    /// Residual (dip, interruption) or maximum (swell) Urms(1/2), % of Udin.
-    pub extreme_pct: f64,
-    /// Channel on which the extreme was seen.
-    pub worst_channel: String,
-    /// Extreme per channel, % of Udin (`None` for a channel that reported nothing during it).
-    pub channel_extremes_pct: Vec<(String, Option<f64>)>,
-    /// ITIC verdict.
-    pub itic: Itic,
-    /// SEMI F47 verdict (`None` for swells).
-    pub semi_f47: Option<SemiF47>,
-    /// EN 50160 table cell, if the event falls in the table.
-    pub en50160: Option<En50160Cell>,
-    /// IEEE 1159 duration category.
-    pub ieee1159: Ieee1159,
 }
 
 /// Everything `kare replay` prints.
@@ -283,36 +257,15 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
     };
     let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
     let secs = |pos: u64| pos as f64 / POS_ONE as f64 / rate;
-    let pct = |v: f32| v as f64 / opts.udin * 100.0;
+    let clock = Clock {
+        start,
+        sample_rate_hz: rate,
+        udin: opts.udin,
+        nominal_hz: frequency_hz,
+    };
     let reported = events
         .iter()
-        .map(|e| {
-            let offset_s = secs(e.start);
-            let duration_s = e.end.map(|end| secs(end - e.start));
-            // An open event is judged on how long it has lasted so far.
-            let judged_s = secs(e.length(end_pos)) as f32;
-            let extreme_pct = pct(e.extreme);
-            ReportedEvent {
-                kind: e.kind,
-                start: start + Duration::nanoseconds((offset_s * 1e9).round() as i64),
-                offset_s,
-                duration_s,
-                extreme_pct,
-                worst_channel: names[e.worst_channel as usize].clone(),
-                channel_extremes_pct: names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| {
-                        let v = e.channel_extremes[i];
-                        (n.clone(), (!v.is_nan()).then(|| pct(v)))
-                    })
-                    .collect(),
-                itic: classify::itic(e.kind, judged_s, extreme_pct as f32),
-                semi_f47: classify::semi_f47(e.kind, judged_s, extreme_pct as f32),
-                en50160: classify::en50160_cell(e.kind, judged_s, extreme_pct as f32),
-                ieee1159: classify::ieee1159(e.kind, judged_s, frequency_hz as f32),
-            }
-        })
+        .map(|e| characterise(e, &clock, &names, end_pos))
         .collect();
 
     Ok(ReplayReport {
@@ -329,14 +282,6 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
         events: reported,
         rms,
     })
-}
-
-fn kind_order(k: EventKind) -> u8 {
-    match k {
-        EventKind::Dip => 0,
-        EventKind::Swell => 1,
-        EventKind::Interruption => 2,
-    }
 }
 
 /// The nominal frequency: as asked, else the file's own, else estimated from the first channel.

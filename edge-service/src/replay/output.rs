@@ -1,47 +1,12 @@
 //! The three ways `kare replay` prints a report: JSON (the contract in design.md), CSV, and a
 //! table for people.
 
-use super::{ReplayReport, ReportedEvent};
+use super::ReplayReport;
+pub use crate::events::event_json;
+use crate::events::{round, timestamp};
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-
-/// Rounds to `digits` decimals, so that the output does not carry float noise.
-fn round(x: f64, digits: i32) -> f64 {
-    let m = 10f64.powi(digits);
-    (x * m).round() / m
-}
-
-fn timestamp(e: &ReportedEvent) -> String {
-    e.start.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// One event as a JSON object: the contract's fields first, then the additions.
-pub fn event_json(e: &ReportedEvent) -> Value {
-    let extremes: serde_json::Map<String, Value> = e
-        .channel_extremes_pct
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.clone(),
-                v.map(|v| json!(round(v, 2))).unwrap_or(Value::Null),
-            )
-        })
-        .collect();
-    json!({
-        "kind": e.kind.as_str(),
-        "start": timestamp(e),
-        "offset_s": round(e.offset_s, 6),
-        "duration_s": e.duration_s.map(|d| round(d, 6)),
-        "extreme_pct": round(e.extreme_pct, 2),
-        "worst_channel": e.worst_channel,
-        "itic": e.itic.as_str(),
-        "semi_f47": e.semi_f47.map(|s| s.as_str()),
-        "en50160": e.en50160.map(|c| json!({"row": c.row, "column": c.column})),
-        "ieee1159": e.ieee1159.as_str(),
-        "channel_extremes_pct": extremes,
-    })
-}
 
 /// The whole report as the contract's JSON object.
 pub fn json(r: &ReplayReport) -> Value {

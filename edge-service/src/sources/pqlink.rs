@@ -1,0 +1,497 @@
+//! A sensor node on a serial port: pqlink frames in, readings and events out.
+//!
+//! [`NodeStream`] is the pure part: decoded frames in, [`StreamOutput`]s out, judged by the same
+//! core detector the node and `kare replay` use. [`run`] is the I/O edge: it opens the port with
+//! tokio-serial, reconnects with backoff when the port disappears, notices a node that has gone
+//! silent, and hands outputs to the service without ever waiting on a slow consumer.
+
+use crate::events::{characterise, Clock, ReportedEvent};
+use chrono::{DateTime, Utc};
+use kare_firmware::detector::{Detector, Observation, Thresholds, Transition};
+use kare_firmware::pqlink::{ChannelFlags, Decoder, DecoderStats, Frame, Hello, MAX_CHANNELS};
+use kare_firmware::urms::POS_ONE;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_serial::SerialPortBuilderExt;
+
+/// One half cycle of one node: every channel's Urms(1/2) over the same window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reading {
+    /// Source name from the configuration.
+    pub source: Arc<str>,
+    /// The node's half-cycle sequence number.
+    pub seq: u32,
+    /// Window start (UTC, from the node's sample clock anchored at the first frame).
+    pub start: DateTime<Utc>,
+    /// Window end.
+    pub end: DateTime<Utc>,
+    /// Fundamental frequency, Hz.
+    pub frequency_hz: f32,
+    /// Urms(1/2) per channel, volts (`channels` entries used).
+    pub volts: [f32; MAX_CHANNELS],
+    /// Number of channels.
+    pub channels: u8,
+    /// Whether every channel was locked to a real zero crossing.
+    pub locked: bool,
+}
+
+/// What a node's stream tells the service.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamOutput {
+    /// A half cycle was measured.
+    Reading(Reading),
+    /// A voltage event began (`core_id` identifies it within this source until it ends).
+    Started {
+        /// Detector-local id, unique within the source while the event lasts.
+        core_id: u32,
+        /// What is known so far (no duration yet).
+        event: ReportedEvent,
+    },
+    /// A voltage event ended.
+    Ended {
+        /// Detector-local id given at `Started`.
+        core_id: u32,
+        /// The characterised event.
+        event: ReportedEvent,
+    },
+    /// The node said hello (at boot, and every 10 s).
+    Hello(Hello),
+}
+
+/// Counters of one source, shown in `/api/v1/status` and logged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StreamStats {
+    /// Frames decoded.
+    pub frames: u64,
+    /// Half-cycle frames judged.
+    pub half_cycles: u64,
+    /// Half-cycle frames that arrived before any `Hello` (cannot be scaled; dropped).
+    pub before_hello: u64,
+    /// Times the sequence number skipped.
+    pub seq_gaps: u64,
+    /// Half cycles lost in those gaps.
+    pub half_cycles_lost: u64,
+    /// Half cycles with a channel free-running (no zero-crossing lock).
+    pub unlocked: u64,
+    /// Half cycles with a clipped channel.
+    pub clipped: u64,
+    /// Node restarts seen (sample clock went backwards).
+    pub node_restarts: u64,
+    /// Frames rejected by their CRC.
+    pub crc_errors: u64,
+    /// Times the decoder skipped damaged bytes to find the next frame.
+    pub resyncs: u64,
+    /// Bytes thrown away while resynchronising.
+    pub bytes_discarded: u64,
+    /// Waveform capture frames received.
+    pub capture_frames: u64,
+    /// Heartbeats received.
+    pub heartbeats: u64,
+    /// Frames the node says it could not send (from its heartbeat).
+    pub node_dropped: u32,
+}
+
+impl StreamStats {
+    fn absorb(&mut self, d: &DecoderStats) {
+        self.crc_errors = d.crc_errors as u64;
+        self.resyncs = d.resyncs as u64;
+        self.bytes_discarded = d.bytes_discarded as u64;
+    }
+}
+
+/// A node's stream, judged. Holds no I/O: feed it frames as they arrive.
+#[derive(Debug)]
+pub struct NodeStream {
+    source: Arc<str>,
+    thresholds: Thresholds,
+    hello: Option<Hello>,
+    names: Vec<String>,
+    scales: [f32; MAX_CHANNELS],
+    rate: f64,
+    nominal: f64,
+    detector: Option<Detector>,
+    clock: Option<Clock>,
+    last_seq: Option<u32>,
+    last_end: u64,
+    stats: StreamStats,
+}
+
+impl NodeStream {
+    /// A stream for source `source`, judged with `thresholds` (Udin in volts).
+    pub fn new(source: &str, thresholds: Thresholds) -> Self {
+        NodeStream {
+            source: source.into(),
+            thresholds,
+            hello: None,
+            names: Vec::new(),
+            scales: [0.0; MAX_CHANNELS],
+            rate: 0.0,
+            nominal: 0.0,
+            detector: None,
+            clock: None,
+            last_seq: None,
+            last_end: 0,
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &StreamStats {
+        &self.stats
+    }
+
+    /// The node's last `Hello`.
+    pub fn hello(&self) -> Option<&Hello> {
+        self.hello.as_ref()
+    }
+
+    /// Judges one decoded frame received at `now`.
+    pub fn on_frame(
+        &mut self,
+        frame: Frame,
+        now: DateTime<Utc>,
+        out: &mut impl FnMut(StreamOutput),
+    ) {
+        self.stats.frames += 1;
+        match frame {
+            Frame::Hello(h) => {
+                let changed = self.hello.as_ref().is_none_or(|old| {
+                    old.channels != h.channels
+                        || old.sample_rate_hz != h.sample_rate_hz
+                        || old.nominal_hz != h.nominal_hz
+                });
+                if changed {
+                    self.names = h.channels.iter().map(|c| c.name.to_string()).collect();
+                    for (i, c) in h.channels.iter().enumerate() {
+                        self.scales[i] = c.volts_per_unit;
+                    }
+                    self.rate = h.sample_rate_hz as f64;
+                    self.nominal = h.nominal_hz as f64;
+                    self.restart(h.channels.len());
+                    tracing::info!(source = %self.source, node = h.node_id, channels = ?self.names,
+                        rate = h.sample_rate_hz, nominal = h.nominal_hz, "sensor node says hello");
+                }
+                self.hello = Some(h.clone());
+                out(StreamOutput::Hello(h));
+            }
+            Frame::HalfCycle(hc) => {
+                if self.hello.is_none() {
+                    self.stats.before_hello += 1;
+                    return;
+                }
+                let rate = self.rate;
+                if hc.window_end < self.last_end {
+                    // The node restarted: its sample clock began again from zero.
+                    self.stats.node_restarts += 1;
+                    tracing::warn!(source = %self.source, "sensor node restarted (sample clock went back)");
+                    let n = self.names.len();
+                    self.restart(n);
+                }
+                self.last_end = hc.window_end;
+                if let Some(prev) = self.last_seq {
+                    let expected = prev.wrapping_add(1);
+                    if hc.seq != expected {
+                        self.stats.seq_gaps += 1;
+                        self.stats.half_cycles_lost += hc.seq.wrapping_sub(expected) as u64;
+                    }
+                }
+                self.last_seq = Some(hc.seq);
+                self.stats.half_cycles += 1;
+                let clock = *self.clock.get_or_insert_with(|| Clock {
+                    start: now
+                        - chrono::Duration::nanoseconds(
+                            (hc.window_end as f64 / POS_ONE as f64 / rate * 1e9) as i64,
+                        ),
+                    sample_rate_hz: rate,
+                    udin: self.thresholds.udin as f64,
+                    nominal_hz: self.nominal,
+                });
+                let mut volts = [0f32; MAX_CHANNELS];
+                let mut locked = true;
+                let mut clipped = false;
+                let n = hc.channels.len().min(self.names.len());
+                for (i, c) in hc.channels.iter().take(n).enumerate() {
+                    // The same arithmetic as the core's monitor: whole units times the scale.
+                    volts[i] = c.urms as f32 * self.scales[i];
+                    locked &= !c.flags.contains(ChannelFlags::UNLOCKED);
+                    clipped |= c.flags.contains(ChannelFlags::CLIPPING);
+                }
+                if !locked {
+                    self.stats.unlocked += 1;
+                }
+                if clipped {
+                    self.stats.clipped += 1;
+                }
+                let start = hc.window_start();
+                out(StreamOutput::Reading(Reading {
+                    source: self.source.clone(),
+                    seq: hc.seq,
+                    start: clock.instant(start),
+                    end: clock.instant(hc.window_end),
+                    frequency_hz: hc.freq_mhz as f32 / 1000.0,
+                    volts,
+                    channels: n as u8,
+                    locked,
+                }));
+                if let Some(det) = &mut self.detector {
+                    for (ch, v) in volts.iter().enumerate().take(n) {
+                        let obs = Observation {
+                            channel: ch as u8,
+                            start,
+                            end: hc.window_end,
+                            value: *v,
+                        };
+                        for tr in det.observe(&obs) {
+                            let (core, started) = match tr {
+                                Transition::Started(e) => (e, true),
+                                Transition::Ended(e) => (e, false),
+                            };
+                            let event = characterise(&core, &clock, &self.names, hc.window_end);
+                            out(if started {
+                                StreamOutput::Started {
+                                    core_id: core.id,
+                                    event,
+                                }
+                            } else {
+                                StreamOutput::Ended {
+                                    core_id: core.id,
+                                    event,
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+            Frame::Capture(_) => self.stats.capture_frames += 1,
+            Frame::Heartbeat(hb) => {
+                self.stats.heartbeats += 1;
+                self.stats.node_dropped = hb.half_cycles_dropped;
+            }
+        }
+    }
+
+    fn restart(&mut self, channels: usize) {
+        self.detector = Some(Detector::new(self.thresholds, channels.max(1)));
+        self.clock = None;
+        self.last_seq = None;
+        self.last_end = 0;
+    }
+}
+
+/// How to reach one sensor node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PqlinkSourceConfig {
+    /// Name used in events and logs.
+    pub name: String,
+    /// Serial port path (a USB adapter, a UART, a pseudo-terminal).
+    pub port: String,
+    /// Baud rate (pqlink runs at 115 200 8N1).
+    pub baud: u32,
+    /// Declared voltage and thresholds, volts.
+    pub thresholds: Thresholds,
+    /// A node silent this long is reported lost.
+    pub silence: Duration,
+}
+
+/// What a source task sends to the service. Events are never dropped; readings may be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceMessage {
+    /// A voltage event began or ended, or the node said hello.
+    Stream(Arc<str>, StreamOutput),
+    /// Nothing heard from the node for the silence timeout (or the port is gone).
+    SensorLost {
+        /// Source name.
+        source: Arc<str>,
+        /// Last time anything was heard.
+        since: DateTime<Utc>,
+        /// Why: silence, or the port error.
+        reason: String,
+    },
+    /// The node is heard again.
+    SensorBack {
+        /// Source name.
+        source: Arc<str>,
+        /// When it came back.
+        at: DateTime<Utc>,
+    },
+    /// Fresh counters.
+    Stats(Arc<str>, StreamStats),
+}
+
+/// Runs one source until `shutdown` turns true: open, read, judge, reconnect.
+pub async fn run(
+    cfg: PqlinkSourceConfig,
+    events: mpsc::Sender<SourceMessage>,
+    readings: broadcast::Sender<Reading>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name: Arc<str> = cfg.name.as_str().into();
+    let mut stream = NodeStream::new(&cfg.name, cfg.thresholds);
+    let mut outbox = Outbox::new(events);
+    let mut backoff = Duration::from_millis(200);
+    let mut last_heard = Utc::now();
+    let mut lost = false;
+    let mut buf = vec![0u8; 4096];
+    while !*shutdown.borrow() {
+        let port = tokio_serial::new(&cfg.port, cfg.baud).open_native_async();
+        let mut port = match port {
+            Ok(p) => {
+                tracing::info!(source = %name, port = %cfg.port, "serial port open");
+                backoff = Duration::from_millis(200);
+                p
+            }
+            Err(e) => {
+                let reason = format!(
+                    "cannot open serial port {}: {e}; check the cable or USB adapter",
+                    cfg.port
+                );
+                if !lost {
+                    tracing::warn!(source = %name, "{reason}; retrying");
+                    lost = true;
+                    outbox.send(SourceMessage::SensorLost {
+                        source: name.clone(),
+                        since: last_heard,
+                        reason,
+                    });
+                }
+                outbox.flush();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let mut decoder = Decoder::new();
+        loop {
+            let read = tokio::select! {
+                r = tokio::time::timeout(cfg.silence, port.read(&mut buf)) => r,
+                _ = shutdown.changed() => break,
+            };
+            let now = Utc::now();
+            match read {
+                Err(_) => {
+                    if !lost {
+                        lost = true;
+                        tracing::warn!(source = %name, silence = ?cfg.silence, "sensor node silent");
+                        outbox.send(SourceMessage::SensorLost {
+                            source: name.clone(),
+                            since: last_heard,
+                            reason: format!("no frame for {:?}", cfg.silence),
+                        });
+                    }
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    let why = match read {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "end of file".into(),
+                    };
+                    tracing::warn!(source = %name, port = %cfg.port, "serial port lost: {why}; reconnecting");
+                    if !lost {
+                        lost = true;
+                        outbox.send(SourceMessage::SensorLost {
+                            source: name.clone(),
+                            since: last_heard,
+                            reason: format!("serial port {} lost: {why}", cfg.port),
+                        });
+                    }
+                    break;
+                }
+                Ok(Ok(n)) => {
+                    let mut got_frame = false;
+                    for frame in decoder.feed(&buf[..n]) {
+                        match frame {
+                            Ok(f) => {
+                                got_frame = true;
+                                stream.on_frame(f, now, &mut |o| match o {
+                                    StreamOutput::Reading(r) => {
+                                        // Readings are for live views: a lagging viewer misses some.
+                                        let _ = readings.send(r);
+                                    }
+                                    other => {
+                                        outbox.send(SourceMessage::Stream(name.clone(), other))
+                                    }
+                                });
+                            }
+                            Err(e) => tracing::debug!(source = %name, "bad frame: {e}"),
+                        }
+                    }
+                    if got_frame {
+                        last_heard = now;
+                        if lost {
+                            lost = false;
+                            tracing::info!(source = %name, "sensor node heard again");
+                            outbox.send(SourceMessage::SensorBack {
+                                source: name.clone(),
+                                at: now,
+                            });
+                        }
+                    }
+                    let mut stats = stream.stats().clone();
+                    stats.absorb(decoder.stats());
+                    outbox.send_stats(SourceMessage::Stats(name.clone(), stats));
+                }
+            }
+            outbox.flush();
+        }
+        outbox.flush();
+    }
+}
+
+/// Keeps events that the service could not take yet, so the read loop never waits and never
+/// drops one. Stats are only the latest: an older one is replaced.
+struct Outbox {
+    tx: mpsc::Sender<SourceMessage>,
+    queue: std::collections::VecDeque<SourceMessage>,
+    stats: Option<SourceMessage>,
+}
+
+impl Outbox {
+    fn new(tx: mpsc::Sender<SourceMessage>) -> Self {
+        Outbox {
+            tx,
+            queue: Default::default(),
+            stats: None,
+        }
+    }
+
+    fn send(&mut self, m: SourceMessage) {
+        self.queue.push_back(m);
+        self.flush();
+    }
+
+    fn send_stats(&mut self, m: SourceMessage) {
+        self.stats = Some(m);
+    }
+
+    fn flush(&mut self) {
+        while let Some(m) = self.queue.pop_front() {
+            match self.tx.try_send(m) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(m)) => {
+                    self.queue.push_front(m);
+                    if self.queue.len().is_multiple_of(1000) {
+                        tracing::warn!(
+                            queued = self.queue.len(),
+                            "service is slow: events queued in the source"
+                        );
+                    }
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.queue.clear();
+                    return;
+                }
+            }
+        }
+        if let Some(s) = self.stats.take() {
+            if let Err(mpsc::error::TrySendError::Full(s)) = self.tx.try_send(s) {
+                self.stats = Some(s);
+            }
+        }
+    }
+}

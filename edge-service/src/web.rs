@@ -1,0 +1,130 @@
+//! The JSON API: `/api/v1/status`, `/api/v1/events`, and `/api/v1/stream` (server-sent events
+//! of live readings and event updates). The web UI of a later issue is built on these.
+
+use crate::service::{LoggedEvent, Service, SourceStatus};
+use crate::sources::pqlink::Reading;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{SecondsFormat, Utc};
+use futures::Stream;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    log: Arc<crate::service::EventLog>,
+    status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
+    readings: broadcast::Sender<Reading>,
+    updates: broadcast::Sender<LoggedEvent>,
+    started: chrono::DateTime<Utc>,
+}
+
+impl ApiState {
+    /// The API over a running service.
+    pub fn new(service: &Service) -> Self {
+        ApiState {
+            log: service.log.clone(),
+            status: service.status.clone(),
+            readings: service.readings.clone(),
+            updates: service.updates.clone(),
+            started: service.started,
+        }
+    }
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/stream", get(stream))
+        .with_state(state)
+}
+
+async fn status(State(s): State<ApiState>) -> Json<Value> {
+    let now = Utc::now();
+    let sources: serde_json::Map<String, Value> = s
+        .status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(name, st)| {
+            (
+                name.clone(),
+                json!({
+                    "kind": "pqlink",
+                    "port": st.port,
+                    "connected": st.connected,
+                    "node_id": st.node_id,
+                    "channels": st.channels,
+                    "sample_rate_hz": st.sample_rate_hz,
+                    "nominal_hz": st.nominal_hz,
+                    "stats": st.stats,
+                }),
+            )
+        })
+        .collect();
+    let all = s.log.all();
+    Json(json!({
+        "service": "kare",
+        "version": env!("CARGO_PKG_VERSION"),
+        "now": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "started": s.started.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "uptime_s": (now - s.started).num_milliseconds() as f64 / 1000.0,
+        "sources": sources,
+        "events": {"total": all.len(), "open": all.iter().filter(|e| e.is_open()).count()},
+    }))
+}
+
+async fn events(State(s): State<ApiState>) -> Json<Value> {
+    let events: Vec<Value> = s.log.all().iter().map(LoggedEvent::to_json).collect();
+    Json(json!({ "events": events }))
+}
+
+/// A reading as JSON: volts per channel by position, with the window in UTC.
+pub fn reading_json(r: &Reading) -> Value {
+    json!({
+        "source": &*r.source,
+        "seq": r.seq,
+        "start": r.start.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "end": r.end.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "frequency_hz": r.frequency_hz,
+        "volts": &r.volts[..r.channels as usize],
+        "locked": r.locked,
+    })
+}
+
+async fn stream(
+    State(s): State<ApiState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let readings = s.readings.subscribe();
+    let updates = s.updates.subscribe();
+    let st = futures::stream::unfold((readings, updates), |(mut r, mut u)| async move {
+        let ev = tokio::select! {
+            biased;
+            e = u.recv() => match e {
+                Ok(ev) => SseEvent::default().event("event").data(ev.to_json().to_string()),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    SseEvent::default().event("lagged").data(json!({"missed_events": n}).to_string())
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+            e = r.recv() => match e {
+                Ok(rd) => SseEvent::default().event("reading").data(reading_json(&rd).to_string()),
+                // A slow viewer misses readings, never the notice that it did.
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    SseEvent::default().event("lagged").data(json!({"missed_readings": n}).to_string())
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+        };
+        Some((Ok(ev), (r, u)))
+    });
+    Sse::new(st).keep_alive(KeepAlive::default())
+}
