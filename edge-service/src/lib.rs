@@ -1,5 +1,7 @@
 //! kare edge service: sources → readings → detector → events → store → actions / sinks.
 
+pub mod config;
+pub mod daemon;
 pub mod events;
 pub mod pty;
 pub mod recording;

@@ -3,6 +3,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use kare::config::Config;
+use kare::daemon;
 use kare::recording;
 use kare::replay::{self, output, ReplayOptions};
 use std::io::Write;
@@ -18,8 +20,47 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole service on a simulated sensor node: no hardware, no configuration needed.
+    Demo(DemoArgs),
+    /// Run the service on the sensor nodes of a configuration file.
+    Run(RunArgs),
     /// Run the detector over a recording (COMTRADE .cfg/.cff, or CSV) and print the events found.
     Replay(ReplayArgs),
+    /// Be a sensor node: write pqlink frames of a simulated supply to a serial port.
+    Simulate(kare::sim::SimulateArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Address of the JSON API [default: 127.0.0.1:8080, or the configuration's `listen`].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Configuration file (TOML): `listen`, `[demo]` scenario and speed, extra `[[node]]`s.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Scenario for the simulated node [default: the built-in demo: a dip, a swell, a short
+    /// interruption and a longer outage within the first minute].
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Scenario seconds per wall-clock second (1 = real time, 0 = as fast as possible).
+    #[arg(long, value_name = "FACTOR")]
+    speed: Option<f64>,
+    /// Stop after this many seconds [default: run until Ctrl-C].
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Configuration file (TOML) with the sensor nodes to read.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Address of the JSON API, overriding the configuration's `listen`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Stop after this many seconds [default: run until stopped].
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,17 +134,67 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn seconds(s: Option<f64>, flag: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match s {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v > 0.0 => Ok(Some(std::time::Duration::from_secs_f64(v))),
+        Some(v) => anyhow::bail!("{flag} must be a positive number of seconds, not {v}"),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn demo_cmd(args: DemoArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    let opts = daemon::DemoOptions {
+        config,
+        scenario: args.scenario,
+        speed: args.speed,
+        duration: seconds(args.duration, "--duration")?,
+    };
+    runtime()?.block_on(daemon::demo(opts))
+}
+
+fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    let until = seconds(args.duration, "--duration")?;
+    runtime()?.block_on(daemon::run(config, until))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A one-shot command keeps stderr for its one-line error; the service says what it does.
+    let default_filter = match cli.command {
+        Command::Replay(_) => "warn",
+        _ => "warn,kare=info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KARE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Replay(args) => replay_cmd(args),
+        Command::Demo(args) => demo_cmd(args),
+        Command::Run(args) => run_cmd(args),
+        Command::Simulate(args) => kare::sim::run_cli(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,3 +59,18 @@ impl Pty {
         })
     }
 }
+
+/// Makes writes to `file` fail with `WouldBlock` instead of waiting when the reader is not
+/// reading, so a writer that must not hang (the demo's simulator) can count and move on.
+pub fn set_nonblocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this File owns; F_GETFL/F_SETFL only change status flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

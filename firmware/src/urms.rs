@@ -291,6 +291,20 @@ impl UrmsMeter {
         if reference.half_peak < reference.gate {
             return None;
         }
+        // The band-pass of a phase that has just died rings on for several cycles (at a slightly
+        // wrong frequency); only the raw signal tells. A crossing counts only if the raw RMS of
+        // the half cycle before it reaches the gate too (mean square >= gate² / 2).
+        let newest = self.bound_count as usize - 1;
+        let at_ref =
+            reference
+                .integral2
+                .wrapping_add(partial2(reference.prev_sq, sq[self.reference], frac));
+        let raw2 = at_ref.wrapping_sub(reference.at_bound[newest]) as u128;
+        let gate2 = (reference.gate as u128) * (reference.gate as u128);
+        // raw2 / 2 / (since / 256) >= gate² / 2  <=>  raw2 * 256 >= gate² * since
+        if since > 0 && raw2 * (POS_ONE as u128) < gate2 * (since as u128) {
+            return None;
+        }
         let too_soon = if self.switching {
             self.half_period / 4
         } else {
@@ -326,36 +340,35 @@ impl UrmsMeter {
     }
 
     /// No real crossing for 1.5 half periods. If another phase is alive, it becomes the reference
-    /// and the boundary is placed at this sample (exact integrals, a longer window once); if none is,
-    /// the meter free-runs, placing the boundary where it was due with integrals interpolated
-    /// linearly (exact on average on dead channels, and it needs no sample history).
+    /// and its next crossing (due within a half period) is taken, however soon. If none is (or the
+    /// new reference gave none either), the meter free-runs: the boundary goes where the crossing
+    /// was due, with integrals interpolated linearly (exact on average on a dead channel, and it
+    /// needs no sample history).
     fn free_run(&mut self, index: u64) -> Option<HalfCycle> {
         let last = self.bounds[self.bound_count as usize - 1];
         let now = index << 8;
-        if now < last.pos + self.half_period * 3 / 2 {
+        let grace = if self.switching { 5 } else { 3 };
+        if now < last.pos + self.half_period * grace / 2 {
             return None;
         }
-        let alive = self
-            .ch
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| *i != self.reference && c.half_peak >= c.gate)
-            .max_by_key(|(_, c)| c.half_peak)
-            .map(|(i, _)| i);
-        let mut at = [0u64; MAX_CHANNELS];
-        if let Some(new_ref) = alive {
-            self.reference = new_ref;
-            for (i, c) in self.ch.iter().enumerate() {
-                at[i] = c.integral2;
+        if !self.switching {
+            let alive = self
+                .ch
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| *i != self.reference && c.half_peak >= c.gate)
+                .max_by_key(|(_, c)| c.half_peak)
+                .map(|(i, _)| i);
+            if let Some(new_ref) = alive {
+                self.reference = new_ref;
+                self.switching = true;
+                return None;
             }
-            let b = Boundary {
-                pos: now,
-                real: false,
-            };
-            return self.close_half(b, &at);
         }
+        self.switching = false;
         let pos = last.pos + self.half_period;
         let newest = self.bound_count as usize - 1;
+        let mut at = [0u64; MAX_CHANNELS];
         for (i, c) in self.ch.iter().enumerate() {
             let last_at = c.at_bound[newest];
             let delta = c.integral2.wrapping_sub(last_at) as u128;

@@ -1,1 +1,19 @@
 //! The sensor simulator: the node loop on the host, fed by synthetic waveforms from a scenario.
+//!
+//! * [`scenario`]: the TOML scenario format ([`Scenario`]), validated with messages that name the
+//!   key at fault; [`Scenario::demo`] is the built-in demonstration.
+//! * [`waveform`]: [`ScenarioSource`], the simulated ADC (a `kare_firmware::node::SampleSource`),
+//!   and [`node_config`], the node a scenario describes.
+//! * [`runner`]: [`run`] drives the firmware's own `Node` loop and writes every pqlink frame to a
+//!   port, paced in real time, accelerated, or unpaced; [`open_port`] opens a tty or pty for it.
+//! * [`cli`]: `kare simulate` ([`SimulateArgs`], [`run_cli`]).
+
+pub mod cli;
+pub mod runner;
+pub mod scenario;
+pub mod waveform;
+
+pub use cli::{run_cli, SimulateArgs};
+pub use runner::{open_port, run, Ending, Pace, RunStats, SimNode};
+pub use scenario::{Background, Drift, Event, EventKind, Phase, Scenario, ScenarioError};
+pub use waveform::{node_config, ScenarioSource};

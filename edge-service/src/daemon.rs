@@ -1,0 +1,216 @@
+//! The long-running service, as `kare run` (real sensor nodes) and `kare demo` (a simulated node
+//! on a pseudo-terminal) start it: sources, event log, JSON API, and a console line per event.
+
+use crate::config::Config;
+use crate::events::round;
+use crate::pty::Pty;
+use crate::service::{EventBody, LoggedEvent, Service, ServiceConfig};
+use crate::sim::{self, Pace, Scenario};
+use crate::sources::pqlink::PqlinkSourceConfig;
+use crate::web::{router, ApiState};
+use anyhow::Context;
+use chrono::SecondsFormat;
+use kare_firmware::detector::Thresholds;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One line for the console: what happened, where, how bad.
+pub fn describe(e: &LoggedEvent) -> String {
+    match &e.body {
+        EventBody::Voltage(v) => {
+            let when = v.start.to_rfc3339_opts(SecondsFormat::Millis, true);
+            match v.duration_s {
+                None => format!(
+                    "{when}  #{:<4} {:<12} {:<12} started on {} ({:.1} % of Udin so far)",
+                    e.id,
+                    e.source,
+                    v.kind.as_str().to_uppercase(),
+                    v.worst_channel,
+                    v.extreme_pct
+                ),
+                Some(d) => format!(
+                    "{when}  #{:<4} {:<12} {:<12} ended: {:.3} s, {} {:.1} % on {}, ITIC {}{}",
+                    e.id,
+                    e.source,
+                    v.kind.as_str().to_uppercase(),
+                    d,
+                    if v.kind == kare_firmware::detector::EventKind::Swell {
+                        "max"
+                    } else {
+                        "residual"
+                    },
+                    v.extreme_pct,
+                    v.worst_channel,
+                    v.itic.as_str(),
+                    v.semi_f47
+                        .map(|s| format!(", SEMI F47 {}", s.as_str()))
+                        .unwrap_or_default(),
+                ),
+            }
+        }
+        EventBody::SensorLost { start, end, reason } => match end {
+            None => format!(
+                "{}  #{:<4} {:<12} SENSOR LOST  ({reason}); this is the sensor, not the supply",
+                start.to_rfc3339_opts(SecondsFormat::Millis, true),
+                e.id,
+                e.source
+            ),
+            Some(end) => format!(
+                "{}  #{:<4} {:<12} SENSOR BACK  after {:.1} s",
+                end.to_rfc3339_opts(SecondsFormat::Millis, true),
+                e.id,
+                e.source,
+                round((*end - *start).num_milliseconds() as f64 / 1000.0, 1)
+            ),
+        },
+    }
+}
+
+/// Serves the API and prints events until Ctrl-C, or until `until` has passed.
+async fn serve(
+    service: Service,
+    listen: SocketAddr,
+    until: Option<Duration>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen}: is another kare (or another program) using it? choose another with --listen")
+    })?;
+    let addr = listener.local_addr()?;
+    println!("kare: API on http://{addr}/api/v1/status  /api/v1/events  /api/v1/stream (SSE)");
+    let app = router(ApiState::new(&service));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut updates = service.updates.subscribe();
+    let printer = tokio::spawn(async move {
+        loop {
+            match updates.recv().await {
+                Ok(ev) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", describe(&ev));
+                    let _ = out.flush();
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    println!("kare: console fell behind, {n} event updates not printed (all are in /api/v1/events)");
+                }
+                Err(_) => break,
+            }
+        }
+    });
+
+    let stop = async {
+        match until {
+            Some(d) => tokio::time::sleep(d).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = stop => {}
+        r = server => {
+            r.context("API server task")?.context("API server")?;
+        }
+    }
+    let all = service.log.all();
+    println!(
+        "kare: stopping; {} event(s) logged, {} still open",
+        all.len(),
+        all.iter().filter(|e| e.is_open()).count()
+    );
+    service.stop().await;
+    printer.abort();
+    Ok(())
+}
+
+/// `kare run`: the configured sensor nodes, for real.
+pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> {
+    if config.node.is_empty() {
+        anyhow::bail!(
+            "the configuration has no [[node]]: add one with its serial port and udin (see systemd/kare.toml)"
+        );
+    }
+    let service = Service::start(ServiceConfig {
+        nodes: config.sources(),
+    });
+    serve(service, config.listen, until).await
+}
+
+/// What `kare demo` was asked for.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Configuration (listen address, demo scenario and speed).
+    pub config: Config,
+    /// Scenario file, overriding the configuration's.
+    pub scenario: Option<PathBuf>,
+    /// Speed factor, overriding the configuration's (1 = real time, 0 = as fast as possible).
+    pub speed: Option<f64>,
+    /// Stop after this long (default: run until Ctrl-C).
+    pub duration: Option<Duration>,
+}
+
+/// `kare demo`: a simulated sensor node on a pseudo-terminal pair, and the real pipeline on the
+/// other end, opened as a serial port.
+pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
+    let scenario_path = opts
+        .scenario
+        .clone()
+        .or_else(|| opts.config.demo.scenario.clone().map(PathBuf::from));
+    let scenario = match &scenario_path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read scenario {}", p.display()))?;
+            Scenario::from_toml(&text).with_context(|| format!("scenario {}", p.display()))?
+        }
+        None => Scenario::demo(),
+    };
+    let speed = opts.speed.or(opts.config.demo.speed).unwrap_or(1.0);
+    let pace = Pace::from_speed(speed).with_context(|| {
+        format!("--speed must be 0 (as fast as possible) or a positive factor, not {speed}")
+    })?;
+    let pty = Pty::open().context("cannot open a pseudo-terminal pair for the simulated node")?;
+    let port = pty.path.to_string_lossy().into_owned();
+    println!(
+        "kare demo: simulated sensor node writing pqlink to {} ({} V, {} Hz, {} channels, speed {speed}x)",
+        port,
+        scenario.udin,
+        scenario.nominal_hz,
+        scenario.channels.len()
+    );
+    let mut nodes = vec![PqlinkSourceConfig {
+        name: "demo-node".into(),
+        port: port.clone(),
+        baud: 115_200,
+        thresholds: Thresholds::typical(scenario.udin as f32),
+        silence: Duration::from_secs(2),
+    }];
+    nodes.extend(opts.config.sources());
+    let service = Service::start(ServiceConfig { nodes });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sim_stop = stop.clone();
+    let master = pty.master.try_clone().context("pseudo-terminal")?;
+    // If the pipeline stops reading, the simulator must not hang in a write: it retries briefly,
+    // then counts the frame dropped (as a node whose UART queue is full).
+    crate::pty::set_nonblocking(&master).context("pseudo-terminal")?;
+    let sim = std::thread::Builder::new()
+        .name("sensor-sim".into())
+        .spawn(move || sim::run(&scenario, master, pace, &sim_stop))
+        .context("cannot start the simulator thread")?;
+
+    let result = serve(service, opts.config.listen, opts.duration).await;
+    stop.store(true, Ordering::Relaxed);
+    match sim.join() {
+        Ok(Ok(stats)) => println!(
+            "kare demo: simulator sent {} frames ({} bytes) over {:.1} s of scenario",
+            stats.frames_written, stats.bytes_written, stats.scenario_s
+        ),
+        Ok(Err(e)) => eprintln!("kare demo: simulator stopped: {e}"),
+        Err(_) => eprintln!("kare demo: simulator thread panicked"),
+    }
+    drop(pty);
+    result
+}

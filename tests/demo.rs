@@ -1,0 +1,144 @@
+//! `kare demo` as a user runs it: the built binary, its console, and its JSON API.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Stops the demo even when an assertion fails.
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn demo_shows_the_scenario_live_and_its_api_answers() {
+    // 20x: the scenario's first minute (dip, swell, short interruption, 25 s outage) in 3 s.
+    let child = Command::new(env!("CARGO_BIN_EXE_kare"))
+        .args([
+            "demo",
+            "--speed",
+            "20",
+            "--duration",
+            "30",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("KARE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo = Demo(child);
+    let mut lines = BufReader::new(demo.0.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    let mut seen = Vec::new();
+    // Read the console until the long outage has ended (the end of the line tells its length).
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("http://").nth(1) {
+            addr = Some(rest.split('/').next().unwrap().to_string());
+        }
+        let long_outage_over = line.contains("INTERRUPTION") && line.contains("ended: 2");
+        seen.push(line);
+        if long_outage_over {
+            break;
+        }
+    }
+    let console = seen.join("\n");
+    assert!(
+        console.contains("DIP") && console.contains("residual 60.0 % on VA"),
+        "{console}"
+    );
+    assert!(
+        console.contains("SWELL") && console.contains("max 115"),
+        "{console}"
+    );
+    // The 1.5 s interruption, then (the line that ended the loop) the 25 s outage.
+    assert!(console.contains("INTERRUPTION ended: 1."), "{console}");
+    let addr = addr.expect("the demo prints its API address");
+
+    let (head, body) = http_get(&addr, "/api/v1/events");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let events = v["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for k in ["dip", "swell", "interruption"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    // The contract's fields, plus id and source.
+    for e in events {
+        for f in [
+            "id",
+            "source",
+            "kind",
+            "start",
+            "offset_s",
+            "duration_s",
+            "extreme_pct",
+            "worst_channel",
+            "itic",
+            "semi_f47",
+        ] {
+            assert!(e.get(f).is_some(), "{f} missing in {e}");
+        }
+        assert_eq!(e["source"], "demo-node");
+    }
+    let outage = events
+        .iter()
+        .find(|e| e["kind"] == "interruption" && e["duration_s"].as_f64().unwrap_or(0.0) > 20.0)
+        .expect("the 25 s outage");
+    assert!(
+        (outage["duration_s"].as_f64().unwrap() - 25.0).abs() < 0.1,
+        "{outage}"
+    );
+
+    let (_, body) = http_get(&addr, "/api/v1/status");
+    let st: Value = serde_json::from_str(&body).unwrap();
+    let node = &st["sources"]["demo-node"];
+    assert_eq!(node["connected"], true);
+    assert_eq!(node["channels"], serde_json::json!(["VA", "VB", "VC"]));
+    assert_eq!(node["stats"]["crc_errors"], 0);
+    assert!(node["stats"]["half_cycles"].as_u64().unwrap() > 1000);
+
+    // The live stream: server-sent events of readings.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("event: reading") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("text/event-stream"), "{text}");
+    assert!(text.contains("\"volts\":["), "{text}");
+}
