@@ -115,6 +115,19 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
         "{outage}"
     );
 
+    // One event in detail, with its RMS profile.
+    let dip_id = events.iter().find(|e| e["kind"] == "dip").unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let (_, body) = http_get(&addr, &format!("/api/v1/events/{dip_id}"));
+    let dip: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        dip["rms_profile"]["records"].as_array().unwrap().len() > 60,
+        "{dip}"
+    );
+    let (head, _) = http_get(&addr, "/api/v1/events/99999");
+    assert!(head.contains(" 404 "), "{head}");
+
     let (_, body) = http_get(&addr, "/api/v1/status");
     let st: Value = serde_json::from_str(&body).unwrap();
     let node = &st["sources"]["demo-node"];

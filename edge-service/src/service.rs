@@ -6,7 +6,7 @@
 
 use crate::events::{event_json, round, ReportedEvent};
 use crate::sources::pqlink::{
-    self, PqlinkSourceConfig, Reading, SourceMessage, StreamOutput, StreamStats,
+    self, PqlinkSourceConfig, Reading, RmsProfile, SourceMessage, StreamOutput, StreamStats,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -40,6 +40,8 @@ pub struct LoggedEvent {
     pub source: String,
     /// What happened.
     pub body: EventBody,
+    /// The Urms(1/2) records around a voltage event, once complete (shortly after its end).
+    pub profile: Option<Arc<RmsProfile>>,
 }
 
 impl LoggedEvent {
@@ -72,6 +74,13 @@ impl LoggedEvent {
         v["open"] = json!(self.is_open());
         v
     }
+
+    /// The event with its RMS profile (`null` until it is complete).
+    pub fn to_json_with_profile(&self) -> Value {
+        let mut v = self.to_json();
+        v["rms_profile"] = json!(self.profile.as_deref());
+        v
+    }
 }
 
 /// The events seen since start, in order, with open events updated in place.
@@ -87,6 +96,8 @@ struct LogInner {
     open_voltage: HashMap<(String, u32), usize>,
     /// source → index of its open sensor-lost event.
     open_lost: HashMap<String, usize>,
+    /// (source, detector id) → index of the latest voltage event with that id, for its profile.
+    by_core: HashMap<(String, u32), usize>,
 }
 
 impl EventLog {
@@ -102,10 +113,12 @@ impl EventLog {
             id: g.events.len() as u64 + 1,
             source: source.to_string(),
             body: EventBody::Voltage(e),
+            profile: None,
         };
         let idx = g.events.len();
         g.events.push(ev.clone());
         g.open_voltage.insert((source.to_string(), core_id), idx);
+        g.by_core.insert((source.to_string(), core_id), idx);
         ev
     }
 
@@ -122,11 +135,33 @@ impl EventLog {
                     id: g.events.len() as u64 + 1,
                     source: source.to_string(),
                     body: EventBody::Voltage(e),
+                    profile: None,
                 };
+                let idx = g.events.len();
                 g.events.push(ev.clone());
+                g.by_core.insert((source.to_string(), core_id), idx);
                 ev
             }
         }
+    }
+
+    /// Attaches a completed RMS profile to its voltage event.
+    pub fn attach_profile(
+        &self,
+        source: &str,
+        core_id: u32,
+        profile: RmsProfile,
+    ) -> Option<LoggedEvent> {
+        let mut g = self.lock();
+        let idx = *g.by_core.get(&(source.to_string(), core_id))?;
+        g.events[idx].profile = Some(Arc::new(profile));
+        Some(g.events[idx].clone())
+    }
+
+    /// One event by id.
+    pub fn get(&self, id: u64) -> Option<LoggedEvent> {
+        let g = self.lock();
+        g.events.get((id as usize).checked_sub(1)?).cloned()
     }
 
     /// Records that a source is no longer heard (once until it is back).
@@ -148,6 +183,7 @@ impl EventLog {
                 end: None,
                 reason,
             },
+            profile: None,
         };
         let idx = g.events.len();
         g.events.push(ev.clone());
@@ -290,6 +326,11 @@ async fn consume(
                 None
             }
             SourceMessage::Stream(_, StreamOutput::Reading(_)) => None,
+            SourceMessage::Stream(source, StreamOutput::Profile { core_id, profile }) => {
+                // Not an update worth announcing: the event itself has not changed.
+                log.attach_profile(&source, core_id, profile);
+                None
+            }
             SourceMessage::SensorLost {
                 source,
                 since,

@@ -3,7 +3,8 @@
 
 use crate::service::{LoggedEvent, Service, SourceStatus};
 use crate::sources::pqlink::Reading;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -43,6 +44,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/events/{id}", get(event))
         .route("/api/v1/stream", get(stream))
         .with_state(state)
 }
@@ -85,6 +87,21 @@ async fn status(State(s): State<ApiState>) -> Json<Value> {
 async fn events(State(s): State<ApiState>) -> Json<Value> {
     let events: Vec<Value> = s.log.all().iter().map(LoggedEvent::to_json).collect();
     Json(json!({ "events": events }))
+}
+
+async fn event(
+    State(s): State<ApiState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    s.log
+        .get(id)
+        .map(|e| Json(e.to_json_with_profile()))
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": format!("no event {id}; /api/v1/events lists them")})),
+            )
+        })
 }
 
 /// A reading as JSON: volts per channel by position, with the window in UTC.

@@ -8,4 +8,5 @@ pub mod detector;
 pub mod monitor;
 pub mod node;
 pub mod pqlink;
+pub mod profile;
 pub mod urms;

@@ -9,6 +9,7 @@ use crate::events::{characterise, Clock, ReportedEvent};
 use chrono::{DateTime, Utc};
 use kare_firmware::detector::{Detector, Observation, Thresholds, Transition};
 use kare_firmware::pqlink::{ChannelFlags, Decoder, DecoderStats, Frame, Hello, MAX_CHANNELS};
+use kare_firmware::profile::{ProfilePoint, Profiler};
 use kare_firmware::urms::POS_ONE;
 use serde::Serialize;
 use std::sync::Arc;
@@ -59,7 +60,41 @@ pub enum StreamOutput {
     },
     /// The node said hello (at boot, and every 10 s).
     Hello(Hello),
+    /// An ended event's RMS profile is complete (some records after its end).
+    Profile {
+        /// Detector-local id given at `Started`.
+        core_id: u32,
+        /// The records.
+        profile: RmsProfile,
+    },
 }
+
+/// An event's Urms(1/2) records from before its start to after its end.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RmsProfile {
+    /// Records before the event's start.
+    pub pre_records: u16,
+    /// Records in the middle of a long event that were not kept.
+    pub skipped_records: u32,
+    /// The records, oldest first.
+    pub records: Vec<ProfileRecord>,
+}
+
+/// One record of a profile.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProfileRecord {
+    /// Window start.
+    pub start: DateTime<Utc>,
+    /// Window end.
+    pub end: DateTime<Utc>,
+    /// Urms(1/2) per channel, % of Udin.
+    pub pct: Vec<f32>,
+}
+
+/// 0.5 s before, 4 s at the start, 4 s at the end, 0.5 s after (at 100 records/s), for up to 4
+/// overlapping events: about 150 kB per source, allocated once.
+type StreamProfiler = Profiler<50, 400, 400, 4>;
+const PROFILE_POST: u16 = 50;
 
 /// Counters of one source, shown in `/api/v1/status` and logged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -117,6 +152,7 @@ pub struct NodeStream {
     last_seq: Option<u32>,
     last_end: u64,
     stats: StreamStats,
+    profiler: Box<StreamProfiler>,
 }
 
 impl NodeStream {
@@ -135,6 +171,7 @@ impl NodeStream {
             last_seq: None,
             last_end: 0,
             stats: StreamStats::default(),
+            profiler: Box::new(Profiler::new(PROFILE_POST)),
         }
     }
 
@@ -236,6 +273,7 @@ impl NodeStream {
                     channels: n as u8,
                     locked,
                 }));
+                let mut transitions: heapless::Vec<Transition, 24> = heapless::Vec::new();
                 if let Some(det) = &mut self.detector {
                     for (ch, v) in volts.iter().enumerate().take(n) {
                         let obs = Observation {
@@ -245,6 +283,7 @@ impl NodeStream {
                             value: *v,
                         };
                         for tr in det.observe(&obs) {
+                            let _ = transitions.push(tr);
                             let (core, started) = match tr {
                                 Transition::Started(e) => (e, true),
                                 Transition::Ended(e) => (e, false),
@@ -264,6 +303,30 @@ impl NodeStream {
                         }
                     }
                 }
+                let point = ProfilePoint {
+                    start,
+                    end: hc.window_end,
+                    values: volts_all(&volts),
+                };
+                let udin = self.thresholds.udin;
+                self.profiler.record(point, &transitions, |p| {
+                    let records = p
+                        .points()
+                        .map(|x| ProfileRecord {
+                            start: clock.instant(x.start),
+                            end: clock.instant(x.end),
+                            pct: x.values[..n].iter().map(|v| v / udin * 100.0).collect(),
+                        })
+                        .collect();
+                    out(StreamOutput::Profile {
+                        core_id: p.event_id,
+                        profile: RmsProfile {
+                            pre_records: p.pre,
+                            skipped_records: p.skipped,
+                            records,
+                        },
+                    });
+                });
             }
             Frame::Capture(_) => self.stats.capture_frames += 1,
             Frame::Heartbeat(hb) => {
@@ -275,6 +338,7 @@ impl NodeStream {
 
     fn restart(&mut self, channels: usize) {
         self.detector = Some(Detector::new(self.thresholds, channels.max(1)));
+        *self.profiler = Profiler::new(PROFILE_POST);
         self.clock = None;
         self.last_seq = None;
         self.last_end = 0;
@@ -494,4 +558,11 @@ impl Outbox {
             }
         }
     }
+}
+
+/// The profile's per-channel values (the core's array size).
+fn volts_all(v: &[f32; MAX_CHANNELS]) -> [f32; kare_firmware::detector::MAX_CHANNELS] {
+    let mut out = [0.0; kare_firmware::detector::MAX_CHANNELS];
+    out[..MAX_CHANNELS].copy_from_slice(v);
+    out
 }
