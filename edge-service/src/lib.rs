@@ -4,6 +4,7 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod pty;
+pub mod readings;
 pub mod recording;
 pub mod replay;
 pub mod service;
