@@ -60,6 +60,14 @@ impl Pty {
     }
 }
 
+impl Pty {
+    /// The parts: the device side, the port path, and the port-side descriptor openpty gave
+    /// (for a caller that must close it once the port has been opened elsewhere).
+    pub fn into_parts(self) -> (File, PathBuf, OwnedFd) {
+        (self.master, self.path, self._slave)
+    }
+}
+
 /// Makes writes to `file` fail with `WouldBlock` instead of waiting when the reader is not
 /// reading, so a writer that must not hang (the demo's simulator) can count and move on.
 pub fn set_nonblocking(file: &File) -> io::Result<()> {

@@ -100,6 +100,26 @@ struct LogInner {
     by_core: HashMap<(String, u32), usize>,
 }
 
+impl LogInner {
+    fn push_voltage(
+        &mut self,
+        source: &str,
+        core_id: u32,
+        e: ReportedEvent,
+    ) -> (usize, LoggedEvent) {
+        let ev = LoggedEvent {
+            id: self.events.len() as u64 + 1,
+            source: source.to_string(),
+            body: EventBody::Voltage(e),
+            profile: None,
+        };
+        let idx = self.events.len();
+        self.events.push(ev.clone());
+        self.by_core.insert((source.to_string(), core_id), idx);
+        (idx, ev)
+    }
+}
+
 impl EventLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
         // A panic elsewhere must not take the log with it.
@@ -109,16 +129,8 @@ impl EventLog {
     /// Records a new voltage event; returns it as logged.
     pub fn voltage_started(&self, source: &str, core_id: u32, e: ReportedEvent) -> LoggedEvent {
         let mut g = self.lock();
-        let ev = LoggedEvent {
-            id: g.events.len() as u64 + 1,
-            source: source.to_string(),
-            body: EventBody::Voltage(e),
-            profile: None,
-        };
-        let idx = g.events.len();
-        g.events.push(ev.clone());
+        let (idx, ev) = g.push_voltage(source, core_id, e);
         g.open_voltage.insert((source.to_string(), core_id), idx);
-        g.by_core.insert((source.to_string(), core_id), idx);
         ev
     }
 
@@ -130,18 +142,7 @@ impl EventLog {
                 g.events[idx].body = EventBody::Voltage(e);
                 g.events[idx].clone()
             }
-            None => {
-                let ev = LoggedEvent {
-                    id: g.events.len() as u64 + 1,
-                    source: source.to_string(),
-                    body: EventBody::Voltage(e),
-                    profile: None,
-                };
-                let idx = g.events.len();
-                g.events.push(ev.clone());
-                g.by_core.insert((source.to_string(), core_id), idx);
-                ev
-            }
+            None => g.push_voltage(source, core_id, e).1,
         }
     }
 

@@ -368,31 +368,11 @@ mod sim {
         assert!(frames.iter().all(|f| f.is_ok()));
     }
 
-    /// A pseudo-terminal pair from openpty(3): master, slave path, and the slave descriptor openpty
-    /// returned (close it once the simulator has opened the slave, so that its descriptor is the
-    /// only one and the pty never sees a hang-up in between).
+    /// A pseudo-terminal pair: master, slave path, and the slave descriptor openpty returned
+    /// (close it once the simulator has opened the slave, so that its descriptor is the only one
+    /// and the pty never sees a hang-up in between).
     fn pty() -> (std::fs::File, String, std::os::fd::OwnedFd) {
-        use std::os::fd::FromRawFd;
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty writes two descriptors; name, termios and winsize are not used (null).
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());
-        let path = std::fs::read_link(format!("/proc/self/fd/{slave}")).unwrap();
-        // SAFETY: both descriptors were just returned by openpty and belong to no one else.
-        let (master, slave) = unsafe {
-            (
-                std::fs::File::from_raw_fd(master),
-                std::os::fd::OwnedFd::from_raw_fd(slave),
-            )
-        };
+        let (master, path, slave) = kare::pty::Pty::open().unwrap().into_parts();
         (master, path.to_str().unwrap().to_string(), slave)
     }
 
