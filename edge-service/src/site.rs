@@ -1,0 +1,194 @@
+//! The key account this appliance watches: who the customer is, how to reach the site, who to
+//! call, what generator it may get, and when the utility has announced planned outages.
+//! Part of the configuration file (`[site]`), validated at start.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Service tier of the account: decides ticket priority.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Life safety or very costly stops (hospitals, fabs): priority P1.
+    Critical,
+    /// Important accounts: P2.
+    Important,
+    /// Everyone else with kare: P3.
+    #[default]
+    Standard,
+}
+
+impl Tier {
+    /// Repair-ticket priority for this tier.
+    pub fn priority(self) -> &'static str {
+        match self {
+            Tier::Critical => "P1",
+            Tier::Important => "P2",
+            Tier::Standard => "P3",
+        }
+    }
+}
+
+/// A person to call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Name.
+    pub name: String,
+    /// Role at the site (electrician on duty, facilities manager…).
+    #[serde(default)]
+    pub role: String,
+    /// Phone, as dialled.
+    #[serde(default)]
+    pub phone: String,
+    /// E-mail.
+    #[serde(default)]
+    pub email: String,
+}
+
+/// Mobile-generator eligibility.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generator {
+    /// Whether the site may get a mobile generator.
+    #[serde(default)]
+    pub eligible: bool,
+    /// Request one when an outage has lasted this many minutes.
+    #[serde(default = "default_limit")]
+    pub after_minutes: f64,
+    /// The generator connection's rating, kVA: the most that can be connected, and the size asked
+    /// for when no demand data is there.
+    #[serde(default)]
+    pub connection_kva: f64,
+    /// Where the generator connects (for the crew).
+    #[serde(default)]
+    pub connection_point: String,
+}
+
+fn default_limit() -> f64 {
+    30.0
+}
+
+/// An announced planned outage window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedOutage {
+    /// Start (RFC 3339).
+    pub start: DateTime<Utc>,
+    /// End (RFC 3339).
+    pub end: DateTime<Utc>,
+    /// The utility's reference for the announcement.
+    #[serde(default)]
+    pub reference: String,
+}
+
+/// `[site]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Site id (the utility's).
+    pub id: String,
+    /// Customer id.
+    pub customer_id: String,
+    /// Customer name.
+    pub customer_name: String,
+    /// Service tier.
+    #[serde(default)]
+    pub tier: Tier,
+    /// Street address.
+    #[serde(default)]
+    pub address: String,
+    /// How to get in: keys, gates, who escorts.
+    #[serde(default)]
+    pub access_notes: String,
+    /// Nominal supply voltage, kV (e.g. 10).
+    #[serde(default)]
+    pub nominal_kv: f64,
+    /// The account manager.
+    #[serde(default)]
+    pub account_manager: Contact,
+    /// People on site to call.
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    /// Mobile-generator terms.
+    #[serde(default)]
+    pub generator: Generator,
+    /// Announced planned outages.
+    #[serde(default)]
+    pub planned_outage: Vec<PlannedOutage>,
+}
+
+impl Site {
+    /// The demo's site: a hospital with a generator connection.
+    pub fn demo() -> Site {
+        Site {
+            id: "SITE-DEMO-01".into(),
+            customer_id: "CUST-0001".into(),
+            customer_name: "Demo General Hospital".into(),
+            tier: Tier::Critical,
+            address: "1 Demo Road".into(),
+            access_notes: "Switch room B2; ask security for the key".into(),
+            nominal_kv: 10.0,
+            account_manager: Contact {
+                name: "A. Manager".into(),
+                role: "account manager".into(),
+                phone: "+86 000 0000".into(),
+                email: "am@example.invalid".into(),
+            },
+            contacts: vec![Contact {
+                name: "Duty electrician".into(),
+                role: "on site 24 h".into(),
+                phone: "+86 000 0001".into(),
+                email: String::new(),
+            }],
+            generator: Generator {
+                eligible: true,
+                after_minutes: 0.25,
+                connection_kva: 800.0,
+                connection_point: "Generator inlet GC-1, east wall".into(),
+            },
+            planned_outage: Vec::new(),
+        }
+    }
+
+    /// The planned outage covering `at`, if any.
+    pub fn planned_at(&self, at: DateTime<Utc>) -> Option<&PlannedOutage> {
+        self.planned_outage
+            .iter()
+            .find(|p| p.start <= at && at < p.end)
+    }
+
+    /// Checks the values; returns the key and what is wrong.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: &str| Err((format!("site.{k}"), m.to_string()));
+        if self.id.trim().is_empty() {
+            return bad("id", "must not be empty: tickets carry it");
+        }
+        if self.customer_id.trim().is_empty() {
+            return bad("customer_id", "must not be empty: tickets carry it");
+        }
+        if self.generator.eligible {
+            if !(self.generator.after_minutes.is_finite() && self.generator.after_minutes >= 0.0) {
+                return bad(
+                    "generator.after_minutes",
+                    "must be zero or a positive number of minutes",
+                );
+            }
+            if !(self.generator.connection_kva.is_finite() && self.generator.connection_kva > 0.0) {
+                return bad(
+                    "generator.connection_kva",
+                    "must be the connection's rating in kVA when the site is eligible",
+                );
+            }
+        }
+        for (i, p) in self.planned_outage.iter().enumerate() {
+            if p.end <= p.start {
+                return Err((
+                    format!("site.planned_outage[{i}].end"),
+                    "must be after its start".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

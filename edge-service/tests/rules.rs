@@ -1,0 +1,307 @@
+//! The ticket rules as the repair desk, the generator dispatcher and the account manager see them.
+
+use chrono::{DateTime, Duration, Utc};
+use kare::rules::{RuleInput, RuleSettings, Rules, TicketKind, TicketOp, TicketState};
+use kare::site::{PlannedOutage, Site};
+
+fn t(s: f64) -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
+        + Duration::seconds(1_800_000_000)
+        + Duration::milliseconds((s * 1000.0) as i64)
+}
+
+fn site() -> Site {
+    let mut s = Site::demo();
+    s.generator.after_minutes = 30.0;
+    s
+}
+
+fn lost(src: &str, at: f64) -> RuleInput {
+    RuleInput::SupplyLost {
+        source: src.into(),
+        at: t(at),
+        via: "half-cycle".into(),
+    }
+}
+
+fn back(src: &str, at: f64) -> RuleInput {
+    RuleInput::SupplyBack {
+        source: src.into(),
+        at: t(at),
+    }
+}
+
+fn dip(at: f64, pct: f64) -> RuleInput {
+    RuleInput::Disturbance {
+        source: "node".into(),
+        kind: "dip".into(),
+        start: t(at),
+        duration_s: 0.1,
+        extreme_pct: pct,
+    }
+}
+
+fn run(rules: &mut Rules, inputs: Vec<(f64, RuleInput)>) -> Vec<TicketOp> {
+    let mut ops = Vec::new();
+    for (now, i) in inputs {
+        ops.extend(rules.handle(i, t(now)));
+    }
+    ops
+}
+
+fn of(ops: &[TicketOp], kind: TicketKind) -> Vec<&TicketOp> {
+    ops.iter().filter(|o| o.kind == kind).collect()
+}
+
+#[test]
+fn an_interruption_is_one_repair_ticket_opened_at_once_and_closed_with_its_duration() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let ops = run(
+        &mut r,
+        vec![(10.0, lost("node", 10.0)), (12.5, back("node", 12.5))],
+    );
+    let rep = of(&ops, TicketKind::Repair);
+    assert_eq!(rep.len(), 2);
+    assert_eq!(rep[0].state, TicketState::Open);
+    assert_eq!(rep[0].priority, "P1", "a critical account");
+    assert_eq!(rep[1].state, TicketState::Closed);
+    assert_eq!(rep[0].key, rep[1].key, "one ticket");
+    assert_eq!(rep[1].duration_s, Some(2.5));
+    assert_eq!(rep[1].detail["classification"], "momentary");
+}
+
+#[test]
+fn a_sustained_outage_brings_a_generator_which_is_cancelled_when_supply_returns() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let mut ops = run(&mut r, vec![(0.0, lost("node", 0.0))]);
+    ops.extend(r.tick(t(29.0 * 60.0)));
+    assert!(
+        of(&ops, TicketKind::Generator).is_empty(),
+        "not before the limit"
+    );
+    ops.extend(r.tick(t(30.0 * 60.0)));
+    ops.extend(r.tick(t(31.0 * 60.0)));
+    let gen = of(&ops, TicketKind::Generator);
+    assert_eq!(gen.len(), 1, "requested once");
+    assert_eq!(
+        gen[0].detail["size_kva"], 800.0,
+        "no demand data: the connection rating"
+    );
+    ops.extend(r.handle(back("node", 40.0 * 60.0), t(40.0 * 60.0)));
+    let gen = of(&ops, TicketKind::Generator);
+    assert_eq!(gen.last().unwrap().state, TicketState::Cancelled);
+    let rep = of(&ops, TicketKind::Repair);
+    assert_eq!(rep.last().unwrap().detail["classification"], "sustained");
+}
+
+#[test]
+fn the_generator_is_sized_from_recent_peak_demand() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let mut ops = run(
+        &mut r,
+        vec![
+            (
+                0.0,
+                RuleInput::Demand {
+                    at: t(0.0),
+                    kw: 420.0,
+                },
+            ),
+            (
+                1.0,
+                RuleInput::Demand {
+                    at: t(900.0),
+                    kw: 510.0,
+                },
+            ),
+            (2.0, lost("node", 1000.0)),
+        ],
+    );
+    ops.extend(r.tick(t(1000.0 + 1800.0)));
+    let gen = of(&ops, TicketKind::Generator);
+    let kva = gen[0].detail["size_kva"].as_f64().unwrap();
+    assert!((kva - 510.0 / 0.9 * 1.2).abs() < 1e-6, "{kva}");
+    assert!(gen[0].detail["sizing"].as_str().unwrap().contains("510 kW"));
+}
+
+#[test]
+fn a_flapping_supply_reopens_the_same_ticket_instead_of_a_storm() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let mut inputs = Vec::new();
+    for i in 0..5 {
+        let s = i as f64 * 20.0;
+        inputs.push((s, lost("node", s)));
+        inputs.push((s + 5.0, back("node", s + 5.0)));
+    }
+    let ops = run(&mut r, inputs);
+    let rep = of(&ops, TicketKind::Repair);
+    let keys: std::collections::BTreeSet<_> = rep.iter().map(|o| &o.key).collect();
+    assert_eq!(keys.len(), 1, "one ticket");
+    assert_eq!(rep.last().unwrap().detail["failures"], 5);
+    assert!(rep.iter().any(|o| o.title.contains("failed 5 times")));
+    // After the flap window, a new failure is a new outage.
+    let later = run(&mut r, vec![(2000.0, lost("node", 2000.0))]);
+    assert_ne!(
+        &of(&later, TicketKind::Repair)[0].key,
+        *keys.iter().next().unwrap()
+    );
+}
+
+#[test]
+fn a_planned_outage_is_recorded_as_planned_without_a_repair_ticket() {
+    let mut s = site();
+    s.planned_outage.push(PlannedOutage {
+        start: t(0.0),
+        end: t(3600.0),
+        reference: "PO-42".into(),
+    });
+    let mut r = Rules::new(s, RuleSettings::default());
+    let mut ops = run(&mut r, vec![(60.0, lost("node", 60.0))]);
+    ops.extend(r.tick(t(60.0 + 3600.0)));
+    ops.extend(r.handle(back("node", 1800.0), t(1800.0)));
+    assert!(of(&ops, TicketKind::Repair).is_empty());
+    assert!(
+        of(&ops, TicketKind::Generator).is_empty(),
+        "planned: no generator request"
+    );
+    let planned = of(&ops, TicketKind::Planned);
+    assert_eq!(planned.len(), 2);
+    assert!(planned[0].title.contains("PO-42"));
+}
+
+#[test]
+fn several_witnesses_make_one_ticket_closed_when_all_see_the_supply_back() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let ops = run(
+        &mut r,
+        vec![
+            (0.0, lost("node", 0.0)),
+            (
+                0.2,
+                RuleInput::SupplyLost {
+                    source: "ups".into(),
+                    at: t(0.2),
+                    via: "UPS input".into(),
+                },
+            ),
+            (8.0, back("node", 8.0)),
+            (9.0, back("ups", 9.0)),
+        ],
+    );
+    let rep = of(&ops, TicketKind::Repair);
+    assert_eq!(rep.len(), 3, "opened, updated by the UPS, closed");
+    assert!(rep[1].title.contains("appliance on battery"));
+    assert_eq!(rep[2].state, TicketState::Closed);
+    assert_eq!(rep[2].duration_s, Some(9.0));
+}
+
+#[test]
+fn dips_become_one_daily_notice_and_repeated_deep_dips_an_engineering_ticket() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let ops = run(
+        &mut r,
+        vec![
+            (10.0, dip(10.0, 85.0)),
+            (20.0, dip(20.0, 60.0)),
+            (30.0, dip(30.0, 55.0)),
+            (40.0, dip(40.0, 50.0)),
+            (50.0, dip(50.0, 45.0)),
+        ],
+    );
+    let notices = of(&ops, TicketKind::PqNotice);
+    assert_eq!(notices.len(), 5);
+    assert!(
+        notices.iter().all(|o| o.key == notices[0].key),
+        "one notice per day"
+    );
+    assert_eq!(notices[4].detail["counts"]["dip"], 5);
+    assert_eq!(notices[4].detail["lowest_dip_pct"], 45.0);
+    assert!(
+        of(&ops, TicketKind::Repair).is_empty(),
+        "dips are not for the repair desk"
+    );
+    let eng = of(&ops, TicketKind::Engineering);
+    assert_eq!(eng.len(), 1, "raised once, on the third deep dip");
+}
+
+#[test]
+fn the_dip_around_an_interruption_is_not_a_power_quality_notice() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let ops = run(
+        &mut r,
+        vec![
+            (0.0, lost("node", 0.05)),
+            (2.0, back("node", 2.0)),
+            (2.1, dip(0.0, 0.3)),
+        ],
+    );
+    assert!(of(&ops, TicketKind::PqNotice).is_empty());
+}
+
+#[test]
+fn a_silent_sensor_is_maintenance_but_not_during_an_outage() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let lost_sensor = |at: f64| RuleInput::SensorLost {
+        source: "node".into(),
+        since: t(at),
+        reason: "no frame for 2 s".into(),
+    };
+    let mut ops = run(&mut r, vec![(0.0, lost_sensor(0.0))]);
+    ops.extend(r.tick(t(59.0)));
+    assert!(ops.is_empty());
+    ops.extend(r.tick(t(61.0)));
+    let m = of(&ops, TicketKind::Maintenance);
+    assert_eq!(m.len(), 1);
+    assert!(m[0].title.contains("not the supply"));
+    ops.extend(r.handle(
+        RuleInput::SensorBack {
+            source: "node".into(),
+            at: t(70.0),
+        },
+        t(70.0),
+    ));
+    assert_eq!(
+        of(&ops, TicketKind::Maintenance)[1].state,
+        TicketState::Closed
+    );
+
+    // During an outage the sensor may be on the failed supply: nothing.
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let mut ops = run(
+        &mut r,
+        vec![(0.0, lost("ups", 0.0)), (0.5, lost_sensor(0.5))],
+    );
+    ops.extend(r.tick(t(600.0)));
+    assert!(of(&ops, TicketKind::Maintenance).is_empty());
+}
+
+#[test]
+fn after_a_restart_the_open_outage_stays_one_ticket() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    r.restore_outage("SITE-DEMO-01-outage-X", t(0.0), 1);
+    // Still out: the stream reports the interruption again: the same ticket is updated.
+    let ops = run(
+        &mut r,
+        vec![(100.0, lost("node", 100.0)), (160.0, back("node", 160.0))],
+    );
+    let rep = of(&ops, TicketKind::Repair);
+    assert!(rep.iter().all(|o| o.key == "SITE-DEMO-01-outage-X"));
+    assert_eq!(rep.last().unwrap().state, TicketState::Closed);
+    assert_eq!(rep.last().unwrap().duration_s, Some(160.0));
+
+    // Back while the appliance was down: closed when a source first sees the supply.
+    let mut r = Rules::new(site(), RuleSettings::default());
+    r.restore_outage("K", t(0.0), 1);
+    let ops = run(
+        &mut r,
+        vec![(
+            300.0,
+            RuleInput::SupplyPresent {
+                source: "node".into(),
+                at: t(300.0),
+            },
+        )],
+    );
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].state, TicketState::Closed);
+}
