@@ -230,6 +230,17 @@ struct Closed {
     at: DateTime<Utc>,
 }
 
+/// Today's power-quality notice.
+#[derive(Clone, Debug)]
+struct PqDay {
+    day: NaiveDate,
+    key: String,
+    counts: BTreeMap<String, u32>,
+    lowest: f64,
+    highest: f64,
+    first: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug)]
 struct Lost {
     since: DateTime<Utc>,
@@ -246,14 +257,7 @@ pub struct Rules {
     outage: Option<Outage>,
     recent: Option<Closed>,
     generator: Option<(String, DateTime<Utc>, Value)>,
-    pq_day: Option<(
-        NaiveDate,
-        String,
-        BTreeMap<String, u32>,
-        f64,
-        f64,
-        DateTime<Utc>,
-    )>,
+    pq_day: Option<PqDay>,
     deep_dips: VecDeque<DateTime<Utc>>,
     engineering: Option<(String, DateTime<Utc>)>,
     lost: BTreeMap<String, Lost>,
@@ -643,28 +647,32 @@ impl Rules {
         }
         let day = start.date_naive();
         let key = format!("{}-pq-{}", self.site.id, day.format("%Y-%m-%d"));
-        let entry = match &mut self.pq_day {
-            Some(e) if e.0 == day => e,
-            _ => {
-                self.pq_day = Some((
-                    day,
-                    key,
-                    BTreeMap::new(),
-                    f64::INFINITY,
-                    f64::NEG_INFINITY,
-                    start,
-                ));
-                self.pq_day.as_mut().unwrap()
-            }
-        };
-        *entry.2.entry(kind.clone()).or_default() += 1;
-        if kind == "dip" {
-            entry.3 = entry.3.min(extreme_pct);
-        } else {
-            entry.4 = entry.4.max(extreme_pct);
+        if self.pq_day.as_ref().is_none_or(|d| d.day != day) {
+            self.pq_day = Some(PqDay {
+                day,
+                key,
+                counts: BTreeMap::new(),
+                lowest: f64::INFINITY,
+                highest: f64::NEG_INFINITY,
+                first: start,
+            });
         }
-        let (key, counts, lowest, highest, first) =
-            (entry.1.clone(), entry.2.clone(), entry.3, entry.4, entry.5);
+        let Some(entry) = self.pq_day.as_mut() else {
+            return;
+        };
+        *entry.counts.entry(kind.clone()).or_default() += 1;
+        if kind == "dip" {
+            entry.lowest = entry.lowest.min(extreme_pct);
+        } else {
+            entry.highest = entry.highest.max(extreme_pct);
+        }
+        let (key, counts, lowest, highest, first) = (
+            entry.key.clone(),
+            entry.counts.clone(),
+            entry.lowest,
+            entry.highest,
+            entry.first,
+        );
         let total: u32 = counts.values().sum();
         out.push(self.op(
             key,
