@@ -2,3 +2,4 @@
 #[cfg(feature = "rpi")]
 pub mod local_adc;
 pub mod pqlink;
+pub mod ups;
