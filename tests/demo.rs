@@ -128,6 +128,31 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
     let (head, _) = http_get(&addr, "/api/v1/events/99999");
     assert!(head.contains(" 404 "), "{head}");
 
+    // The repair desk's view: exactly one repair ticket for the outages (the short interruption
+    // and the 25 s outage ten seconds later are one flapping outage), closed with its duration;
+    // a generator request once the supply had been gone past the site's limit (15 s in the demo),
+    // cancelled when it returned; the dip and swell went to the account manager's daily notice.
+    let (_, body) = http_get(&addr, "/api/v1/tickets");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    let tickets = t["tickets"].as_array().unwrap();
+    let of = |k: &str| {
+        tickets
+            .iter()
+            .filter(|x| x["kind"] == k)
+            .collect::<Vec<_>>()
+    };
+    let repair = of("repair");
+    assert_eq!(repair.len(), 1, "{tickets:#?}");
+    assert_eq!(repair[0]["state"], "closed");
+    assert_eq!(repair[0]["priority"], "P1");
+    assert_eq!(repair[0]["detail"]["failures"], 2);
+    let gen = of("generator");
+    assert_eq!(gen.len(), 1, "{tickets:#?}");
+    assert_eq!(gen[0]["state"], "cancelled");
+    assert_eq!(gen[0]["detail"]["size_kva"], 800.0);
+    assert_eq!(of("pq_notice").len(), 1);
+    assert!(console.contains("TICKET repair      OPENED"), "{console}");
+
     let (_, body) = http_get(&addr, "/api/v1/status");
     let st: Value = serde_json::from_str(&body).unwrap();
     let node = &st["sources"]["demo-node"];

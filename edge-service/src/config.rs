@@ -12,6 +12,8 @@
 //! # hysteresis_pct = 2, silence_s = 2
 //! ```
 
+use crate::rules::RuleSettings;
+use crate::site::Site;
 use crate::sources::pqlink::PqlinkSourceConfig;
 use kare_firmware::detector::Thresholds;
 use serde::Deserialize;
@@ -64,6 +66,11 @@ pub struct Config {
     /// Settings for `kare demo`.
     #[serde(default)]
     pub demo: DemoEntry,
+    /// The key account this appliance watches (required by `kare run`).
+    pub site: Option<Site>,
+    /// Ticket rules (defaults: IEEE 1366 five-minute momentary limit, ten-minute flap window…).
+    #[serde(default)]
+    pub rules: RuleSettings,
 }
 
 fn default_listen() -> SocketAddr {
@@ -135,6 +142,8 @@ impl Default for Config {
             listen: default_listen(),
             node: Vec::new(),
             demo: DemoEntry::default(),
+            site: None,
+            rules: RuleSettings::default(),
         }
     }
 }
@@ -195,6 +204,29 @@ impl Config {
             n.thresholds()
                 .validate()
                 .map_err(|why| bad(format!("node[{i}]"), why))?;
+        }
+        if let Some(site) = &self.site {
+            site.validate()
+                .map_err(|(key, problem)| ConfigError::Value {
+                    path: path.into(),
+                    key,
+                    problem,
+                })?;
+        }
+        let r = &self.rules;
+        for (key, v) in [
+            ("rules.momentary_max_s", r.momentary_max_s),
+            ("rules.flap_window_s", r.flap_window_s),
+            ("rules.deep_dip_window_h", r.deep_dip_window_h),
+            ("rules.lost_after_s", r.lost_after_s),
+            ("rules.demand_window_h", r.demand_window_h),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(bad(key.into(), "must be zero or a positive number"));
+            }
+        }
+        if !(r.power_factor > 0.0 && r.power_factor <= 1.0) {
+            return Err(bad("rules.power_factor".into(), "must be in (0, 1]"));
         }
         if let Some(s) = self.demo.speed {
             if !(s.is_finite() && s >= 0.0) {
@@ -306,5 +338,31 @@ mod sample {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/kare.toml");
         let c = super::Config::load(std::path::Path::new(path)).unwrap();
         assert_eq!(c.node.len(), 1);
+        assert!(c.site.is_some());
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    #[test]
+    fn a_site_without_a_customer_is_refused_by_key() {
+        let e = super::Config::parse(
+            "[site]\nid = \"S1\"\ncustomer_id = \"\"\ncustomer_name = \"H\"\n",
+            "k.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`site.customer_id`"), "{e}");
+    }
+
+    #[test]
+    fn an_eligible_site_needs_its_generator_rating() {
+        let e = super::Config::parse(
+            "[site]\nid = \"S1\"\ncustomer_id = \"C\"\ncustomer_name = \"H\"\n[site.generator]\neligible = true\n",
+            "k.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("site.generator.connection_kva"), "{e}");
     }
 }

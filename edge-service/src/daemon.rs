@@ -4,8 +4,10 @@
 use crate::config::Config;
 use crate::events::round;
 use crate::pty::Pty;
-use crate::service::{EventBody, LoggedEvent, Service, ServiceConfig};
+use crate::rules::TicketState;
+use crate::service::{EventBody, LoggedEvent, Service, ServiceConfig, TicketRecord};
 use crate::sim::{self, Pace, Scenario};
+use crate::site::Site;
 use crate::sources::pqlink::PqlinkSourceConfig;
 use crate::web::{router, ApiState};
 use anyhow::Context;
@@ -70,6 +72,27 @@ pub fn describe(e: &LoggedEvent) -> String {
     }
 }
 
+/// One line for the console about a ticket change.
+pub fn describe_ticket(t: &TicketRecord) -> String {
+    let op = &t.op;
+    let state = match op.state {
+        TicketState::Open if t.revision == 1 => "OPENED",
+        TicketState::Open => "UPDATED",
+        TicketState::Closed => "CLOSED",
+        TicketState::Cancelled => "CANCELLED",
+    };
+    format!(
+        "{}  TICKET {:<11} {:<9} {} [{} rev {}] {}",
+        t.updated_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        op.kind.as_str(),
+        state,
+        op.priority,
+        op.key,
+        t.revision,
+        op.title
+    )
+}
+
 /// Serves the API and prints events until Ctrl-C, or until `until` has passed.
 async fn serve(
     service: Service,
@@ -85,22 +108,30 @@ async fn serve(
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut updates = service.updates.subscribe();
+    let mut tickets = service.ticket_updates.subscribe();
     let printer = tokio::spawn(async move {
         loop {
-            match updates.recv().await {
-                Ok(ev) => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{}", describe(&ev));
-                    let _ = out.flush();
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    println!("kare: console fell behind, {n} event updates not printed (all are in /api/v1/events)");
-                }
-                Err(_) => break,
-            }
+            let line = tokio::select! {
+                t = tickets.recv() => match t {
+                    Ok(t) => describe_ticket(&t),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        format!("kare: console fell behind, {n} ticket updates not printed (all are in /api/v1/tickets)")
+                    }
+                    Err(_) => break,
+                },
+                u = updates.recv() => match u {
+                    Ok(ev) => describe(&ev),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        format!("kare: console fell behind, {n} event updates not printed (all are in /api/v1/events)")
+                    }
+                    Err(_) => break,
+                },
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
         }
     });
-
     let stop = async {
         match until {
             Some(d) => tokio::time::sleep(d).await,
@@ -133,8 +164,15 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
             "the configuration has no [[node]]: add one with its serial port and udin (see systemd/kare.toml)"
         );
     }
+    let Some(site) = config.site.clone() else {
+        anyhow::bail!(
+            "the configuration has no [site]: tickets need the customer, tier and contacts (see systemd/kare.toml)"
+        );
+    };
     let service = Service::start(ServiceConfig {
         nodes: config.sources(),
+        site,
+        rules: config.rules.clone(),
     });
     serve(service, config.listen, until).await
 }
@@ -188,7 +226,16 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         silence: Duration::from_secs(2),
     }];
     nodes.extend(opts.config.sources());
-    let service = Service::start(ServiceConfig { nodes });
+    let site = opts.config.site.clone().unwrap_or_else(Site::demo);
+    println!(
+        "kare demo: site {} ({}, {:?} tier); generator request after {} min of outage",
+        site.id, site.customer_name, site.tier, site.generator.after_minutes
+    );
+    let service = Service::start(ServiceConfig {
+        nodes,
+        site,
+        rules: opts.config.rules.clone(),
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
     let sim_stop = stop.clone();

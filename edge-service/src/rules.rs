@@ -216,6 +216,9 @@ impl Default for RuleSettings {
 struct Outage {
     key: String,
     start: DateTime<Utc>,
+    /// Start of the present continuous loss (after a flap, the latest failure): the generator
+    /// limit counts from here.
+    since: DateTime<Utc>,
     planned: Option<String>,
     vias: BTreeMap<String, String>,
     failures: u32,
@@ -306,6 +309,7 @@ impl Rules {
         self.outage = Some(Outage {
             key: key.to_string(),
             start,
+            since: start,
             planned: None,
             vias: BTreeMap::new(),
             failures: failures.max(1),
@@ -419,7 +423,7 @@ impl Rules {
         let mut out = Vec::new();
         if let Some(o) = self.outage.clone() {
             let gen = &self.site.generator;
-            let due = o.start + Duration::milliseconds((gen.after_minutes * 60_000.0) as i64);
+            let due = o.since + Duration::milliseconds((gen.after_minutes * 60_000.0) as i64);
             if o.planned.is_none() && gen.eligible && self.generator.is_none() && now >= due {
                 let (kva, sizing) = self.generator_size();
                 let key = format!("{}-generator-{}", self.site.id, stamp(o.start));
@@ -438,9 +442,9 @@ impl Rules {
                     TicketState::Open,
                     self.site.tier.priority(),
                     format!(
-                        "Mobile generator {kva:.0} kVA needed at {}: outage for {:.0} min",
+                        "Mobile generator {kva:.0} kVA needed at {}: supply lost for {}",
                         self.site.customer_name,
-                        secs(now - o.start) / 60.0
+                        human(secs(now - o.since))
                     ),
                     now,
                     None,
@@ -508,11 +512,13 @@ impl Rules {
                 let mut o = c.outage;
                 o.failures += 1;
                 o.vias.clear();
+                o.since = at;
                 o
             }
             None => Outage {
                 key: String::new(),
                 start: at,
+                since: at,
                 planned: self.site.planned_at(at).map(|p| p.reference.clone()),
                 vias: BTreeMap::new(),
                 failures: 1,

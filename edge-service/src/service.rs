@@ -5,10 +5,13 @@
 //! next issue takes its place behind the same methods.
 
 use crate::events::{event_json, round, ReportedEvent};
+use crate::rules::{RuleInput, RuleSettings, Rules, TicketOp};
+use crate::site::Site;
 use crate::sources::pqlink::{
     self, PqlinkSourceConfig, Reading, RmsProfile, SourceMessage, StreamOutput, StreamStats,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
+use kare_firmware::detector::EventKind;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -227,11 +230,71 @@ pub struct SourceStatus {
     pub port: String,
 }
 
+/// One ticket as last changed, with its revision (1 for a new ticket, +1 per change).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TicketRecord {
+    /// The ticket's state after its latest change.
+    pub op: TicketOp,
+    /// Revision number.
+    pub revision: u32,
+    /// When kare last changed it.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TicketRecord {
+    /// The ticket as the API shows it.
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::to_value(&self.op).unwrap_or(Value::Null);
+        v["revision"] = json!(self.revision);
+        v["updated_at"] = json!(self.updated_at.to_rfc3339_opts(SecondsFormat::Millis, true));
+        v
+    }
+}
+
+/// The tickets raised since start, by key (in memory; the durable store takes over behind the
+/// same calls).
+#[derive(Debug, Default)]
+pub struct TicketBook {
+    inner: Mutex<BTreeMap<String, TicketRecord>>,
+}
+
+impl TicketBook {
+    /// Applies one change; returns the ticket as recorded.
+    pub fn apply(&self, op: TicketOp, now: DateTime<Utc>) -> TicketRecord {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let revision = g.get(&op.key).map(|r| r.revision + 1).unwrap_or(1);
+        let rec = TicketRecord {
+            op,
+            revision,
+            updated_at: now,
+        };
+        g.insert(rec.op.key.clone(), rec.clone());
+        rec
+    }
+
+    /// Every ticket, oldest opened first.
+    pub fn all(&self) -> Vec<TicketRecord> {
+        let mut v: Vec<_> = self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| (r.op.opened_at, r.op.key.clone()));
+        v
+    }
+}
+
 /// The service's configuration.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
     /// Sensor nodes on serial ports.
     pub nodes: Vec<PqlinkSourceConfig>,
+    /// The key account watched.
+    pub site: Site,
+    /// Ticket rules.
+    pub rules: RuleSettings,
 }
 
 /// A running service.
@@ -244,6 +307,10 @@ pub struct Service {
     pub updates: broadcast::Sender<LoggedEvent>,
     /// Per-source status.
     pub status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
+    /// Tickets raised.
+    pub tickets: Arc<TicketBook>,
+    /// Every ticket change, as recorded.
+    pub ticket_updates: broadcast::Sender<TicketRecord>,
     /// When the service started.
     pub started: DateTime<Utc>,
     shutdown: watch::Sender<bool>,
@@ -259,6 +326,9 @@ impl Service {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let log = Arc::new(EventLog::default());
         let status = Arc::new(Mutex::new(BTreeMap::new()));
+        let tickets = Arc::new(TicketBook::default());
+        let (ticket_updates, _) = broadcast::channel(1024);
+        let rules = Rules::new(cfg.site, cfg.rules);
         let mut tasks = Vec::new();
         for node in cfg.nodes {
             status.lock().unwrap().insert(
@@ -278,15 +348,23 @@ impl Service {
         drop(tx);
         tasks.push(tokio::spawn(consume(
             rx,
-            log.clone(),
-            updates.clone(),
-            status.clone(),
+            readings.subscribe(),
+            Outputs {
+                log: log.clone(),
+                updates: updates.clone(),
+                status: status.clone(),
+                tickets: tickets.clone(),
+                ticket_updates: ticket_updates.clone(),
+            },
+            rules,
         )));
         Service {
             log,
             readings,
             updates,
             status,
+            tickets,
+            ticket_updates,
             started: Utc::now(),
             shutdown,
             tasks,
@@ -302,62 +380,173 @@ impl Service {
     }
 }
 
-async fn consume(
-    mut rx: mpsc::Receiver<SourceMessage>,
+/// Where the consumer puts what it learns.
+struct Outputs {
     log: Arc<EventLog>,
     updates: broadcast::Sender<LoggedEvent>,
     status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
+    tickets: Arc<TicketBook>,
+    ticket_updates: broadcast::Sender<TicketRecord>,
+}
+
+impl Outputs {
+    fn tickets(&self, ops: Vec<TicketOp>, now: DateTime<Utc>) {
+        for op in ops {
+            let rec = self.tickets.apply(op, now);
+            tracing::info!(key = %rec.op.key, revision = rec.revision, "ticket: {}", rec.op.title);
+            let _ = self.ticket_updates.send(rec);
+        }
+    }
+}
+
+/// What the rules make of a source's message, if anything.
+fn rule_input(msg: &SourceMessage) -> Option<RuleInput> {
+    Some(match msg {
+        SourceMessage::Stream(source, StreamOutput::Started { event, .. })
+            if event.kind == EventKind::Interruption =>
+        {
+            RuleInput::SupplyLost {
+                source: source.to_string(),
+                at: event.start,
+                via: "half-cycle".into(),
+            }
+        }
+        SourceMessage::Stream(source, StreamOutput::Ended { event, .. }) => {
+            let end = event.start
+                + chrono::Duration::microseconds((event.duration_s? * 1e6).round() as i64);
+            if event.kind == EventKind::Interruption {
+                RuleInput::SupplyBack {
+                    source: source.to_string(),
+                    at: end,
+                }
+            } else {
+                RuleInput::Disturbance {
+                    source: source.to_string(),
+                    kind: event.kind.as_str().into(),
+                    start: event.start,
+                    duration_s: event.duration_s?,
+                    extreme_pct: event.extreme_pct,
+                }
+            }
+        }
+        SourceMessage::Stream(source, StreamOutput::SupplyPresent { at }) => {
+            RuleInput::SupplyPresent {
+                source: source.to_string(),
+                at: *at,
+            }
+        }
+        SourceMessage::SensorLost {
+            source,
+            since,
+            reason,
+        } => RuleInput::SensorLost {
+            source: source.to_string(),
+            since: *since,
+            reason: reason.clone(),
+        },
+        SourceMessage::SensorBack { source, at } => RuleInput::SensorBack {
+            source: source.to_string(),
+            at: *at,
+        },
+        _ => return None,
+    })
+}
+
+async fn consume(
+    mut rx: mpsc::Receiver<SourceMessage>,
+    mut readings: broadcast::Receiver<Reading>,
+    out: Outputs,
+    mut rules: Rules,
 ) {
-    while let Some(msg) = rx.recv().await {
-        let logged = match msg {
-            SourceMessage::Stream(source, StreamOutput::Started { core_id, event }) => {
-                Some(log.voltage_started(&source, core_id, event))
-            }
-            SourceMessage::Stream(source, StreamOutput::Ended { core_id, event }) => {
-                Some(log.voltage_ended(&source, core_id, event))
-            }
-            SourceMessage::Stream(source, StreamOutput::Hello(h)) => {
-                let mut st = status.lock().unwrap();
-                let s = st.entry(source.to_string()).or_default();
-                s.node_id = Some(h.node_id);
-                s.channels = h.channels.iter().map(|c| c.name.to_string()).collect();
-                s.sample_rate_hz = Some(h.sample_rate_hz);
-                s.nominal_hz = Some(h.nominal_hz);
-                s.connected = true;
-                None
-            }
-            SourceMessage::Stream(_, StreamOutput::Reading(_)) => None,
-            SourceMessage::Stream(source, StreamOutput::Profile { core_id, profile }) => {
-                // Not an update worth announcing: the event itself has not changed.
-                log.attach_profile(&source, core_id, profile);
-                None
-            }
-            SourceMessage::SensorLost {
-                source,
-                since,
-                reason,
-            } => {
-                if let Some(s) = status.lock().unwrap().get_mut(&*source) {
-                    s.connected = false;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The rules' clock: the wall clock, or the data's when it runs ahead (an accelerated
+    // simulation), so that "an outage lasting 15 minutes" means 15 minutes of the data.
+    let mut data_now = DateTime::<Utc>::UNIX_EPOCH;
+    let mut ticked = data_now;
+    let now = |data: DateTime<Utc>| Utc::now().max(data);
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            r = readings.recv() => {
+                if let Ok(r) = r {
+                    data_now = data_now.max(r.end);
                 }
-                log.sensor_lost(&source, since, reason)
-            }
-            SourceMessage::SensorBack { source, at } => {
-                if let Some(s) = status.lock().unwrap().get_mut(&*source) {
-                    s.connected = true;
+                // Time-driven rules follow the data too (ten times a data second), so that an
+                // accelerated run meets its limits as a real one does.
+                if data_now - ticked >= chrono::Duration::milliseconds(100) {
+                    ticked = data_now;
+                    out.tickets(rules.tick(now(data_now)), now(data_now));
                 }
-                log.sensor_back(&source, at)
+                continue;
             }
-            SourceMessage::Stats(source, stats) => {
-                if let Some(s) = status.lock().unwrap().get_mut(&*source) {
-                    s.stats = stats;
-                    s.connected = true;
-                }
-                None
+            _ = tick.tick() => {
+                out.tickets(rules.tick(now(data_now)), now(data_now));
+                continue;
             }
         };
+        // The event is logged before any ticket is raised from it.
+        let logged = log_message(&msg, &out);
         if let Some(ev) = logged {
-            let _ = updates.send(ev);
+            let _ = out.updates.send(ev);
+        }
+        if let Some(input) = rule_input(&msg) {
+            out.tickets(rules.handle(input, now(data_now)), now(data_now));
+        }
+    }
+}
+
+fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
+    let (log, status) = (&out.log, &out.status);
+    match msg.clone() {
+        SourceMessage::Stream(source, StreamOutput::Started { core_id, event }) => {
+            Some(log.voltage_started(&source, core_id, event))
+        }
+        SourceMessage::Stream(source, StreamOutput::Ended { core_id, event }) => {
+            Some(log.voltage_ended(&source, core_id, event))
+        }
+        SourceMessage::Stream(_, StreamOutput::SupplyPresent { .. }) => None,
+        SourceMessage::Stream(source, StreamOutput::Hello(h)) => {
+            let mut st = status.lock().unwrap();
+            let s = st.entry(source.to_string()).or_default();
+            s.node_id = Some(h.node_id);
+            s.channels = h.channels.iter().map(|c| c.name.to_string()).collect();
+            s.sample_rate_hz = Some(h.sample_rate_hz);
+            s.nominal_hz = Some(h.nominal_hz);
+            s.connected = true;
+            None
+        }
+        SourceMessage::Stream(_, StreamOutput::Reading(_)) => None,
+        SourceMessage::Stream(source, StreamOutput::Profile { core_id, profile }) => {
+            // Not an update worth announcing: the event itself has not changed.
+            log.attach_profile(&source, core_id, profile);
+            None
+        }
+        SourceMessage::SensorLost {
+            source,
+            since,
+            reason,
+        } => {
+            if let Some(s) = status.lock().unwrap().get_mut(&*source) {
+                s.connected = false;
+            }
+            log.sensor_lost(&source, since, reason)
+        }
+        SourceMessage::SensorBack { source, at } => {
+            if let Some(s) = status.lock().unwrap().get_mut(&*source) {
+                s.connected = true;
+            }
+            log.sensor_back(&source, at)
+        }
+        SourceMessage::Stats(source, stats) => {
+            if let Some(s) = status.lock().unwrap().get_mut(&*source) {
+                s.stats = stats;
+                s.connected = true;
+            }
+            None
         }
     }
 }

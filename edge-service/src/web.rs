@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 #[derive(Clone)]
 pub struct ApiState {
     log: Arc<crate::service::EventLog>,
+    tickets: Arc<crate::service::TicketBook>,
     status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
     readings: broadcast::Sender<Reading>,
     updates: broadcast::Sender<LoggedEvent>,
@@ -31,6 +32,7 @@ impl ApiState {
     pub fn new(service: &Service) -> Self {
         ApiState {
             log: service.log.clone(),
+            tickets: service.tickets.clone(),
             status: service.status.clone(),
             readings: service.readings.clone(),
             updates: service.updates.clone(),
@@ -45,6 +47,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/{id}", get(event))
+        .route("/api/v1/tickets", get(tickets))
         .route("/api/v1/stream", get(stream))
         .with_state(state)
 }
@@ -82,6 +85,11 @@ async fn status(State(s): State<ApiState>) -> Json<Value> {
         "sources": sources,
         "events": {"total": all.len(), "open": all.iter().filter(|e| e.is_open()).count()},
     }))
+}
+
+async fn tickets(State(s): State<ApiState>) -> Json<Value> {
+    let tickets: Vec<Value> = s.tickets.all().iter().map(|t| t.to_json()).collect();
+    Json(json!({ "tickets": tickets }))
 }
 
 async fn events(State(s): State<ApiState>) -> Json<Value> {

@@ -305,3 +305,25 @@ fn after_a_restart_the_open_outage_stays_one_ticket() {
     assert_eq!(ops.len(), 1);
     assert_eq!(ops[0].state, TicketState::Closed);
 }
+
+#[test]
+fn the_generator_limit_counts_the_present_loss_not_the_first_flap() {
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let mut ops = run(
+        &mut r,
+        vec![
+            (0.0, lost("node", 0.0)),
+            (60.0, back("node", 60.0)),
+            (120.0, lost("node", 120.0)),
+        ],
+    );
+    ops.extend(r.tick(t(120.0 + 29.0 * 60.0)));
+    assert!(
+        of(&ops, TicketKind::Generator).is_empty(),
+        "29 min of the present loss"
+    );
+    ops.extend(r.tick(t(120.0 + 30.0 * 60.0)));
+    let gen = of(&ops, TicketKind::Generator);
+    assert_eq!(gen.len(), 1);
+    assert!(gen[0].title.contains("30.0 min"), "{}", gen[0].title);
+}

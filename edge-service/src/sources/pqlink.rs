@@ -60,6 +60,12 @@ pub enum StreamOutput {
     },
     /// The node said hello (at boot, and every 10 s).
     Hello(Hello),
+    /// The first half cycle with every channel at or above the interruption threshold plus
+    /// hysteresis since the stream (re)started: the supply is present. Sent once per start.
+    SupplyPresent {
+        /// End of that half cycle's window.
+        at: DateTime<Utc>,
+    },
     /// An ended event's RMS profile is complete (some records after its end).
     Profile {
         /// Detector-local id given at `Started`.
@@ -153,6 +159,7 @@ pub struct NodeStream {
     last_end: u64,
     stats: StreamStats,
     profiler: Box<StreamProfiler>,
+    present_reported: bool,
 }
 
 impl NodeStream {
@@ -172,6 +179,7 @@ impl NodeStream {
             last_end: 0,
             stats: StreamStats::default(),
             profiler: Box::new(Profiler::new(PROFILE_POST)),
+            present_reported: false,
         }
     }
 
@@ -263,6 +271,15 @@ impl NodeStream {
                     self.stats.clipped += 1;
                 }
                 let start = hc.window_start();
+                let t = self.thresholds;
+                let present_level = t.udin * (t.interruption_pct + t.hysteresis_pct) / 100.0;
+                if !self.present_reported && n > 0 && volts[..n].iter().all(|v| *v >= present_level)
+                {
+                    self.present_reported = true;
+                    out(StreamOutput::SupplyPresent {
+                        at: clock.instant(hc.window_end),
+                    });
+                }
                 out(StreamOutput::Reading(Reading {
                     source: self.source.clone(),
                     seq: hc.seq,
@@ -339,6 +356,7 @@ impl NodeStream {
     fn restart(&mut self, channels: usize) {
         self.detector = Some(Detector::new(self.thresholds, channels.max(1)));
         *self.profiler = Profiler::new(PROFILE_POST);
+        self.present_reported = false;
         self.clock = None;
         self.last_seq = None;
         self.last_end = 0;
