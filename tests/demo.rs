@@ -125,6 +125,21 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
         dip["rms_profile"]["records"].as_array().unwrap().len() > 60,
         "{dip}"
     );
+    // The sensor node's waveform capture of the dip arrived whole in spare link time.
+    let (_, body) = http_get(&addr, &format!("/api/v1/events/{dip_id}/waveform"));
+    let w: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(w["channels"], serde_json::json!(["VA", "VB", "VC"]), "{w}");
+    assert_eq!(w["sample_rate_hz"], 6400);
+    let va = w["volts"][0].as_array().unwrap();
+    assert_eq!(va.len(), 1920, "100 ms before to 200 ms after the trigger");
+    let peak = va
+        .iter()
+        .map(|v| v.as_f64().unwrap().abs())
+        .fold(0.0, f64::max);
+    assert!(
+        (peak - 230.0 * 2f64.sqrt() * 1.05).abs() < 20.0,
+        "peak {peak} V"
+    );
     let (head, _) = http_get(&addr, "/api/v1/events/99999");
     assert!(head.contains(" 404 "), "{head}");
 

@@ -9,6 +9,7 @@ use crate::rules::{RuleInput, RuleSettings, Rules, TicketOp};
 use crate::site::Site;
 use crate::sources::pqlink::{
     self, PqlinkSourceConfig, Reading, RmsProfile, SourceMessage, StreamOutput, StreamStats,
+    Waveform,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use kare_firmware::detector::EventKind;
@@ -45,6 +46,8 @@ pub struct LoggedEvent {
     pub body: EventBody,
     /// The Urms(1/2) records around a voltage event, once complete (shortly after its end).
     pub profile: Option<Arc<RmsProfile>>,
+    /// The raw waveform the sensor node captured around the event's start, if any.
+    pub waveform: Option<Arc<Waveform>>,
 }
 
 impl LoggedEvent {
@@ -115,6 +118,7 @@ impl LogInner {
             source: source.to_string(),
             body: EventBody::Voltage(e),
             profile: None,
+            waveform: None,
         };
         let idx = self.events.len();
         self.events.push(ev.clone());
@@ -162,6 +166,22 @@ impl EventLog {
         Some(g.events[idx].clone())
     }
 
+    /// Attaches a waveform capture to the source's voltage event whose start it covers (the
+    /// node captures from shortly before a trigger).
+    pub fn attach_waveform(&self, source: &str, w: Arc<Waveform>) -> Option<u64> {
+        let mut g = self.lock();
+        let secs =
+            w.volts.first().map(|v| v.len()).unwrap_or(0) as f64 / w.sample_rate_hz.max(1) as f64;
+        let end = w.start + chrono::Duration::milliseconds((secs * 1000.0) as i64);
+        let ev = g.events.iter_mut().rev().find(|e| {
+            e.source == source
+                && e.waveform.is_none()
+                && matches!(&e.body, EventBody::Voltage(v) if v.start >= w.start && v.start <= end)
+        })?;
+        ev.waveform = Some(w);
+        Some(ev.id)
+    }
+
     /// One event by id.
     pub fn get(&self, id: u64) -> Option<LoggedEvent> {
         let g = self.lock();
@@ -188,6 +208,7 @@ impl EventLog {
                 reason,
             },
             profile: None,
+            waveform: None,
         };
         let idx = g.events.len();
         g.events.push(ev.clone());
@@ -509,6 +530,12 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             Some(log.voltage_ended(&source, core_id, event))
         }
         SourceMessage::Stream(_, StreamOutput::SupplyPresent { .. }) => None,
+        SourceMessage::Stream(source, StreamOutput::Capture(w)) => {
+            if log.attach_waveform(&source, w).is_none() {
+                tracing::debug!(source = %source, "a waveform capture matched no event");
+            }
+            None
+        }
         SourceMessage::Stream(source, StreamOutput::Hello(h)) => {
             let mut st = status.lock().unwrap();
             let s = st.entry(source.to_string()).or_default();

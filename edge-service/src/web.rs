@@ -47,6 +47,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/{id}", get(event))
+        .route("/api/v1/events/{id}/waveform", get(waveform))
         .route("/api/v1/tickets", get(tickets))
         .route("/api/v1/stream", get(stream))
         .with_state(state)
@@ -85,6 +86,23 @@ async fn status(State(s): State<ApiState>) -> Json<Value> {
         "sources": sources,
         "events": {"total": all.len(), "open": all.iter().filter(|e| e.is_open()).count()},
     }))
+}
+
+async fn waveform(
+    State(s): State<ApiState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let not_found = |why: String| (StatusCode::NOT_FOUND, Json(json!({ "error": why })));
+    let e = s
+        .log
+        .get(id)
+        .ok_or_else(|| not_found(format!("no event {id}; /api/v1/events lists them")))?;
+    let w = e.waveform.ok_or_else(|| {
+        not_found(format!(
+            "event {id} has no waveform capture (only sensor nodes capture, and only at an event's start)"
+        ))
+    })?;
+    Ok(Json(json!(&*w)))
 }
 
 async fn tickets(State(s): State<ApiState>) -> Json<Value> {

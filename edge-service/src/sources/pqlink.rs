@@ -12,6 +12,7 @@ use kare_firmware::pqlink::{ChannelFlags, Decoder, DecoderStats, Frame, Hello, M
 use kare_firmware::profile::{ProfilePoint, Profiler};
 use kare_firmware::urms::POS_ONE;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -66,6 +67,8 @@ pub enum StreamOutput {
         /// End of that half cycle's window.
         at: DateTime<Utc>,
     },
+    /// A waveform capture around an event arrived whole.
+    Capture(Arc<Waveform>),
     /// An ended event's RMS profile is complete (some records after its end).
     Profile {
         /// Detector-local id given at `Started`.
@@ -73,6 +76,29 @@ pub enum StreamOutput {
         /// The records.
         profile: RmsProfile,
     },
+}
+
+/// Raw samples around an event, as the node captured them, in volts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Waveform {
+    /// The node's capture id.
+    pub capture_id: u32,
+    /// Time of the first sample.
+    pub start: DateTime<Utc>,
+    /// Samples per second.
+    pub sample_rate_hz: u32,
+    /// Channel names.
+    pub channels: Vec<String>,
+    /// Instantaneous volts, one row per channel.
+    pub volts: Vec<Vec<f32>>,
+}
+
+/// Parts of captures being received: id → (first sample, parts by index).
+#[derive(Debug, Default)]
+struct Captures {
+    parts: BTreeMap<u32, (u16, BTreeMap<u16, kare_firmware::pqlink::Capture>)>,
+    /// Captures abandoned because parts went missing (a newer capture started first).
+    incomplete: u64,
 }
 
 /// An event's Urms(1/2) records from before its start to after its end.
@@ -129,6 +155,10 @@ pub struct StreamStats {
     pub bytes_discarded: u64,
     /// Waveform capture frames received.
     pub capture_frames: u64,
+    /// Captures received whole.
+    pub captures: u64,
+    /// Captures abandoned with parts missing.
+    pub captures_incomplete: u64,
     /// Heartbeats received.
     pub heartbeats: u64,
     /// Frames the node says it could not send (from its heartbeat).
@@ -160,6 +190,7 @@ pub struct NodeStream {
     stats: StreamStats,
     profiler: Box<StreamProfiler>,
     present_reported: bool,
+    captures: Captures,
 }
 
 impl NodeStream {
@@ -180,6 +211,7 @@ impl NodeStream {
             stats: StreamStats::default(),
             profiler: Box::new(Profiler::new(PROFILE_POST)),
             present_reported: false,
+            captures: Captures::default(),
         }
     }
 
@@ -345,12 +377,59 @@ impl NodeStream {
                     });
                 });
             }
-            Frame::Capture(_) => self.stats.capture_frames += 1,
+            Frame::Capture(c) => {
+                self.stats.capture_frames += 1;
+                if let Some(w) = self.on_capture_part(c) {
+                    self.stats.captures += 1;
+                    out(StreamOutput::Capture(Arc::new(w)));
+                }
+                self.stats.captures_incomplete = self.captures.incomplete;
+            }
             Frame::Heartbeat(hb) => {
                 self.stats.heartbeats += 1;
                 self.stats.node_dropped = hb.half_cycles_dropped;
             }
         }
+    }
+
+    /// Collects a capture's parts; returns the waveform when the last part is in. Only the newest
+    /// two captures are kept: the node sends one at a time, so an older one missing parts is lost.
+    fn on_capture_part(&mut self, c: kare_firmware::pqlink::Capture) -> Option<Waveform> {
+        let id = c.capture_id;
+        let count = c.part_count;
+        let entry = self
+            .captures
+            .parts
+            .entry(id)
+            .or_insert((count, BTreeMap::new()));
+        entry.1.insert(c.part, c);
+        while self.captures.parts.len() > 2 {
+            self.captures.parts.pop_first();
+            self.captures.incomplete += 1;
+        }
+        let (count, parts) = self.captures.parts.get(&id)?;
+        if parts.len() < *count as usize {
+            return None;
+        }
+        let (_, parts) = self.captures.parts.remove(&id)?;
+        let clock = self.clock?;
+        let n = parts.values().next()?.channel_count as usize;
+        let first = parts.values().next()?.first_sample;
+        let mut volts = vec![Vec::new(); n];
+        for p in parts.values() {
+            for frame in p.samples.chunks(n.max(1)) {
+                for (ch, v) in frame.iter().enumerate() {
+                    volts[ch].push(*v as f32 * self.scales.get(ch).copied().unwrap_or(0.0));
+                }
+            }
+        }
+        Some(Waveform {
+            capture_id: id,
+            start: clock.instant(first * POS_ONE),
+            sample_rate_hz: self.rate as u32,
+            channels: self.names.iter().take(n).cloned().collect(),
+            volts,
+        })
     }
 
     fn restart(&mut self, channels: usize) {
