@@ -150,6 +150,8 @@ async fn stream_events_equal_what_replay_finds_in_the_same_waveform() {
         nodes: vec![source(pty.path.to_str().unwrap(), 5000)],
         site: kare::site::Site::demo(),
         rules: kare::rules::RuleSettings::default(),
+        meter_buses: Vec::new(),
+        coarse: Vec::new(),
     });
     let mut updates = service.updates.subscribe();
     let writer = send(&pty.master, frames(4.0));
@@ -202,6 +204,8 @@ async fn garbage_corruption_and_gaps_are_survived_and_counted() {
         nodes: vec![source(pty.path.to_str().unwrap(), 5000)],
         site: kare::site::Site::demo(),
         rules: kare::rules::RuleSettings::default(),
+        meter_buses: Vec::new(),
+        coarse: Vec::new(),
     });
     let mut updates = service.updates.subscribe();
     let mut damaged = Vec::new();
@@ -256,6 +260,8 @@ async fn a_silent_node_is_sensor_lost_not_an_interruption() {
         nodes: vec![source(pty.path.to_str().unwrap(), 300)],
         site: kare::site::Site::demo(),
         rules: kare::rules::RuleSettings::default(),
+        meter_buses: Vec::new(),
+        coarse: Vec::new(),
     });
     let mut updates = service.updates.subscribe();
     let all = frames(1.0);
@@ -300,6 +306,8 @@ async fn an_unplugged_port_is_reported_and_reconnected() {
         nodes: vec![source(link.to_str().unwrap(), 2000)],
         site: kare::site::Site::demo(),
         rules: kare::rules::RuleSettings::default(),
+        meter_buses: Vec::new(),
+        coarse: Vec::new(),
     });
     let mut updates = service.updates.subscribe();
     let all = frames(2.0);

@@ -54,6 +54,27 @@ pub fn describe(e: &LoggedEvent) -> String {
                 ),
             }
         }
+        EventBody::Coarse(c) => format!(
+            "{}  #{:<4} {:<12} {:<12} {} on {} ({:.1} % of Udin; coarse: polls every {:.0} s)",
+            c.end
+                .unwrap_or(c.start)
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            e.id,
+            e.source,
+            format!("{:?}", c.kind).to_uppercase(),
+            if c.end.is_some() { "ended" } else { "started" },
+            c.device,
+            c.extreme_pct,
+            c.resolution_s
+        ),
+        EventBody::MeterPowerDown { start, end } => format!(
+            "{}  #{:<4} {:<12} METER POWER-DOWN recorded by the meter{}",
+            start.to_rfc3339_opts(SecondsFormat::Secs, true),
+            e.id,
+            e.source,
+            end.map(|x| format!(", back at {}", x.to_rfc3339_opts(SecondsFormat::Secs, true)))
+                .unwrap_or_default()
+        ),
         EventBody::SensorLost { start, end, reason } => match end {
             None => format!(
                 "{}  #{:<4} {:<12} SENSOR LOST  ({reason}); this is the sensor, not the supply",
@@ -173,6 +194,8 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
         nodes: config.sources(),
         site,
         rules: config.rules.clone(),
+        meter_buses: Vec::new(),
+        coarse: Vec::new(),
     });
     serve(service, config.listen, until).await
 }
@@ -235,6 +258,8 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         nodes,
         site,
         rules: opts.config.rules.clone(),
+        meter_buses: Vec::new(),
+        coarse: Vec::new(),
     });
 
     let stop = Arc::new(AtomicBool::new(false));

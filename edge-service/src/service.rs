@@ -4,7 +4,9 @@
 //! ([`SourceMessage`]). The event log is in memory for now; the durable SQLite store of the
 //! next issue takes its place behind the same methods.
 
+use crate::coarse::{CoarseDetector, CoarseEvent, CoarseKind};
 use crate::events::{event_json, round, ReportedEvent};
+use crate::readings::{MeterEvent, MeterMessage, Quantity};
 use crate::rules::{RuleInput, RuleSettings, Rules, TicketOp};
 use crate::site::Site;
 use crate::sources::pqlink::{
@@ -24,6 +26,16 @@ use tokio::task::JoinHandle;
 pub enum EventBody {
     /// A dip, swell or interruption on a source's channels.
     Voltage(ReportedEvent),
+    /// Outage or sustained under/overvoltage seen in polled meter voltages (coarse: its times
+    /// are the polls that saw it).
+    Coarse(CoarseEvent),
+    /// A power-down the meter recorded itself, with the meter's own times.
+    MeterPowerDown {
+        /// Start by the meter's clock.
+        start: DateTime<Utc>,
+        /// End by the meter's clock.
+        end: Option<DateTime<Utc>>,
+    },
     /// A source stopped being heard: the sensor, its cable or its port, not the supply.
     SensorLost {
         /// Last time the source was heard.
@@ -55,6 +67,8 @@ impl LoggedEvent {
     pub fn is_open(&self) -> bool {
         match &self.body {
             EventBody::Voltage(e) => e.duration_s.is_none(),
+            EventBody::Coarse(c) => c.end.is_none(),
+            EventBody::MeterPowerDown { end, .. } => end.is_none(),
             EventBody::SensorLost { end, .. } => end.is_none(),
         }
     }
@@ -63,6 +77,34 @@ impl LoggedEvent {
     pub fn to_json(&self) -> Value {
         let mut v = match &self.body {
             EventBody::Voltage(e) => event_json(e),
+            EventBody::Coarse(c) => json!({
+                "kind": match c.kind {
+                    CoarseKind::Outage => "outage_coarse",
+                    CoarseKind::Undervoltage => "undervoltage",
+                    CoarseKind::Overvoltage => "overvoltage",
+                },
+                "start": c.start.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "offset_s": null,
+                "duration_s": c.end.map(|e| round((e - c.start).num_milliseconds() as f64 / 1000.0, 3)),
+                "extreme_pct": round(c.extreme_pct, 2),
+                "worst_channel": null,
+                "itic": null,
+                "semi_f47": null,
+                "device": &*c.device,
+                "coarse": true,
+                "resolution_s": c.resolution_s,
+            }),
+            EventBody::MeterPowerDown { start, end } => json!({
+                "kind": "meter_power_down",
+                "start": start.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "offset_s": null,
+                "duration_s": end.map(|e| (e - *start).num_seconds() as f64),
+                "extreme_pct": null,
+                "worst_channel": null,
+                "itic": null,
+                "semi_f47": null,
+                "clock": "the meter's",
+            }),
             EventBody::SensorLost { start, end, reason } => json!({
                 "kind": "sensor_lost",
                 "start": start.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -104,6 +146,8 @@ struct LogInner {
     open_lost: HashMap<String, usize>,
     /// (source, detector id) → index of the latest voltage event with that id, for its profile.
     by_core: HashMap<(String, u32), usize>,
+    /// source/device/kind → index of the open coarse event.
+    open_coarse: HashMap<String, usize>,
 }
 
 impl LogInner {
@@ -186,6 +230,68 @@ impl EventLog {
     pub fn get(&self, id: u64) -> Option<LoggedEvent> {
         let g = self.lock();
         g.events.get((id as usize).checked_sub(1)?).cloned()
+    }
+
+    /// Records or updates a coarse event (keyed by source, device and kind while it lasts).
+    pub fn coarse(&self, c: CoarseEvent) -> LoggedEvent {
+        let mut g = self.lock();
+        let key = format!("{}/{}/{:?}", c.source, c.device, c.kind);
+        let ended = c.end.is_some();
+        let idx = match g.open_coarse.get(&key) {
+            Some(&idx) => {
+                g.events[idx].body = EventBody::Coarse(c);
+                idx
+            }
+            None => {
+                let idx = g.events.len();
+                let ev = LoggedEvent {
+                    id: idx as u64 + 1,
+                    source: c.source.to_string(),
+                    body: EventBody::Coarse(c),
+                    profile: None,
+                    waveform: None,
+                };
+                g.events.push(ev);
+                g.open_coarse.insert(key.clone(), idx);
+                idx
+            }
+        };
+        if ended {
+            g.open_coarse.remove(&key);
+        }
+        g.events[idx].clone()
+    }
+
+    /// Records a meter's own power-down record (each once: the same start is not logged twice).
+    pub fn meter_power_down(
+        &self,
+        source: &str,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+    ) -> Option<LoggedEvent> {
+        let mut g = self.lock();
+        let dup = g.events.iter_mut().find(|e| {
+            e.source == source
+                && matches!(e.body, EventBody::MeterPowerDown { start: s, .. } if s == start)
+        });
+        if let Some(e) = dup {
+            if let EventBody::MeterPowerDown { end: old, .. } = &mut e.body {
+                if old.is_none() && end.is_some() {
+                    *old = end;
+                    return Some(e.clone());
+                }
+            }
+            return None;
+        }
+        let ev = LoggedEvent {
+            id: g.events.len() as u64 + 1,
+            source: source.to_string(),
+            body: EventBody::MeterPowerDown { start, end },
+            profile: None,
+            waveform: None,
+        };
+        g.events.push(ev.clone());
+        Some(ev)
     }
 
     /// Records that a source is no longer heard (once until it is back).
@@ -308,7 +414,6 @@ impl TicketBook {
 }
 
 /// The service's configuration.
-#[derive(Clone, Debug)]
 pub struct ServiceConfig {
     /// Sensor nodes on serial ports.
     pub nodes: Vec<PqlinkSourceConfig>,
@@ -316,6 +421,30 @@ pub struct ServiceConfig {
     pub site: Site,
     /// Ticket rules.
     pub rules: RuleSettings,
+    /// Meter bus tasks (Modbus, DL/T 645), each started with the channel it reports on.
+    pub meter_buses: Vec<MeterBusTask>,
+    /// Buses whose polled phase voltages feed the coarse outage detector, with their thresholds.
+    pub coarse: Vec<(String, kare_firmware::detector::Thresholds)>,
+}
+
+/// Starts one meter bus: given where to send what it reads, and the shutdown signal.
+pub type MeterBusTask = Box<
+    dyn FnOnce(
+            mpsc::Sender<MeterMessage>,
+            watch::Receiver<bool>,
+        ) -> futures::future::BoxFuture<'static, ()>
+        + Send,
+>;
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("nodes", &self.nodes)
+            .field("site", &self.site.id)
+            .field("meter_buses", &self.meter_buses.len())
+            .field("coarse", &self.coarse)
+            .finish()
+    }
 }
 
 /// A running service.
@@ -332,6 +461,10 @@ pub struct Service {
     pub tickets: Arc<TicketBook>,
     /// Every ticket change, as recorded.
     pub ticket_updates: broadcast::Sender<TicketRecord>,
+    /// Meter buses: counters and latest values.
+    pub meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
+    /// Live meter readings (a lagging subscriber misses some).
+    pub meter_readings: broadcast::Sender<crate::readings::MeterReading>,
     /// When the service started.
     pub started: DateTime<Utc>,
     shutdown: watch::Sender<bool>,
@@ -366,18 +499,38 @@ impl Service {
                 shutdown_rx.clone(),
             )));
         }
+        let meters = Arc::new(Mutex::new(BTreeMap::new()));
+        let (meter_readings, _) = broadcast::channel(1024);
+        if !cfg.meter_buses.is_empty() {
+            let (mtx, mut mrx) = mpsc::channel::<MeterMessage>(1024);
+            for bus in cfg.meter_buses {
+                tasks.push(tokio::spawn(bus(mtx.clone(), shutdown_rx.clone())));
+            }
+            let fwd = tx.clone();
+            // Meter buses are slow (seconds per poll): waiting here for the consumer is fine.
+            tasks.push(tokio::spawn(async move {
+                while let Some(m) = mrx.recv().await {
+                    if fwd.send(SourceMessage::Meter(m)).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
         drop(tx);
         tasks.push(tokio::spawn(consume(
             rx,
             readings.subscribe(),
             Outputs {
                 log: log.clone(),
+                meters: meters.clone(),
+                meter_readings: meter_readings.clone(),
                 updates: updates.clone(),
                 status: status.clone(),
                 tickets: tickets.clone(),
                 ticket_updates: ticket_updates.clone(),
             },
             rules,
+            MeterDesk::new(cfg.coarse),
         )));
         Service {
             log,
@@ -386,6 +539,8 @@ impl Service {
             status,
             tickets,
             ticket_updates,
+            meters,
+            meter_readings,
             started: Utc::now(),
             shutdown,
             tasks,
@@ -404,6 +559,8 @@ impl Service {
 /// Where the consumer puts what it learns.
 struct Outputs {
     log: Arc<EventLog>,
+    meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
+    meter_readings: broadcast::Sender<crate::readings::MeterReading>,
     updates: broadcast::Sender<LoggedEvent>,
     status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
     tickets: Arc<TicketBook>,
@@ -478,6 +635,7 @@ async fn consume(
     mut readings: broadcast::Receiver<Reading>,
     out: Outputs,
     mut rules: Rules,
+    mut meters: MeterDesk,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -509,15 +667,172 @@ async fn consume(
                 continue;
             }
         };
-        // The event is logged before any ticket is raised from it.
-        let logged = log_message(&msg, &out);
-        if let Some(ev) = logged {
+        let (logged, inputs) = match &msg {
+            SourceMessage::Meter(m) => meters.handle(m, &out),
+            _ => (
+                log_message(&msg, &out).into_iter().collect(),
+                rule_input(&msg).into_iter().collect(),
+            ),
+        };
+        // Events are logged before any ticket is raised from them.
+        for ev in logged {
             let _ = out.updates.send(ev);
         }
-        if let Some(input) = rule_input(&msg) {
+        for input in inputs {
             out.tickets(rules.handle(input, now(data_now)), now(data_now));
         }
     }
+}
+
+/// What the service knows of its meter buses: a coarse detector per bus that has a declared
+/// voltage, and the latest values and counters for the status page.
+#[derive(Debug, Default)]
+pub struct MeterDesk {
+    coarse: BTreeMap<String, CoarseDetector>,
+}
+
+impl MeterDesk {
+    /// Coarse detection on the buses given with their thresholds (Udin phase-neutral, volts).
+    pub fn new(
+        coarse: impl IntoIterator<Item = (String, kare_firmware::detector::Thresholds)>,
+    ) -> Self {
+        MeterDesk {
+            coarse: coarse
+                .into_iter()
+                .map(|(bus, t)| (bus, CoarseDetector::new(t)))
+                .collect(),
+        }
+    }
+
+    /// Logs what a meter message means and says what the rules should hear.
+    fn handle(&mut self, m: &MeterMessage, out: &Outputs) -> (Vec<LoggedEvent>, Vec<RuleInput>) {
+        let mut logged = Vec::new();
+        let mut inputs = Vec::new();
+        match m {
+            MeterMessage::Readings(rs) => {
+                let Some(first) = rs.first() else {
+                    return (logged, inputs);
+                };
+                {
+                    let mut st = out.meters.lock().unwrap_or_else(|p| p.into_inner());
+                    let dev = st
+                        .entry(first.source.to_string())
+                        .or_default()
+                        .devices
+                        .entry(first.device.to_string())
+                        .or_default();
+                    dev.online = true;
+                    for r in rs {
+                        dev.values.insert(r.quantity, (r.value, r.at));
+                    }
+                }
+                for r in rs {
+                    let _ = out.meter_readings.send(r.clone());
+                }
+                // Demand for generator sizing: the meter's demand register, else its power.
+                let demand = rs
+                    .iter()
+                    .find(|r| r.quantity == Quantity::DemandKw)
+                    .or_else(|| rs.iter().find(|r| r.quantity == Quantity::ActivePowerTotal));
+                if let Some(d) = demand {
+                    inputs.push(RuleInput::Demand {
+                        at: d.at,
+                        kw: d.value.abs(),
+                    });
+                }
+                if let Some(det) = self.coarse.get_mut(&*first.source) {
+                    for c in det.observe(rs) {
+                        let who = format!("{}/{}", c.source, c.device);
+                        if c.kind == CoarseKind::Outage {
+                            inputs.push(match c.end {
+                                None => RuleInput::SupplyLost {
+                                    source: who,
+                                    at: c.start,
+                                    via: format!("meter (coarse, {:.0} s polls)", c.resolution_s),
+                                },
+                                Some(end) => RuleInput::SupplyBack {
+                                    source: who,
+                                    at: end,
+                                },
+                            });
+                        }
+                        logged.push(out.log.coarse(c));
+                    }
+                }
+            }
+            MeterMessage::Event(e) => match e {
+                MeterEvent::Offline {
+                    source,
+                    device,
+                    since,
+                    reason,
+                } => {
+                    let who = format!("{source}/{device}");
+                    if let Some(dev) = out
+                        .meters
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(source.to_string())
+                        .or_default()
+                        .devices
+                        .get_mut(&**device)
+                    {
+                        dev.online = false;
+                    }
+                    logged.extend(out.log.sensor_lost(&who, *since, reason.clone()));
+                    inputs.push(RuleInput::SensorLost {
+                        source: who,
+                        since: *since,
+                        reason: reason.clone(),
+                    });
+                }
+                MeterEvent::Online { source, device, at } => {
+                    let who = format!("{source}/{device}");
+                    logged.extend(out.log.sensor_back(&who, *at));
+                    inputs.push(RuleInput::SensorBack {
+                        source: who,
+                        at: *at,
+                    });
+                }
+                MeterEvent::PowerDown {
+                    source,
+                    device,
+                    start,
+                    end,
+                } => {
+                    let who = format!("{source}/{device}");
+                    logged.extend(out.log.meter_power_down(&who, *start, *end));
+                }
+            },
+            MeterMessage::Stats(bus, stats) => {
+                out.meters
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(bus.to_string())
+                    .or_default()
+                    .stats = stats.clone();
+            }
+        }
+        (logged, inputs)
+    }
+}
+
+/// A meter bus as the status page shows it.
+#[derive(Clone, Debug, Default)]
+pub struct MeterBusStatus {
+    /// Bus counters.
+    pub stats: crate::readings::BusStats,
+    /// Devices by name.
+    pub devices: BTreeMap<String, MeterDeviceStatus>,
+}
+
+/// A meter as the status page shows it.
+#[derive(Clone, Debug, Default)]
+pub struct MeterDeviceStatus {
+    /// Whether it answers.
+    pub online: bool,
+    /// Latest value of each quantity, with when it was read.
+    pub values: BTreeMap<Quantity, (f64, DateTime<Utc>)>,
 }
 
 fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
@@ -530,6 +845,7 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             Some(log.voltage_ended(&source, core_id, event))
         }
         SourceMessage::Stream(_, StreamOutput::SupplyPresent { .. }) => None,
+        SourceMessage::Meter(_) => None,
         SourceMessage::Stream(source, StreamOutput::Capture(w)) => {
             if log.attach_waveform(&source, w).is_none() {
                 tracing::debug!(source = %source, "a waveform capture matched no event");

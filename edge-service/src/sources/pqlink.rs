@@ -480,6 +480,9 @@ pub enum SourceMessage {
     },
     /// Fresh counters.
     Stats(Arc<str>, StreamStats),
+    /// Something from a meter bus (Modbus, DL/T 645): the service takes every source's news
+    /// through this one channel.
+    Meter(crate::readings::MeterMessage),
 }
 
 /// Runs one source until `shutdown` turns true: open, read, judge, reconnect.
