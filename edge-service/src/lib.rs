@@ -3,6 +3,8 @@
 pub mod coarse;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
+pub mod dlt645;
 pub mod events;
 pub mod pty;
 pub mod readings;
@@ -13,4 +15,5 @@ pub mod service;
 pub mod sim;
 pub mod site;
 pub mod sources;
+pub mod store;
 pub mod web;

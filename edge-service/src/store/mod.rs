@@ -1,0 +1,198 @@
+//! The durable store: events, tickets and the delivery outbox in one SQLite file.
+//!
+//! **Durable before acknowledged** (design.md): every write returns only after the transaction
+//! that holds it has committed, so whoever is told "saved, id 42" can rely on it surviving a
+//! crash of kare (and, with [`Synchronous::Full`], a power cut). A ticket and the outbox rows that
+//! deliver it are written in the *same* transaction: a ticket is never stored without its
+//! deliveries, nor a delivery queued for a ticket that was lost.
+//!
+//! Two ways in:
+//! - [`Store`]: one synchronous connection. Every method is one transaction. For tools, tests
+//!   and anything already on a blocking thread.
+//! - [`StoreHandle`]: the service's async front. It owns a writer thread that takes commands from
+//!   a bounded channel and **batches** them (a few milliseconds, or up to N commands) into one
+//!   transaction, so a storm of dips costs a handful of commits rather than hundreds of flash
+//!   writes on the SD card. Each caller is answered after the commit. Reads go through a second
+//!   connection on tokio's blocking pool and never wait for a batch (WAL lets them run beside
+//!   the writer).
+//!
+//! Schema and its migrations: [`schema`]. Times are stored as fixed-width RFC 3339 UTC text
+//! (`2026-11-26T08:15:00.123456Z`): sortable as text, so the time indexes work, and readable in
+//! the `sqlite3` shell on site.
+
+mod error;
+mod handle;
+mod model;
+mod ops;
+pub mod schema;
+mod sync;
+mod time;
+
+pub use error::StoreError;
+pub use handle::{run_retention, StoreHandle, StoreStats};
+pub use model::{
+    Attempt, AttemptOutcome, AttemptRow, Channel, DeliverTo, EventRow, OutboxRow, OutboxState,
+    PruneReport, SavedTicket, StoredEvent, TicketRow, TicketState, TicketWrite,
+};
+pub use sync::Store;
+pub use time::{format_ts, parse_ts};
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How hard SQLite pushes each commit to the medium (`PRAGMA synchronous`, in WAL mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    /// `synchronous=NORMAL`: a commit is appended to the WAL file but not fsync'd; the WAL is
+    /// synced at checkpoints. Durable across any crash of the *process* (panic, OOM kill,
+    /// `kill -9`), because the commit is already in the kernel's page cache; a power cut or a
+    /// kernel crash may lose the last commits (never corrupt the file). Fewer flash writes.
+    Normal,
+    /// `synchronous=FULL`: every commit fsyncs the WAL before it returns. Durable across a power
+    /// cut too. The default, because the appliance usually sits on the very supply it watches
+    /// (domain.md §7): the moment it must record a ticket is the moment its own power may go.
+    /// Batching keeps the cost to one fsync per batch.
+    #[default]
+    Full,
+}
+
+impl Synchronous {
+    /// The PRAGMA value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+/// `[store]` in the configuration file.
+///
+/// ```toml
+/// [store]
+/// path = "/var/lib/kare/kare.db"
+/// synchronous = "full"      # or "normal": see `Synchronous`
+/// retention_days = 730      # closed events and tickets older than this are pruned
+/// max_db_mb = 2048          # and the oldest of them beyond this size
+/// # hard_limit_mb = 4096    # SQLite refuses to grow past this (SQLITE_FULL)
+/// # busy_timeout_ms = 5000, batch_window_ms = 5, max_batch = 256, queue = 1024
+/// ```
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The database file. Its directory must exist; SQLite puts `-wal` and `-shm` files beside it.
+    pub path: PathBuf,
+    /// Commit durability.
+    pub synchronous: Synchronous,
+    /// How long a statement waits for a lock held by another connection (the reader, a
+    /// checkpoint, an operator's `sqlite3` shell) before failing, milliseconds.
+    pub busy_timeout_ms: u64,
+    /// After the first command of a batch, how long the writer waits for more, milliseconds.
+    /// Adds at most this much to each acknowledgement; saves one commit per extra command.
+    pub batch_window_ms: u64,
+    /// Most commands in one transaction.
+    pub max_batch: usize,
+    /// Commands that may wait for the writer; a caller beyond that waits for room.
+    pub queue: usize,
+    /// Age after which closed events, closed tickets and delivered outbox rows are pruned, days.
+    pub retention_days: f64,
+    /// Size the live data is pruned down to (oldest first), megabytes.
+    pub max_db_mb: u64,
+    /// Hard ceiling on the file (`PRAGMA max_page_count`), megabytes: past it writes fail with
+    /// [`StoreError::DiskFull`] rather than filling the card the operating system lives on.
+    pub hard_limit_mb: Option<u64>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from("/var/lib/kare/kare.db"),
+            synchronous: Synchronous::Full,
+            busy_timeout_ms: 5_000,
+            batch_window_ms: 5,
+            max_batch: 256,
+            queue: 1024,
+            retention_days: 730.0,
+            max_db_mb: 2048,
+            hard_limit_mb: None,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// A configuration for `path` with every other setting at its default.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            path: path.into(),
+            ..StoreConfig::default()
+        }
+    }
+
+    /// [`Self::retention_days`] as a duration.
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs_f64(self.retention_days.max(0.0) * 86_400.0)
+    }
+
+    /// [`Self::max_db_mb`] in bytes.
+    pub fn max_db_bytes(&self) -> u64 {
+        self.max_db_mb.saturating_mul(1 << 20)
+    }
+
+    /// Checks the values; `Err((key, problem))` names the key under `[store]`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, p: &str| Err((format!("store.{k}"), p.to_string()));
+        if self.path.as_os_str().is_empty() {
+            return bad("path", "must name the database file");
+        }
+        if self.max_batch == 0 {
+            return bad("max_batch", "must be at least 1");
+        }
+        if self.queue == 0 {
+            return bad("queue", "must be at least 1");
+        }
+        if !(self.retention_days.is_finite() && self.retention_days > 0.0) {
+            return bad("retention_days", "must be a positive number of days");
+        }
+        if let Some(h) = self.hard_limit_mb {
+            if h < self.max_db_mb {
+                return bad(
+                    "hard_limit_mb",
+                    "must be at least max_db_mb, or retention could never make room",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_config_example_parses_and_validates() {
+        #[derive(Deserialize)]
+        struct File {
+            store: StoreConfig,
+        }
+        let text: String = include_str!("mod.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("/// ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("/// ```"))
+            .map(|l| l.strip_prefix("/// ").unwrap_or("").to_string() + "\n")
+            .collect();
+        let c = toml::from_str::<File>(&text).unwrap().store;
+        c.validate().unwrap();
+        assert_eq!(c.synchronous, Synchronous::Full);
+        assert_eq!(c.max_db_bytes(), 2048 << 20);
+        assert_eq!(c.max_age(), Duration::from_secs(730 * 86_400));
+        let bad = StoreConfig {
+            hard_limit_mb: Some(10),
+            ..c
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "store.hard_limit_mb");
+    }
+}

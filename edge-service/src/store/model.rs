@@ -1,0 +1,419 @@
+//! The values that go into the store and come out of it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// An event to insert or update. The same `(source, source_key)` is the same event: the open
+/// event written at its start is updated in place when it ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Source name (`feeder-1`, `meters/incomer`, `ups`).
+    pub source: String,
+    /// The source's own key for the event, stable from its start to its end; e.g.
+    /// `interruption@2026-11-26T08:15:00.123456Z` (kind and start time: a detector's own
+    /// numbering restarts with the service, a start time does not).
+    pub source_key: String,
+    /// Site the source belongs to, for per-customer reports.
+    pub site_id: Option<String>,
+    /// `dip`, `swell`, `interruption`, `sensor_lost`, `supply_lost`...
+    pub kind: String,
+    /// Start.
+    pub start: DateTime<Utc>,
+    /// End; `None` while open.
+    pub end: Option<DateTime<Utc>>,
+    /// Duration, seconds; `None` while open.
+    pub duration_s: Option<f64>,
+    /// Residual (dip, interruption) or maximum (swell), % of Udin.
+    pub extreme_pct: Option<f64>,
+    /// Channel of the extreme.
+    pub worst_channel: Option<String>,
+    /// Still in progress.
+    pub open: bool,
+    /// The event exactly as the JSON API shows it.
+    pub json: Value,
+    /// The Urms(1/2) profile, once complete. `None` leaves a stored profile as it is.
+    pub profile_json: Option<Value>,
+    /// A waveform capture (COMTRADE `.cff` or raw). `None` leaves a stored one as it is.
+    pub waveform: Option<Vec<u8>>,
+}
+
+/// An event as stored. The waveform is not loaded with it ([`crate::store::Store::event_waveform`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRow {
+    /// Row id, stable for the life of the row.
+    pub id: i64,
+    /// Source name.
+    pub source: String,
+    /// The source's key.
+    pub source_key: String,
+    /// Site.
+    pub site_id: Option<String>,
+    /// Kind.
+    pub kind: String,
+    /// Start.
+    pub start: DateTime<Utc>,
+    /// End.
+    pub end: Option<DateTime<Utc>>,
+    /// Duration, seconds.
+    pub duration_s: Option<f64>,
+    /// Extreme, % of Udin.
+    pub extreme_pct: Option<f64>,
+    /// Channel of the extreme.
+    pub worst_channel: Option<String>,
+    /// In progress.
+    pub open: bool,
+    /// API JSON.
+    pub json: Value,
+    /// RMS profile.
+    pub profile_json: Option<Value>,
+    /// Whether a waveform is stored.
+    pub has_waveform: bool,
+    /// First written.
+    pub created_at: DateTime<Utc>,
+    /// Last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A ticket's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketState {
+    /// Open: new, updated or reopened.
+    Open,
+    /// Resolved.
+    Closed,
+    /// No longer needed (a generator request when the supply came back first).
+    Cancelled,
+}
+
+impl TicketState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketState::Open => "open",
+            TicketState::Closed => "closed",
+            TicketState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for TicketState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TicketState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(TicketState::Open),
+            "closed" => Ok(TicketState::Closed),
+            "cancelled" => Ok(TicketState::Cancelled),
+            other => Err(format!("unknown ticket state `{other}`")),
+        }
+    }
+}
+
+/// How an outbox row is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// HTTP POST of the JSON payload.
+    Webhook,
+    /// E-mail over SMTP.
+    Email,
+    /// SMS through an HTTP gateway.
+    Sms,
+}
+
+impl Channel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Webhook => "webhook",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "webhook" => Ok(Channel::Webhook),
+            "email" => Ok(Channel::Email),
+            "sms" => Ok(Channel::Sms),
+            other => Err(format!("unknown channel `{other}`")),
+        }
+    }
+}
+
+/// Where one revision of a ticket goes, and what is sent there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliverTo {
+    /// Channel (must match the endpoint's kind in `[delivery]`).
+    pub channel: Channel,
+    /// Endpoint name from `[delivery]`.
+    pub endpoint: String,
+    /// The payload: the [`crate::delivery::TicketPayload`] as JSON (a webhook sends any JSON;
+    /// e-mail and SMS render theirs from a `TicketPayload` and refuse anything else). When it is
+    /// an object, the store sets its `id`, `key` and `revision` members, which the caller
+    /// cannot know before the ticket is saved.
+    pub payload_json: Value,
+}
+
+/// A ticket to create or update, with the deliveries of this revision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TicketWrite {
+    /// Idempotency key: the same key is the same ticket, across updates, retries and restarts.
+    pub key: String,
+    /// `repair`, `generator`, `pq_notice`, `engineering`, `maintenance`, `supply_lost`,
+    /// `planned`: free text to the store, so the rules can add kinds without a migration.
+    pub kind: String,
+    /// State after this change.
+    pub state: TicketState,
+    /// `P1` … `P4`.
+    pub priority: String,
+    /// Site id.
+    pub site_id: String,
+    /// Customer id.
+    pub customer_id: String,
+    /// One line for a person.
+    pub title: String,
+    /// The ticket's full body (normally the [`crate::delivery::TicketPayload`] as JSON; its
+    /// `id`, `key` and `revision` members are set by the store as for payloads).
+    pub body_json: Value,
+    /// The event that raised it.
+    pub event_id: Option<i64>,
+    /// When the ticket's subject began; `None`: now, on creation (and kept on updates).
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When it ended; `None` on a closed or cancelled ticket means now. Cleared when open.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Duration, seconds.
+    pub duration_s: Option<f64>,
+    /// Deliveries of this revision: one outbox row each. Nothing is queued when the save
+    /// changes nothing (same fields as the stored revision).
+    pub deliver_to: Vec<DeliverTo>,
+}
+
+/// What [`crate::store::Store::save_ticket`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedTicket {
+    /// Ticket row id.
+    pub id: i64,
+    /// Revision now stored (1 on creation, +1 on every change).
+    pub revision: i64,
+    /// Whether anything changed (created or updated); `false`: an identical re-save.
+    pub changed: bool,
+    /// The outbox rows queued, one per [`TicketWrite::deliver_to`] entry, in order.
+    pub outbox_ids: Vec<i64>,
+}
+
+/// A ticket as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TicketRow {
+    /// Row id.
+    pub id: i64,
+    /// Idempotency key.
+    pub key: String,
+    /// Revision.
+    pub revision: i64,
+    /// Kind.
+    pub kind: String,
+    /// State.
+    pub state: TicketState,
+    /// Priority.
+    pub priority: String,
+    /// Site id.
+    pub site_id: String,
+    /// Customer id.
+    pub customer_id: String,
+    /// Title.
+    pub title: String,
+    /// Opened.
+    pub opened_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Closed or cancelled.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Duration, seconds.
+    pub duration_s: Option<f64>,
+    /// Body.
+    pub body_json: Value,
+    /// Event that raised it.
+    pub event_id: Option<i64>,
+}
+
+/// An outbox row's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting for its first or next attempt.
+    Pending,
+    /// The endpoint accepted it.
+    Delivered,
+    /// Given up: a permanent refusal, or still failing after `max_age` (a dead letter).
+    Dead,
+}
+
+impl OutboxState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Dead => "dead",
+        }
+    }
+}
+
+impl FromStr for OutboxState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pending" => Ok(OutboxState::Pending),
+            "delivered" => Ok(OutboxState::Delivered),
+            "dead" => Ok(OutboxState::Dead),
+            other => Err(format!("unknown outbox state `{other}`")),
+        }
+    }
+}
+
+/// One delivery of one ticket revision to one endpoint: everything needed to (re)send it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// Ticket row id.
+    pub ticket_id: i64,
+    /// The ticket's idempotency key.
+    pub ticket_key: String,
+    /// The ticket's kind (for dead-letter handling).
+    pub ticket_kind: String,
+    /// The ticket revision this row delivers.
+    pub revision: i64,
+    /// Channel.
+    pub channel: Channel,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// The payload, parsed.
+    pub payload_json: Value,
+    /// The payload exactly as stored: what a webhook sends, byte for byte, on every attempt.
+    pub payload_text: String,
+    /// `<ticket key>:<revision>`: the same on every attempt, across restarts.
+    pub idempotency_key: String,
+    /// Queued.
+    pub created_at: DateTime<Utc>,
+    /// Not to be attempted before.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// State.
+    pub state: OutboxState,
+    /// Detail of the last failed attempt.
+    pub last_error: Option<String>,
+    /// When the endpoint accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// What to do with an outbox row after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Accepted: the row is done.
+    Delivered,
+    /// Failed; try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// Failed for good: the row becomes a dead letter.
+    Dead,
+}
+
+/// One attempt to deliver an outbox row, to be recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    /// The row.
+    pub outbox_id: i64,
+    /// When the attempt finished.
+    pub at: DateTime<Utc>,
+    /// What happened, for a person: `HTTP 503 Service Unavailable`, `250 OK queued`...
+    pub detail: String,
+    /// How long it took.
+    pub latency: Duration,
+    /// What follows.
+    pub outcome: AttemptOutcome,
+}
+
+/// An attempt as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptRow {
+    /// Row id.
+    pub id: i64,
+    /// The outbox row.
+    pub outbox_id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Delivered.
+    pub ok: bool,
+    /// Detail.
+    pub detail: String,
+    /// Milliseconds.
+    pub latency_ms: i64,
+}
+
+/// What retention removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Closed events removed.
+    pub events: u64,
+    /// Closed or cancelled tickets removed.
+    pub tickets: u64,
+    /// Delivered outbox rows removed.
+    pub outbox: u64,
+    /// Delivery attempts removed with them.
+    pub attempts: u64,
+    /// Live data before, bytes (pages in use × page size).
+    pub bytes_before: u64,
+    /// Live data after, bytes.
+    pub bytes_after: u64,
+    /// Still above the size limit with nothing left that may be removed (only open tickets,
+    /// undelivered outbox rows, open events and what they refer to remain).
+    pub still_over_limit: bool,
+}
+
+impl PruneReport {
+    /// Whether anything was removed.
+    pub fn removed_anything(&self) -> bool {
+        self.events + self.tickets + self.outbox + self.attempts > 0
+    }
+}
+
+impl fmt::Display for PruneReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pruned {} events, {} tickets, {} delivered outbox rows ({} attempts); {} → {} kB{}",
+            self.events,
+            self.tickets,
+            self.outbox,
+            self.attempts,
+            self.bytes_before / 1024,
+            self.bytes_after / 1024,
+            if self.still_over_limit {
+                "; still over max_db_mb with nothing more that may be removed"
+            } else {
+                ""
+            }
+        )
+    }
+}

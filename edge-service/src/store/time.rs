@@ -1,0 +1,32 @@
+//! Time stamps as stored: fixed-width RFC 3339 UTC with microseconds, so that text order is
+//! time order and SQLite's indexes and `BETWEEN` work on them.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Formats a time stamp as stored: `2026-11-26T08:15:00.123456Z`.
+pub fn format_ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parses a stored time stamp (any RFC 3339 form is accepted).
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn store_time_text_order_is_time_order() {
+        let a = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let b = a + chrono::Duration::microseconds(1);
+        let c = a + chrono::Duration::days(400);
+        assert!(format_ts(a) < format_ts(b) && format_ts(b) < format_ts(c));
+        assert_eq!(format_ts(a), "2026-01-02T03:04:05.000000Z");
+        assert_eq!(parse_ts(&format_ts(b)), Some(b));
+    }
+}
