@@ -64,6 +64,16 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
             break;
         }
     }
+    // Tickets are stored (fsync) before they are announced: read on until the generator request
+    // has been cancelled by the restoration.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("TICKET generator") && line.contains("CANCELLED");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
     let console = seen.join("\n");
     assert!(
         console.contains("DIP") && console.contains("residual 60.0 % on VA"),
@@ -167,6 +177,9 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
     assert_eq!(gen[0]["detail"]["size_kva"], 800.0);
     assert_eq!(of("pq_notice").len(), 1);
     assert!(console.contains("TICKET repair      OPENED"), "{console}");
+    // The demo's own repair desk received them over the signed webhook.
+    assert!(console.contains("DESK   received SITE-DEMO-01-outage-"), "{console}");
+    assert!(!console.contains("BAD SIGNATURE"), "{console}");
 
     let (_, body) = http_get(&addr, "/api/v1/status");
     let st: Value = serde_json::from_str(&body).unwrap();

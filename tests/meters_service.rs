@@ -66,6 +66,9 @@ async fn a_meter_bus_alone_raises_the_outage_ticket_and_reports_its_own_records(
         rules: RuleSettings::default(),
         meter_buses: vec![bus],
         coarse: vec![("rs485-1".into(), Thresholds::typical(230.0))],
+        store: None,
+        delivery: None,
+        routes: Default::default(),
     });
     let mut updates = service.updates.subscribe();
     done_rx.await.unwrap();

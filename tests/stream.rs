@@ -152,6 +152,9 @@ async fn stream_events_equal_what_replay_finds_in_the_same_waveform() {
         rules: kare::rules::RuleSettings::default(),
         meter_buses: Vec::new(),
         coarse: Vec::new(),
+        store: None,
+        delivery: None,
+        routes: Default::default(),
     });
     let mut updates = service.updates.subscribe();
     let writer = send(&pty.master, frames(4.0));
@@ -206,6 +209,9 @@ async fn garbage_corruption_and_gaps_are_survived_and_counted() {
         rules: kare::rules::RuleSettings::default(),
         meter_buses: Vec::new(),
         coarse: Vec::new(),
+        store: None,
+        delivery: None,
+        routes: Default::default(),
     });
     let mut updates = service.updates.subscribe();
     let mut damaged = Vec::new();
@@ -262,6 +268,9 @@ async fn a_silent_node_is_sensor_lost_not_an_interruption() {
         rules: kare::rules::RuleSettings::default(),
         meter_buses: Vec::new(),
         coarse: Vec::new(),
+        store: None,
+        delivery: None,
+        routes: Default::default(),
     });
     let mut updates = service.updates.subscribe();
     let all = frames(1.0);
@@ -308,6 +317,9 @@ async fn an_unplugged_port_is_reported_and_reconnected() {
         rules: kare::rules::RuleSettings::default(),
         meter_buses: Vec::new(),
         coarse: Vec::new(),
+        store: None,
+        delivery: None,
+        routes: Default::default(),
     });
     let mut updates = service.updates.subscribe();
     let all = frames(2.0);

@@ -71,6 +71,105 @@ pub struct Config {
     /// Ticket rules (defaults: IEEE 1366 five-minute momentary limit, ten-minute flap window…).
     #[serde(default)]
     pub rules: RuleSettings,
+    /// Modbus RTU buses.
+    #[serde(default)]
+    pub modbus: Vec<ModbusEntry>,
+    /// DL/T 645-2007 buses.
+    #[serde(default)]
+    pub dlt645: Vec<Dlt645Entry>,
+    /// The durable store (events, tickets, delivery outbox).
+    pub store: Option<crate::store::StoreConfig>,
+    /// Delivery endpoints (webhook, e-mail, SMS) and retry policy.
+    pub delivery: Option<crate::delivery::DeliveryConfig>,
+    /// Which endpoints get which kind of ticket: `repair = ["desk-webhook", "desk-sms"]`.
+    #[serde(default)]
+    pub routes: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// One `[[modbus]]` bus.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusEntry {
+    /// Bus name.
+    pub name: String,
+    /// Serial port.
+    pub port: String,
+    /// Baud rate.
+    #[serde(default = "d9600")]
+    pub baud: u32,
+    /// `none`, `even` or `odd`.
+    #[serde(default = "parity_none")]
+    pub parity: String,
+    /// Declared phase-neutral voltage: when set, polled voltages feed the coarse outage detector.
+    pub udin: Option<f32>,
+    /// The meters.
+    #[serde(default)]
+    pub device: Vec<ModbusDeviceEntry>,
+}
+
+/// One meter on a Modbus bus.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusDeviceEntry {
+    /// Name in readings and events.
+    pub name: String,
+    /// Modbus slave id, 1..=247.
+    pub slave_id: u8,
+    /// A built-in profile name (`eastron-sdm630`, `chint-dtsu666`, `acrel-adl400`) or a file path.
+    pub profile: String,
+    /// Seconds between polls.
+    #[serde(default = "d5")]
+    pub poll_every_s: f64,
+}
+
+/// One `[[dlt645]]` bus.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dlt645Entry {
+    /// Bus name.
+    pub name: String,
+    /// Serial port.
+    pub port: String,
+    /// Baud rate (the standard's default is 2400).
+    #[serde(default = "d2400")]
+    pub baud: u32,
+    /// `even` (the standard's 8E1), `none` or `odd`.
+    #[serde(default = "parity_even")]
+    pub parity: String,
+    /// Declared phase-neutral voltage: when set, polled voltages feed the coarse outage detector.
+    pub udin: Option<f32>,
+    /// The meters.
+    #[serde(default)]
+    pub device: Vec<Dlt645DeviceEntry>,
+}
+
+/// One meter on a DL/T 645 bus.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dlt645DeviceEntry {
+    /// Name in readings and events.
+    pub name: String,
+    /// The 12 nameplate digits; absent: discovered (only when it is alone on the bus).
+    pub address: Option<String>,
+    /// Set the meter clocks from the appliance's (broadcast, daily).
+    #[serde(default)]
+    pub time_set: bool,
+}
+
+fn d9600() -> u32 {
+    9600
+}
+fn d2400() -> u32 {
+    2400
+}
+fn d5() -> f64 {
+    5.0
+}
+fn parity_none() -> String {
+    "none".into()
+}
+fn parity_even() -> String {
+    "even".into()
 }
 
 fn default_listen() -> SocketAddr {
@@ -144,6 +243,11 @@ impl Default for Config {
             demo: DemoEntry::default(),
             site: None,
             rules: RuleSettings::default(),
+            modbus: Vec::new(),
+            dlt645: Vec::new(),
+            store: None,
+            delivery: None,
+            routes: Default::default(),
         }
     }
 }
@@ -227,6 +331,53 @@ impl Config {
         }
         if !(r.power_factor > 0.0 && r.power_factor <= 1.0) {
             return Err(bad("rules.power_factor".into(), "must be in (0, 1]"));
+        }
+        for (i, b) in self.modbus.iter().enumerate() {
+            for (j, d) in b.device.iter().enumerate() {
+                crate::sources::modbus::find_profile(&d.profile)
+                    .map_err(|e| bad(format!("modbus[{i}].device[{j}].profile"), &e.to_string()))?;
+                if !(1..=247).contains(&d.slave_id) {
+                    return Err(bad(
+                        format!("modbus[{i}].device[{j}].slave_id"),
+                        "must be 1..=247",
+                    ));
+                }
+            }
+            parity(&b.parity)
+                .ok_or_else(|| bad(format!("modbus[{i}].parity"), "must be none, even or odd"))?;
+        }
+        for (i, b) in self.dlt645.iter().enumerate() {
+            for (j, d) in b.device.iter().enumerate() {
+                if let Some(a) = &d.address {
+                    a.parse::<crate::dlt645::Address>().map_err(|e| {
+                        bad(format!("dlt645[{i}].device[{j}].address"), &e.to_string())
+                    })?;
+                }
+            }
+            parity(&b.parity)
+                .ok_or_else(|| bad(format!("dlt645[{i}].parity"), "must be none, even or odd"))?;
+        }
+        if let Some(st) = &self.store {
+            st.validate()
+                .map_err(|(k, p)| bad(format!("store.{k}"), &p))?;
+        }
+        if let Some(d) = &self.delivery {
+            d.validate().map_err(|p| bad(p.key.clone(), &p.problem))?;
+        }
+        let names: Vec<&str> = self
+            .delivery
+            .iter()
+            .flat_map(|d| d.endpoint.iter().map(|e| e.name()))
+            .collect();
+        for (kind, endpoints) in &self.routes {
+            for e in endpoints {
+                if !names.contains(&e.as_str()) {
+                    return Err(bad(
+                        format!("routes.{kind}"),
+                        &format!("no [[delivery.endpoint]] is named `{e}`"),
+                    ));
+                }
+            }
         }
         if let Some(s) = self.demo.speed {
             if !(s.is_finite() && s >= 0.0) {
@@ -364,5 +515,81 @@ mod site_tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("site.generator.connection_kva"), "{e}");
+    }
+}
+
+/// Serial parity from its name in the file.
+pub fn parity(name: &str) -> Option<tokio_serial::Parity> {
+    match name.to_ascii_lowercase().as_str() {
+        "none" | "n" => Some(tokio_serial::Parity::None),
+        "even" | "e" => Some(tokio_serial::Parity::Even),
+        "odd" | "o" => Some(tokio_serial::Parity::Odd),
+        _ => None,
+    }
+}
+
+/// Meter bus tasks to start, and the buses (with thresholds) whose voltages feed coarse detection.
+pub type MeterBuses = (Vec<crate::service::MeterBusTask>, Vec<(String, Thresholds)>);
+
+impl Config {
+    /// The meter buses to start, and the buses whose voltages feed the coarse outage detector.
+    /// Profiles were checked by `validate`; a file that changed since is reported here.
+    pub fn meter_buses(&self) -> anyhow::Result<MeterBuses> {
+        use crate::sources::{dlt645, modbus};
+        let mut tasks: Vec<crate::service::MeterBusTask> = Vec::new();
+        let mut coarse = Vec::new();
+        for b in &self.modbus {
+            let mut cfg = modbus::ModbusBusConfig::new(b.name.clone(), b.port.clone(), b.baud);
+            cfg.parity = match b.parity.to_ascii_lowercase().as_str() {
+                "even" | "e" => modbus::Parity::Even,
+                "odd" | "o" => modbus::Parity::Odd,
+                _ => modbus::Parity::None,
+            };
+            for d in &b.device {
+                let profile = modbus::find_profile(&d.profile).map_err(|e| {
+                    anyhow::anyhow!("modbus bus {}: device {}: {e}", b.name, d.name)
+                })?;
+                cfg.devices.push(modbus::ModbusDevice {
+                    name: d.name.clone(),
+                    slave_id: d.slave_id,
+                    profile: std::sync::Arc::new(profile),
+                    poll_every: Duration::from_secs_f64(d.poll_every_s.max(0.1)),
+                });
+            }
+            if let Some(udin) = b.udin {
+                coarse.push((b.name.clone(), Thresholds::typical(udin)));
+            }
+            tasks.push(Box::new(move |tx, shutdown| {
+                Box::pin(async move {
+                    let name = cfg.name.clone();
+                    if let Err(e) = modbus::run(cfg, tx, shutdown).await {
+                        tracing::error!(bus = %name, "Modbus bus not started: {e}");
+                    }
+                })
+            }));
+        }
+        for b in &self.dlt645 {
+            let mut cfg = dlt645::Dlt645BusConfig::new(&b.name, &b.port);
+            cfg.baud = b.baud;
+            cfg.parity = parity(&b.parity).unwrap_or(tokio_serial::Parity::Even);
+            for d in &b.device {
+                let address = match &d.address {
+                    Some(a) => Some(a.parse().map_err(|e| {
+                        anyhow::anyhow!("dl/t 645 bus {}: device {}: address: {e}", b.name, d.name)
+                    })?),
+                    None => None,
+                };
+                let mut dev = dlt645::Dlt645Device::new(&d.name, address);
+                dev.broadcast_time_set = d.time_set;
+                cfg.devices.push(dev);
+            }
+            if let Some(udin) = b.udin {
+                coarse.push((b.name.clone(), Thresholds::typical(udin)));
+            }
+            tasks.push(Box::new(move |tx, shutdown| {
+                Box::pin(dlt645::run(cfg, tx, shutdown))
+            }));
+        }
+        Ok((tasks, coarse))
     }
 }

@@ -190,14 +190,99 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
             "the configuration has no [site]: tickets need the customer, tier and contacts (see systemd/kare.toml)"
         );
     };
+    let store_cfg = config.store.clone().unwrap_or_default();
+    let store = crate::store::StoreHandle::open(&store_cfg).with_context(|| {
+        format!(
+            "cannot open the store {}: check that its directory exists and is writable (set [store] path)",
+            store_cfg.path.display()
+        )
+    })?;
+    let (meter_buses, coarse) = config.meter_buses()?;
+    if config.delivery.is_none() {
+        tracing::warn!("no [delivery] endpoints: tickets are stored and shown, but sent nowhere");
+    }
     let service = Service::start(ServiceConfig {
         nodes: config.sources(),
         site,
         rules: config.rules.clone(),
-        meter_buses: Vec::new(),
-        coarse: Vec::new(),
+        meter_buses,
+        coarse,
+        store: Some(store.clone()),
+        delivery: config.delivery.clone(),
+        routes: routes(&config),
     });
     serve(service, config.listen, until).await
+}
+
+/// The configured routes with each endpoint's channel.
+fn routes(config: &Config) -> crate::desk::Routes {
+    let channels: std::collections::BTreeMap<&str, crate::store::Channel> = config
+        .delivery
+        .iter()
+        .flat_map(|d| d.endpoint.iter().map(|e| (e.name(), e.channel())))
+        .collect();
+    crate::desk::Routes {
+        by_kind: config
+            .routes
+            .iter()
+            .map(|(kind, names)| {
+                (
+                    kind.clone(),
+                    names
+                        .iter()
+                        .filter_map(|n| channels.get(n.as_str()).map(|c| (n.clone(), *c)))
+                        .collect(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The demo's repair desk: a local webhook receiver that checks each delivery's signature and
+/// prints what arrived. Returns its URL.
+async fn demo_desk(secret: &'static str) -> anyhow::Result<String> {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    let app = axum::Router::new().route(
+        "/tickets",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| async move {
+            let h = |k: &str| {
+                headers
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let ok = crate::delivery::webhook::verify(
+                secret.as_bytes(),
+                &h("x-kare-timestamp"),
+                &body,
+                &h("x-kare-signature"),
+            );
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            println!(
+                "{}  DESK   received {} [{}] {}{}",
+                chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+                h("idempotency-key"),
+                v["state"].as_str().unwrap_or("?"),
+                v["title"].as_str().unwrap_or("?"),
+                if ok { "" } else { "  (BAD SIGNATURE)" }
+            );
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot start the demo's webhook receiver")?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}/tickets"))
 }
 
 /// What `kare demo` was asked for.
@@ -211,6 +296,8 @@ pub struct DemoOptions {
     pub speed: Option<f64>,
     /// Stop after this long (default: run until Ctrl-C).
     pub duration: Option<Duration>,
+    /// Where the demo keeps its store (default: a new temporary folder).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `kare demo`: a simulated sensor node on a pseudo-terminal pair, and the real pipeline on the
@@ -254,12 +341,62 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         "kare demo: site {} ({}, {:?} tier); generator request after {} min of outage",
         site.id, site.customer_name, site.tier, site.generator.after_minutes
     );
+    let dir = match &opts.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("kare-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut store_cfg = opts.config.store.clone().unwrap_or_default();
+    store_cfg.path = dir.join("kare.db");
+    let store = crate::store::StoreHandle::open(&store_cfg)
+        .with_context(|| format!("cannot open the demo's store in {}", dir.display()))?;
+    // Without configured endpoints the demo delivers to its own local repair desk.
+    let (delivery, routes) = match &opts.config.delivery {
+        Some(d) => (d.clone(), routes(&opts.config)),
+        None => {
+            const SECRET: &str = "kare-demo-secret";
+            let url = demo_desk(SECRET).await?;
+            println!(
+                "kare demo: repair desk (webhook receiver) on {url}; store in {}",
+                dir.display()
+            );
+            let mut d = crate::delivery::DeliveryConfig::default();
+            d.endpoint.push(crate::delivery::EndpointConfig::Webhook(
+                crate::delivery::config::WebhookConfig {
+                    name: "demo-desk".into(),
+                    url,
+                    secret: SECRET.into(),
+                    timeout_s: 5.0,
+                    headers: Default::default(),
+                },
+            ));
+            let mut r = crate::desk::Routes::default();
+            for kind in [
+                "repair",
+                "generator",
+                "pq_notice",
+                "engineering",
+                "maintenance",
+                "planned",
+            ] {
+                r.by_kind.insert(
+                    kind.into(),
+                    vec![("demo-desk".into(), crate::store::Channel::Webhook)],
+                );
+            }
+            (d, r)
+        }
+    };
+    let (meter_buses, coarse) = opts.config.meter_buses()?;
     let service = Service::start(ServiceConfig {
         nodes,
         site,
         rules: opts.config.rules.clone(),
-        meter_buses: Vec::new(),
-        coarse: Vec::new(),
+        meter_buses,
+        coarse,
+        store: Some(store),
+        delivery: Some(delivery),
+        routes,
     });
 
     let stop = Arc::new(AtomicBool::new(false));

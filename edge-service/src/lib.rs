@@ -4,6 +4,7 @@ pub mod coarse;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
+pub mod desk;
 pub mod dlt645;
 pub mod events;
 pub mod pty;

@@ -48,6 +48,10 @@ struct DemoArgs {
     /// Stop after this many seconds [default: run until Ctrl-C].
     #[arg(long, value_name = "SECONDS")]
     duration: Option<f64>,
+    /// Folder for the demo's store [default: a new temporary folder]; reuse one to see tickets
+    /// survive a restart.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -162,6 +166,7 @@ fn demo_cmd(args: DemoArgs) -> anyhow::Result<()> {
         scenario: args.scenario,
         speed: args.speed,
         duration: seconds(args.duration, "--duration")?,
+        data_dir: args.data_dir,
     };
     runtime()?.block_on(daemon::demo(opts))
 }

@@ -425,6 +425,12 @@ pub struct ServiceConfig {
     pub meter_buses: Vec<MeterBusTask>,
     /// Buses whose polled phase voltages feed the coarse outage detector, with their thresholds.
     pub coarse: Vec<(String, kare_firmware::detector::Thresholds)>,
+    /// The durable store; `None` keeps events and tickets in memory only (tests).
+    pub store: Option<crate::store::StoreHandle>,
+    /// Delivery endpoints and policy (needs the store: the outbox lives there).
+    pub delivery: Option<crate::delivery::DeliveryConfig>,
+    /// Which endpoints get which kind of ticket.
+    pub routes: crate::desk::Routes,
 }
 
 /// Starts one meter bus: given where to send what it reads, and the shutdown signal.
@@ -482,7 +488,7 @@ impl Service {
         let status = Arc::new(Mutex::new(BTreeMap::new()));
         let tickets = Arc::new(TicketBook::default());
         let (ticket_updates, _) = broadcast::channel(1024);
-        let rules = Rules::new(cfg.site, cfg.rules);
+        let rules = Rules::new(cfg.site.clone(), cfg.rules.clone());
         let mut tasks = Vec::new();
         for node in cfg.nodes {
             status.lock().unwrap().insert(
@@ -516,11 +522,32 @@ impl Service {
                 }
             }));
         }
+        if let (Some(store), Some(delivery)) = (cfg.store.clone(), cfg.delivery.clone()) {
+            crate::delivery::init_tls();
+            let (dead_tx, mut dead_rx) = mpsc::channel(64);
+            tasks.push(tokio::spawn(crate::delivery::run_outbox(
+                store,
+                delivery,
+                shutdown_rx.clone(),
+                dead_tx,
+            )));
+            let fwd = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(d) = dead_rx.recv().await {
+                    if fwd.send(SourceMessage::DeadLetter(d)).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
         drop(tx);
         tasks.push(tokio::spawn(consume(
             rx,
             readings.subscribe(),
             Outputs {
+                store: cfg.store.clone(),
+                routes: cfg.routes.clone(),
+                site: cfg.site.clone(),
                 log: log.clone(),
                 meters: meters.clone(),
                 meter_readings: meter_readings.clone(),
@@ -558,6 +585,9 @@ impl Service {
 
 /// Where the consumer puts what it learns.
 struct Outputs {
+    store: Option<crate::store::StoreHandle>,
+    routes: crate::desk::Routes,
+    site: Site,
     log: Arc<EventLog>,
     meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
     meter_readings: broadcast::Sender<crate::readings::MeterReading>,
@@ -568,9 +598,63 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn tickets(&self, ops: Vec<TicketOp>, now: DateTime<Utc>) {
+    async fn store_event(&self, ev: &LoggedEvent) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let json = ev.to_json();
+        let start = json["start"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(Utc::now);
+        let kind = json["kind"].as_str().unwrap_or("event").to_string();
+        let duration_s = json["duration_s"].as_f64();
+        let stored = crate::store::StoredEvent {
+            source: ev.source.clone(),
+            source_key: format!("{kind}@{}", crate::store::format_ts(start)),
+            site_id: Some(self.site.id.clone()),
+            kind,
+            start,
+            end: duration_s.map(|d| start + chrono::Duration::microseconds((d * 1e6) as i64)),
+            duration_s,
+            extreme_pct: json["extreme_pct"].as_f64(),
+            worst_channel: json["worst_channel"].as_str().map(str::to_string),
+            open: ev.is_open(),
+            json,
+            profile_json: ev
+                .profile
+                .as_ref()
+                .and_then(|p| serde_json::to_value(&**p).ok()),
+            waveform: None,
+        };
+        if let Err(e) = store.upsert_event(stored).await {
+            tracing::error!(event = ev.id, "event NOT stored: {e}");
+        }
+    }
+
+    /// Records ticket changes: durably (ticket and its deliveries in one transaction) before the
+    /// API, the console or anyone else hears of them.
+    async fn tickets(&self, ops: Vec<TicketOp>, now: DateTime<Utc>) {
         for op in ops {
-            let rec = self.tickets.apply(op, now);
+            let revision = match &self.store {
+                Some(store) => {
+                    match crate::desk::save(store, &self.routes, &self.site, &op, now).await {
+                        Ok(r) => Some(r as u32),
+                        Err(e) => {
+                            // Not lost: the rules will state it again (restart or next change), and the
+                            // operator sees why here and in /api/v1/status.
+                            tracing::error!(key = %op.key, "ticket NOT stored: {e}");
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let mut rec = self.tickets.apply(op, now);
+            if let Some(r) = revision {
+                rec.revision = r;
+            }
             tracing::info!(key = %rec.op.key, revision = rec.revision, "ticket: {}", rec.op.title);
             let _ = self.ticket_updates.send(rec);
         }
@@ -641,6 +725,23 @@ async fn consume(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The rules' clock: the wall clock, or the data's when it runs ahead (an accelerated
     // simulation), so that "an outage lasting 15 minutes" means 15 minutes of the data.
+    // After a restart, the open tickets in the store are the outage still in progress.
+    if let Some(store) = &out.store {
+        match store.open_tickets().await {
+            Ok(open) => {
+                for t in open {
+                    let failures = t.body_json["detail"]["failures"].as_u64().unwrap_or(1) as u32;
+                    match t.kind.as_str() {
+                        "repair" => rules.restore_outage(&t.key, t.opened_at, failures),
+                        "generator" => rules.restore_generator(&t.key, t.opened_at),
+                        _ => {}
+                    }
+                    tracing::info!(key = %t.key, "open ticket carried over from before the restart");
+                }
+            }
+            Err(e) => tracing::error!("cannot read open tickets from the store: {e}"),
+        }
+    }
     let mut data_now = DateTime::<Utc>::UNIX_EPOCH;
     let mut ticked = data_now;
     let now = |data: DateTime<Utc>| Utc::now().max(data);
@@ -658,28 +759,41 @@ async fn consume(
                 // accelerated run meets its limits as a real one does.
                 if data_now - ticked >= chrono::Duration::milliseconds(100) {
                     ticked = data_now;
-                    out.tickets(rules.tick(now(data_now)), now(data_now));
+                    out.tickets(rules.tick(now(data_now)), now(data_now)).await;
                 }
                 continue;
             }
             _ = tick.tick() => {
-                out.tickets(rules.tick(now(data_now)), now(data_now));
+                out.tickets(rules.tick(now(data_now)), now(data_now)).await;
                 continue;
             }
         };
         let (logged, inputs) = match &msg {
             SourceMessage::Meter(m) => meters.handle(m, &out),
+            // A maintenance ticket about a failing delivery, unless the failed one was itself
+            // such a ticket (which would loop).
+            SourceMessage::DeadLetter(d) if d.ticket_kind != "maintenance" => (
+                Vec::new(),
+                vec![RuleInput::DeliveryDead {
+                    endpoint: d.endpoint.clone(),
+                    reason: d.reason.clone(),
+                    at: Utc::now(),
+                }],
+            ),
+            SourceMessage::DeadLetter(_) => (Vec::new(), Vec::new()),
             _ => (
                 log_message(&msg, &out).into_iter().collect(),
                 rule_input(&msg).into_iter().collect(),
             ),
         };
-        // Events are logged before any ticket is raised from them.
+        // Events are stored before anyone hears of them, and before any ticket is raised.
         for ev in logged {
+            out.store_event(&ev).await;
             let _ = out.updates.send(ev);
         }
         for input in inputs {
-            out.tickets(rules.handle(input, now(data_now)), now(data_now));
+            out.tickets(rules.handle(input, now(data_now)), now(data_now))
+                .await;
         }
     }
 }
@@ -845,7 +959,7 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             Some(log.voltage_ended(&source, core_id, event))
         }
         SourceMessage::Stream(_, StreamOutput::SupplyPresent { .. }) => None,
-        SourceMessage::Meter(_) => None,
+        SourceMessage::Meter(_) | SourceMessage::DeadLetter(_) => None,
         SourceMessage::Stream(source, StreamOutput::Capture(w)) => {
             if log.attach_waveform(&source, w).is_none() {
                 tracing::debug!(source = %source, "a waveform capture matched no event");

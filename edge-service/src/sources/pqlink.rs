@@ -483,6 +483,8 @@ pub enum SourceMessage {
     /// Something from a meter bus (Modbus, DL/T 645): the service takes every source's news
     /// through this one channel.
     Meter(crate::readings::MeterMessage),
+    /// A delivery the outbox gave up on.
+    DeadLetter(crate::delivery::DeadLetter),
 }
 
 /// Runs one source until `shutdown` turns true: open, read, judge, reconnect.

@@ -1,0 +1,126 @@
+//! The repair desk's side of the service: a ticket change from the rules becomes a durable
+//! ticket with its deliveries queued (one SQLite transaction), and only then is anyone told.
+
+use crate::delivery::payload::{
+    ApplianceInfo, ContactInfo, CustomerInfo, GeneratorRequest, SiteInfo, TicketPayload, SCHEMA,
+};
+use crate::rules::{TicketOp, TicketState as RuleState};
+use crate::site::{Contact, Site};
+use crate::store::{DeliverTo, StoreHandle, TicketState, TicketWrite};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// Where tickets of each kind go: endpoint names with their channel.
+#[derive(Clone, Debug, Default)]
+pub struct Routes {
+    /// Ticket kind (`repair`, `generator`, …) → endpoints.
+    pub by_kind: BTreeMap<String, Vec<(String, crate::store::Channel)>>,
+}
+
+fn contact(c: &Contact) -> ContactInfo {
+    ContactInfo {
+        name: c.name.clone(),
+        role: c.role.clone(),
+        phone: c.phone.clone(),
+        email: c.email.clone(),
+    }
+}
+
+fn state(s: RuleState) -> TicketState {
+    match s {
+        RuleState::Open => TicketState::Open,
+        RuleState::Closed => TicketState::Closed,
+        RuleState::Cancelled => TicketState::Cancelled,
+    }
+}
+
+/// The payload a ticket change is delivered as (the store fills id, key and revision).
+pub fn payload(op: &TicketOp, site: &Site, now: DateTime<Utc>) -> TicketPayload {
+    let d = &op.detail;
+    TicketPayload {
+        schema: SCHEMA.into(),
+        id: 0,
+        key: op.key.clone(),
+        revision: 0,
+        kind: op.kind.as_str().into(),
+        state: state(op.state),
+        priority: op.priority.clone(),
+        title: op.title.clone(),
+        opened_at: op.opened_at,
+        updated_at: now,
+        closed_at: op.closed_at,
+        duration_s: op.duration_s,
+        classification: d["classification"].as_str().map(str::to_string),
+        site: SiteInfo {
+            id: site.id.clone(),
+            address: site.address.clone(),
+            access_notes: site.access_notes.clone(),
+            nominal_kv: (site.nominal_kv > 0.0).then_some(site.nominal_kv),
+        },
+        customer: CustomerInfo {
+            id: site.customer_id.clone(),
+            name: site.customer_name.clone(),
+            tier: format!("{:?}", site.tier).to_lowercase(),
+            account_manager: (!site.account_manager.name.is_empty())
+                .then(|| contact(&site.account_manager)),
+            contacts: site.contacts.iter().map(contact).collect(),
+        },
+        event: None,
+        generator: d["size_kva"].as_f64().map(|kva| GeneratorRequest {
+            size_kva: kva,
+            basis: d["sizing"].as_str().unwrap_or_default().to_string(),
+            peak_demand_kw: None,
+            connection_kva: d["connection_kva"].as_f64(),
+            connection_point: d["connection_point"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }),
+        detail: d.clone(),
+        appliance: ApplianceInfo {
+            id: site.id.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+    }
+}
+
+/// Saves one ticket change with a delivery to each routed endpoint, in one transaction.
+/// Returns the revision the store gave it, once it is on disk.
+pub async fn save(
+    store: &StoreHandle,
+    routes: &Routes,
+    site: &Site,
+    op: &TicketOp,
+    now: DateTime<Utc>,
+) -> Result<i64, crate::store::StoreError> {
+    let body = payload(op, site, now).to_json();
+    let deliver_to = routes
+        .by_kind
+        .get(op.kind.as_str())
+        .into_iter()
+        .flatten()
+        .map(|(endpoint, channel)| DeliverTo {
+            channel: *channel,
+            endpoint: endpoint.clone(),
+            payload_json: body.clone(),
+        })
+        .collect();
+    let saved = store
+        .save_ticket(TicketWrite {
+            key: op.key.clone(),
+            kind: op.kind.as_str().into(),
+            state: state(op.state),
+            priority: op.priority.clone(),
+            site_id: site.id.clone(),
+            customer_id: site.customer_id.clone(),
+            title: op.title.clone(),
+            body_json: body,
+            event_id: None,
+            opened_at: Some(op.opened_at),
+            closed_at: op.closed_at,
+            duration_s: op.duration_s,
+            deliver_to,
+        })
+        .await?;
+    Ok(saved.revision)
+}
