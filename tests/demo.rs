@@ -178,7 +178,10 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
     assert_eq!(of("pq_notice").len(), 1);
     assert!(console.contains("TICKET repair      OPENED"), "{console}");
     // The demo's own repair desk received them over the signed webhook.
-    assert!(console.contains("DESK   received SITE-DEMO-01-outage-"), "{console}");
+    assert!(
+        console.contains("DESK   received SITE-DEMO-01-outage-"),
+        "{console}"
+    );
     assert!(!console.contains("BAD SIGNATURE"), "{console}");
 
     let (_, body) = http_get(&addr, "/api/v1/status");
