@@ -33,6 +33,7 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
 #[test]
 fn demo_shows_the_scenario_live_and_its_api_answers() {
     // 20x: the scenario's first minute (dip, swell, short interruption, 25 s outage) in 3 s.
+    let data = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_kare"))
         .args([
             "demo",
@@ -43,6 +44,8 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
             "--listen",
             "127.0.0.1:0",
         ])
+        .arg("--data-dir")
+        .arg(data.path())
         .env("KARE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -183,6 +186,21 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
         "{console}"
     );
     assert!(!console.contains("BAD SIGNATURE"), "{console}");
+
+    // What was said is on disk: the events with their RMS profiles and the dip's waveform, the
+    // tickets, and every delivery.
+    let store =
+        kare::store::Store::open(&kare::store::StoreConfig::at(data.path().join("kare.db")))
+            .unwrap();
+    let count = |sql: &str| -> i64 { store.connection().query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert!(count("SELECT COUNT(*) FROM events WHERE kind = 'interruption'") >= 2);
+    assert!(count("SELECT COUNT(*) FROM events WHERE profile_json IS NOT NULL") >= 2);
+    assert!(count("SELECT COUNT(*) FROM events WHERE waveform IS NOT NULL") >= 1);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM tickets WHERE kind = 'repair'"),
+        1
+    );
+    assert!(count("SELECT COUNT(*) FROM outbox") >= 6);
 
     let (_, body) = http_get(&addr, "/api/v1/status");
     let st: Value = serde_json::from_str(&body).unwrap();

@@ -66,6 +66,7 @@ async fn a_meter_bus_alone_raises_the_outage_ticket_and_reports_its_own_records(
         rules: RuleSettings::default(),
         meter_buses: vec![bus],
         coarse: vec![("rs485-1".into(), Thresholds::typical(230.0))],
+        ups: None,
         store: None,
         delivery: None,
         routes: Default::default(),
@@ -131,5 +132,60 @@ async fn a_meter_bus_alone_raises_the_outage_ticket_and_reports_its_own_records(
     let dev = &st.devices["incomer"];
     assert_eq!(dev.values[&Quantity::VoltageA].0, 229.0);
     drop(updates);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ups_raises_the_outage_ticket_and_asks_for_a_clean_shutdown_on_low_battery() {
+    use kare::sources::ups::UpsSignal;
+    let t0 = Utc::now();
+    let script = vec![
+        (UpsSignal::MainsLost, t0),
+        (UpsSignal::BatteryLow, t0 + Duration::seconds(600)),
+    ];
+    let ups: kare::service::UpsTask = Box::new(move |tx, _shutdown| {
+        Box::pin(async move {
+            for s in script {
+                tx.send(s).await.unwrap();
+            }
+        })
+    });
+    let service = Service::start(ServiceConfig {
+        nodes: vec![],
+        site: Site::demo(),
+        rules: RuleSettings::default(),
+        meter_buses: vec![],
+        ups: Some(ups),
+        coarse: vec![],
+        store: None,
+        delivery: None,
+        routes: Default::default(),
+    });
+    // The service says when to shut down: after the tickets about it are recorded.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        service.battery_low.notified(),
+    )
+    .await
+    .expect("battery low asks for a shutdown");
+    let tickets = service.tickets.all();
+    let repair: Vec<_> = tickets
+        .iter()
+        .filter(|t| t.op.kind == kare::rules::TicketKind::Repair)
+        .collect();
+    assert_eq!(repair.len(), 1, "{tickets:#?}");
+    assert!(
+        repair[0].op.title.contains("appliance on battery"),
+        "{}",
+        repair[0].op.title
+    );
+    assert!(repair[0].op.detail["note"]
+        .as_str()
+        .unwrap()
+        .contains("battery low"));
+    assert!(
+        repair[0].revision >= 2,
+        "opened, then updated with the battery warning"
+    );
     service.stop().await;
 }

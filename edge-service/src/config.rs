@@ -84,6 +84,25 @@ pub struct Config {
     /// Which endpoints get which kind of ticket: `repair = ["desk-webhook", "desk-sms"]`.
     #[serde(default)]
     pub routes: std::collections::BTreeMap<String, Vec<String>>,
+    /// The UPS HAT's GPIO inputs (needs a build with `--features rpi`).
+    pub ups: Option<UpsEntry>,
+}
+
+/// `[ups]`: the UPS HAT's "mains lost" and "battery low" outputs on the Pi's GPIO (BCM numbers).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpsEntry {
+    /// BCM pin that signals mains lost.
+    pub mains_lost_gpio: u8,
+    /// BCM pin that signals battery low.
+    pub battery_low_gpio: u8,
+    /// `low` (the line is pulled low to signal, as on most HATs) or `high`.
+    #[serde(default = "active_low")]
+    pub active: String,
+}
+
+fn active_low() -> String {
+    "low".into()
 }
 
 /// One `[[modbus]]` bus.
@@ -248,6 +267,7 @@ impl Default for Config {
             store: None,
             delivery: None,
             routes: Default::default(),
+            ups: None,
         }
     }
 }
@@ -356,6 +376,17 @@ impl Config {
             }
             parity(&b.parity)
                 .ok_or_else(|| bad(format!("dlt645[{i}].parity"), "must be none, even or odd"))?;
+        }
+        if let Some(u) = &self.ups {
+            if !matches!(u.active.as_str(), "low" | "high") {
+                return Err(bad("ups.active".into(), "must be low or high"));
+            }
+            if u.mains_lost_gpio == u.battery_low_gpio {
+                return Err(bad(
+                    "ups.battery_low_gpio".into(),
+                    "must differ from mains_lost_gpio",
+                ));
+            }
         }
         if let Some(st) = &self.store {
             st.validate()
@@ -591,5 +622,50 @@ impl Config {
             }));
         }
         Ok((tasks, coarse))
+    }
+}
+
+impl Config {
+    /// The UPS watch, if configured. On a build without GPIO support a configured `[ups]` is an
+    /// error, not silently ignored: an outage is the one event the appliance must not miss.
+    pub fn ups_task(&self) -> anyhow::Result<Option<crate::service::UpsTask>> {
+        let Some(u) = self.ups.clone() else {
+            return Ok(None);
+        };
+        #[cfg(feature = "rpi")]
+        {
+            use crate::sources::ups::{spawn, Active, UpsMonitor};
+            let gpio = rppal::gpio::Gpio::new()
+                .map_err(|e| anyhow::anyhow!("[ups]: cannot open the GPIO: {e}; is this a Raspberry Pi, and is the user in the gpio group?"))?;
+            let pin = |n: u8| -> anyhow::Result<rppal::gpio::InputPin> {
+                Ok(gpio
+                    .get(n)
+                    .map_err(|e| anyhow::anyhow!("[ups]: GPIO {n}: {e}"))?
+                    .into_input_pullup())
+            };
+            let active = if u.active == "high" {
+                Active::High
+            } else {
+                Active::Low
+            };
+            let monitor =
+                UpsMonitor::new(pin(u.mains_lost_gpio)?, pin(u.battery_low_gpio)?, active, 5);
+            Ok(Some(Box::new(move |tx, mut shutdown| {
+                Box::pin(async move {
+                    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let handle = spawn(monitor, tx, stop.clone());
+                    let _ = shutdown.changed().await;
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+                })
+            })))
+        }
+        #[cfg(not(feature = "rpi"))]
+        {
+            let _ = u;
+            anyhow::bail!(
+                "[ups] is configured but this kare was built without GPIO support: build it with `--features rpi`"
+            )
+        }
     }
 }

@@ -161,8 +161,12 @@ async fn serve(
             }
         }
     };
+    let battery = service.battery_low.clone();
     tokio::select! {
         _ = stop => {}
+        _ = battery.notified() => {
+            println!("kare: UPS battery low: tickets updated, shutting down cleanly");
+        }
         r = server => {
             r.context("API server task")?.context("API server")?;
         }
@@ -198,6 +202,7 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
         )
     })?;
     let (meter_buses, coarse) = config.meter_buses()?;
+    let ups = config.ups_task()?;
     if config.delivery.is_none() {
         tracing::warn!("no [delivery] endpoints: tickets are stored and shown, but sent nowhere");
     }
@@ -206,6 +211,7 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
         site,
         rules: config.rules.clone(),
         meter_buses,
+        ups,
         coarse,
         store: Some(store.clone()),
         delivery: config.delivery.clone(),
@@ -393,6 +399,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         site,
         rules: opts.config.rules.clone(),
         meter_buses,
+        ups: None,
         coarse,
         store: Some(store),
         delivery: Some(delivery),

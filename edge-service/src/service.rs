@@ -423,6 +423,8 @@ pub struct ServiceConfig {
     pub rules: RuleSettings,
     /// Meter bus tasks (Modbus, DL/T 645), each started with the channel it reports on.
     pub meter_buses: Vec<MeterBusTask>,
+    /// The UPS inputs, if the appliance has them: a task that sends each change.
+    pub ups: Option<UpsTask>,
     /// Buses whose polled phase voltages feed the coarse outage detector, with their thresholds.
     pub coarse: Vec<(String, kare_firmware::detector::Thresholds)>,
     /// The durable store; `None` keeps events and tickets in memory only (tests).
@@ -432,6 +434,15 @@ pub struct ServiceConfig {
     /// Which endpoints get which kind of ticket.
     pub routes: crate::desk::Routes,
 }
+
+/// Starts the UPS watch: given where to send each change, and the shutdown signal.
+pub type UpsTask = Box<
+    dyn FnOnce(
+            mpsc::Sender<(crate::sources::ups::UpsSignal, DateTime<Utc>)>,
+            watch::Receiver<bool>,
+        ) -> futures::future::BoxFuture<'static, ()>
+        + Send,
+>;
 
 /// Starts one meter bus: given where to send what it reads, and the shutdown signal.
 pub type MeterBusTask = Box<
@@ -473,6 +484,8 @@ pub struct Service {
     pub meter_readings: broadcast::Sender<crate::readings::MeterReading>,
     /// When the service started.
     pub started: DateTime<Utc>,
+    /// Fires when the UPS says its battery is low: the tickets have been updated, stop now.
+    pub battery_low: Arc<tokio::sync::Notify>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -522,6 +535,19 @@ impl Service {
                 }
             }));
         }
+        let battery_low = Arc::new(tokio::sync::Notify::new());
+        if let Some(ups) = cfg.ups {
+            let (utx, mut urx) = mpsc::channel(16);
+            tasks.push(tokio::spawn(ups(utx, shutdown_rx.clone())));
+            let fwd = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some((signal, at)) = urx.recv().await {
+                    if fwd.send(SourceMessage::Ups(signal, at)).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
         if let (Some(store), Some(delivery)) = (cfg.store.clone(), cfg.delivery.clone()) {
             crate::delivery::init_tls();
             let (dead_tx, mut dead_rx) = mpsc::channel(64);
@@ -546,6 +572,8 @@ impl Service {
             readings.subscribe(),
             Outputs {
                 store: cfg.store.clone(),
+                stored: Mutex::new(HashMap::new()),
+                attached: Mutex::new(Vec::new()),
                 routes: cfg.routes.clone(),
                 site: cfg.site.clone(),
                 log: log.clone(),
@@ -558,6 +586,7 @@ impl Service {
             },
             rules,
             MeterDesk::new(cfg.coarse),
+            battery_low.clone(),
         )));
         Service {
             log,
@@ -569,6 +598,7 @@ impl Service {
             meters,
             meter_readings,
             started: Utc::now(),
+            battery_low,
             shutdown,
             tasks,
         }
@@ -586,6 +616,10 @@ impl Service {
 /// Where the consumer puts what it learns.
 struct Outputs {
     store: Option<crate::store::StoreHandle>,
+    /// Log id → store id of every event stored, for what is attached to it later.
+    stored: Mutex<HashMap<u64, i64>>,
+    /// Events that just got a profile or a waveform, to store.
+    attached: Mutex<Vec<u64>>,
     routes: crate::desk::Routes,
     site: Site,
     log: Arc<EventLog>,
@@ -628,8 +662,50 @@ impl Outputs {
                 .and_then(|p| serde_json::to_value(&**p).ok()),
             waveform: None,
         };
-        if let Err(e) = store.upsert_event(stored).await {
-            tracing::error!(event = ev.id, "event NOT stored: {e}");
+        match store.upsert_event(stored).await {
+            Ok(id) => {
+                self.stored
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(ev.id, id);
+            }
+            Err(e) => tracing::error!(event = ev.id, "event NOT stored: {e}"),
+        }
+    }
+
+    /// Stores the RMS profiles and waveform captures that arrived for stored events.
+    async fn store_attachments(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let ids: Vec<u64> =
+            std::mem::take(&mut *self.attached.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in ids {
+            let (Some(ev), Some(sid)) = (
+                self.log.get(id),
+                self.stored
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                    .copied(),
+            ) else {
+                continue;
+            };
+            if let Some(p) = &ev.profile {
+                if let Ok(json) = serde_json::to_value(&**p) {
+                    if let Err(e) = store.attach_profile(sid, json).await {
+                        tracing::error!(event = id, "RMS profile NOT stored: {e}");
+                    }
+                }
+            }
+            if let Some(w) = &ev.waveform {
+                // The capture as JSON (channels, rate, start, volts): readable without kare.
+                if let Ok(bytes) = serde_json::to_vec(&**w) {
+                    if let Err(e) = store.attach_waveform(sid, bytes).await {
+                        tracing::error!(event = id, "waveform NOT stored: {e}");
+                    }
+                }
+            }
         }
     }
 
@@ -720,6 +796,7 @@ async fn consume(
     out: Outputs,
     mut rules: Rules,
     mut meters: MeterDesk,
+    battery_low: Arc<tokio::sync::Notify>,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -781,6 +858,23 @@ async fn consume(
                 }],
             ),
             SourceMessage::DeadLetter(_) => (Vec::new(), Vec::new()),
+            SourceMessage::Ups(signal, at) => {
+                use crate::sources::ups::UpsSignal;
+                let input = match signal {
+                    UpsSignal::MainsLost => RuleInput::SupplyLost {
+                        source: "ups".into(),
+                        at: *at,
+                        via: "UPS input (appliance on battery)".into(),
+                    },
+                    UpsSignal::MainsRestored => RuleInput::SupplyBack {
+                        source: "ups".into(),
+                        at: *at,
+                    },
+                    UpsSignal::BatteryLow => RuleInput::BatteryLow { at: *at },
+                };
+                tracing::warn!("UPS: {signal:?}");
+                (Vec::new(), vec![input])
+            }
             _ => (
                 log_message(&msg, &out).into_iter().collect(),
                 rule_input(&msg).into_iter().collect(),
@@ -791,9 +885,17 @@ async fn consume(
             out.store_event(&ev).await;
             let _ = out.updates.send(ev);
         }
+        out.store_attachments().await;
+        let battery = inputs
+            .iter()
+            .any(|i| matches!(i, RuleInput::BatteryLow { .. }));
         for input in inputs {
             out.tickets(rules.handle(input, now(data_now)), now(data_now))
                 .await;
+        }
+        if battery {
+            // The tickets saying so are stored: the daemon may now shut down cleanly.
+            battery_low.notify_one();
         }
     }
 }
@@ -959,10 +1061,15 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             Some(log.voltage_ended(&source, core_id, event))
         }
         SourceMessage::Stream(_, StreamOutput::SupplyPresent { .. }) => None,
-        SourceMessage::Meter(_) | SourceMessage::DeadLetter(_) => None,
+        SourceMessage::Meter(_) | SourceMessage::DeadLetter(_) | SourceMessage::Ups(..) => None,
         SourceMessage::Stream(source, StreamOutput::Capture(w)) => {
-            if log.attach_waveform(&source, w).is_none() {
-                tracing::debug!(source = %source, "a waveform capture matched no event");
+            match log.attach_waveform(&source, w) {
+                Some(id) => out
+                    .attached
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(id),
+                None => tracing::debug!(source = %source, "a waveform capture matched no event"),
             }
             None
         }
@@ -978,8 +1085,13 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
         }
         SourceMessage::Stream(_, StreamOutput::Reading(_)) => None,
         SourceMessage::Stream(source, StreamOutput::Profile { core_id, profile }) => {
-            // Not an update worth announcing: the event itself has not changed.
-            log.attach_profile(&source, core_id, profile);
+            // Not an update worth announcing: the event itself has not changed. Stored too.
+            if let Some(ev) = log.attach_profile(&source, core_id, profile) {
+                out.attached
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(ev.id);
+            }
             None
         }
         SourceMessage::SensorLost {

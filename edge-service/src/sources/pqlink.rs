@@ -485,6 +485,8 @@ pub enum SourceMessage {
     Meter(crate::readings::MeterMessage),
     /// A delivery the outbox gave up on.
     DeadLetter(crate::delivery::DeadLetter),
+    /// The UPS changed state (mains lost or back, battery low).
+    Ups(crate::sources::ups::UpsSignal, DateTime<Utc>),
 }
 
 /// Runs one source until `shutdown` turns true: open, read, judge, reconnect.

@@ -102,6 +102,44 @@ impl<M: InputPin, B: InputPin<Error = M::Error>> UpsMonitor<M, B> {
     }
 }
 
+/// Polls the UPS inputs every 10 ms on a thread of its own (the pins are blocking
+/// embedded-hal pins) and sends each change with its time, until `stop` is set or the receiver
+/// is gone. A pin that cannot be read is reported once and retried.
+pub fn spawn<M, B>(
+    mut monitor: UpsMonitor<M, B>,
+    tx: tokio::sync::mpsc::Sender<(UpsSignal, chrono::DateTime<chrono::Utc>)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()>
+where
+    M: InputPin + Send + 'static,
+    B: InputPin<Error = M::Error> + Send + 'static,
+    M::Error: core::fmt::Debug,
+{
+    std::thread::spawn(move || {
+        let mut failing = false;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match monitor.poll() {
+                Ok(signals) => {
+                    failing = false;
+                    for s in signals {
+                        if tx.blocking_send((s, chrono::Utc::now())).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!(
+                        "cannot read the UPS inputs: {e:?}; check the UPS HAT and its GPIO wiring"
+                    );
+                }
+                Err(_) => {}
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
