@@ -393,17 +393,72 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
             (d, r)
         }
     };
-    let (meter_buses, coarse) = opts.config.meter_buses()?;
+    let (mut meter_buses, mut coarse) = opts.config.meter_buses()?;
+    // Two simulated meters on the node's supply, each on its own pseudo-terminal and polled by
+    // the real pollers: readings, and the coarse outage detector's view of the same outage.
+    let supply = sim::meters::Supply::new(scenario.udin, f64::from(scenario.nominal_hz));
+    let modbus_meter = sim::meters::start_modbus_meter(supply.clone())
+        .context("cannot start the simulated Modbus meter")?;
+    let dlt645_meter = sim::meters::start_dlt645_meter(supply.clone())
+        .context("cannot start the simulated DL/T 645 meter")?;
+    let modbus_bus = sim::meters::modbus_bus(
+        "demo-modbus",
+        &modbus_meter.port.to_string_lossy(),
+        Duration::from_secs(2),
+    )?;
+    // DL/T 645 is 8E1 on a real bus; pseudo-terminals refuse parity, so the demo runs 8N1.
+    let dlt645_bus = sim::meters::dlt645_bus("demo-dlt645", &dlt645_meter.port.to_string_lossy());
+    println!(
+        "kare demo: simulated meters: Eastron SDM630 (Modbus RTU, slave {}) on {}, DL/T 645 meter {} on {}",
+        sim::meters::MODBUS_SLAVE_ID,
+        modbus_meter.port.display(),
+        sim::meters::DLT645_ADDRESS,
+        dlt645_meter.port.display()
+    );
+    for bus in [&modbus_bus.name, &dlt645_bus.name] {
+        coarse.push((bus.clone(), Thresholds::typical(scenario.udin as f32)));
+    }
+    meter_buses.push(Box::new(move |tx, shutdown| {
+        Box::pin(async move {
+            if let Err(e) = crate::sources::modbus::run(modbus_bus, tx, shutdown).await {
+                tracing::error!("demo Modbus bus not started: {e}");
+            }
+        })
+    }));
+    meter_buses.push(Box::new(move |tx, shutdown| {
+        Box::pin(crate::sources::dlt645::run(dlt645_bus, tx, shutdown))
+    }));
     let service = Service::start(ServiceConfig {
         nodes,
         site,
         rules: opts.config.rules.clone(),
         meter_buses,
-        ups: None,
         coarse,
+        ups: None,
         store: Some(store),
         delivery: Some(delivery),
         routes,
+    });
+    // The meters measure what the node measures: follow its half-cycle readings (a lagging
+    // follower just skips some; the meters poll every few seconds anyway).
+    let mut node_readings = service.readings.subscribe();
+    let udin = scenario.udin as f32;
+    let follower = tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match node_readings.recv().await {
+                Ok(r) if &*r.source == "demo-node" && r.channels > 0 => {
+                    for phase in 0..3 {
+                        let ch = phase.min(usize::from(r.channels) - 1);
+                        if let Some(v) = r.volts.get(ch) {
+                            supply.set_percent(phase, v / udin * 100.0);
+                        }
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
     });
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -427,6 +482,8 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         Ok(Err(e)) => eprintln!("kare demo: simulator stopped: {e}"),
         Err(_) => eprintln!("kare demo: simulator thread panicked"),
     }
+    follower.abort();
+    drop((modbus_meter, dlt645_meter));
     drop(pty);
     result
 }

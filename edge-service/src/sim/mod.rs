@@ -6,9 +6,12 @@
 //!   and [`node_config`], the node a scenario describes.
 //! * [`runner`]: [`run`] drives the firmware's own `Node` loop and writes every pqlink frame to a
 //!   port, paced in real time, accelerated, or unpaced; [`open_port`] opens a tty or pty for it.
+//! * [`meters`]: simulated RS-485 meters (Modbus SDM630, DL/T 645) on pseudo-terminals, for
+//!   `kare demo` and tests.
 //! * [`cli`]: `kare simulate` ([`SimulateArgs`], [`run_cli`]).
 
 pub mod cli;
+pub mod meters;
 pub mod runner;
 pub mod scenario;
 pub mod waveform;
