@@ -14,6 +14,7 @@ pub mod replay;
 pub mod rules;
 pub mod service;
 pub mod sim;
+pub mod sinks;
 pub mod site;
 pub mod sources;
 pub mod store;
