@@ -111,12 +111,64 @@ impl Quantity {
         )
     }
 
-    /// The snake_case name used in profile files, the API and InfluxDB.
+    /// The snake_case name used in profile files, the API and InfluxDB (the serde name; a test
+    /// checks the two agree).
     pub fn as_str(self) -> &'static str {
-        // serde_json renders the unit variant as its renamed string.
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::String(s)) => Box::leak(s.into_boxed_str()),
-            _ => "unknown",
+        use Quantity::*;
+        match self {
+            VoltageA => "voltage_a",
+            VoltageB => "voltage_b",
+            VoltageC => "voltage_c",
+            VoltageAb => "voltage_ab",
+            VoltageBc => "voltage_bc",
+            VoltageCa => "voltage_ca",
+            CurrentA => "current_a",
+            CurrentB => "current_b",
+            CurrentC => "current_c",
+            CurrentN => "current_n",
+            Frequency => "frequency",
+            ActivePowerTotal => "active_power_total",
+            ActivePowerA => "active_power_a",
+            ActivePowerB => "active_power_b",
+            ActivePowerC => "active_power_c",
+            ReactivePowerTotal => "reactive_power_total",
+            ApparentPowerTotal => "apparent_power_total",
+            PowerFactorTotal => "power_factor_total",
+            PowerFactorA => "power_factor_a",
+            PowerFactorB => "power_factor_b",
+            PowerFactorC => "power_factor_c",
+            ThdUA => "thd_u_a",
+            ThdUB => "thd_u_b",
+            ThdUC => "thd_u_c",
+            ThdIA => "thd_i_a",
+            ThdIB => "thd_i_b",
+            ThdIC => "thd_i_c",
+            VoltageUnbalance => "voltage_unbalance",
+            EnergyImportKwh => "energy_import_kwh",
+            EnergyExportKwh => "energy_export_kwh",
+            EnergyReactiveImportKvarh => "energy_reactive_import_kvarh",
+            EnergyReactiveExportKvarh => "energy_reactive_export_kvarh",
+            DemandKw => "demand_kw",
+            MaxDemandKw => "max_demand_kw",
+            PowerDownCount => "power_down_count",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quantity;
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for q in [
+            Quantity::VoltageA,
+            Quantity::ThdUA,
+            Quantity::EnergyImportKwh,
+            Quantity::PowerDownCount,
+            Quantity::VoltageAb,
+        ] {
+            assert_eq!(serde_json::to_value(q).unwrap(), q.as_str());
         }
     }
 }
