@@ -86,6 +86,8 @@ pub struct Backlog {
     max_bytes: u64,
     depth: Depth,
     rejected_bytes: u64,
+    /// The next sequence number ([`Backlog::reserve`]); row ids are sequence numbers.
+    next_seq: i64,
 }
 
 /// gzip at the fast level.
@@ -144,8 +146,20 @@ impl Backlog {
             max_bytes,
             depth: Depth::default(),
             rejected_bytes: 0,
+            next_seq: 1,
         };
         b.recount()?;
+        // Past every id ever used (AUTOINCREMENT's own counter survives deleted rows).
+        let used: i64 = b
+            .conn
+            .query_row(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'batch'), 0),
+                            COALESCE((SELECT MAX(id) FROM batch), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| b.err(e))?;
+        b.next_seq = used + 1;
         Ok(b)
     }
 
@@ -199,10 +213,36 @@ impl Backlog {
         self.max_bytes
     }
 
-    /// Stores a batch (plain line protocol), evicting to respect the bound. Returns the new
-    /// row's id (`None` if the batch itself was dropped) and what was evicted.
+    /// A fresh sequence number, for a batch that may be stored later ([`Backlog::push_seq`]).
+    ///
+    /// The writer numbers each batch when it seals it, so a batch that comes to the backlog
+    /// late (its live send failed after newer batches had already been stored) still drains
+    /// in the order its points were made.
+    pub fn reserve(&mut self) -> i64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    /// Stores a batch (plain line protocol) as the newest, evicting to respect the bound.
+    /// Returns the new row's id (`None` if the batch itself was dropped) and what was evicted.
     pub fn push(
         &mut self,
+        class: Class,
+        points: u64,
+        body: &[u8],
+        now_ns: i64,
+    ) -> Result<(Option<i64>, Eviction), InfluxError> {
+        let seq = self.reserve();
+        self.push_seq(seq, class, points, body, now_ns)
+    }
+
+    /// Stores a batch under the sequence number `seq` from [`Backlog::reserve`] (its row id, so
+    /// its place in the drain order). Returns the row's id (`None` if the batch itself was
+    /// dropped) and what was evicted.
+    pub fn push_seq(
+        &mut self,
+        seq: i64,
         class: Class,
         points: u64,
         body: &[u8],
@@ -256,10 +296,11 @@ impl Backlog {
                 ev.over_bound = true;
             }
             tx.execute(
-                "INSERT INTO batch (class, points, created_ns, body) VALUES (?1, ?2, ?3, ?4)",
-                params![class.code(), points as i64, now_ns, gz],
+                "INSERT INTO batch (id, class, points, created_ns, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![seq, class.code(), points as i64, now_ns, gz],
             )?;
-            stored_id = Some(tx.last_insert_rowid());
+            stored_id = Some(seq);
             depth.batches += 1;
             depth.points += points;
             depth.bytes += len;
@@ -520,6 +561,30 @@ mod tests {
         assert!(ev.dropped_new);
         assert_eq!(ev.points, 200);
         assert_eq!(b.depth().points, 1000);
+    }
+
+    #[test]
+    fn a_batch_stored_late_drains_in_the_order_it_was_sealed() {
+        // A live batch fails after a newer one was already stored: it must still come out first.
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = open(&dir, 1 << 30);
+        let first = b.reserve();
+        let second = b.reserve();
+        b.push_seq(second, Class::Readings, 2, &body(2, "second"), 1)
+            .unwrap();
+        b.push_seq(first, Class::Readings, 2, &body(2, "first"), 2)
+            .unwrap();
+        let got = b.oldest(&[], 100, 10).unwrap();
+        assert_eq!(
+            got.iter().map(|s| s.body.clone()).collect::<Vec<_>>(),
+            vec![body(2, "first"), body(2, "second")]
+        );
+        // Numbers are never reused, even after the rows are gone and the file reopened.
+        b.remove(&[first, second]).unwrap();
+        drop(b);
+        let mut b = open(&dir, 1 << 30);
+        let (third, _) = b.push(Class::Readings, 1, &body(1, "third"), 3).unwrap();
+        assert!(third.unwrap() > second);
     }
 
     #[test]

@@ -28,7 +28,9 @@
 //! per live batch while live data is waiting, the whole link when none is), so the dashboards
 //! keep showing the present while the past fills in, and the past fills in at least as fast as
 //! the present arrives. The backlog drains oldest first, merging up to `batch_size` points of
-//! consecutive small batches into one request.
+//! consecutive small batches into one request. "Oldest" is the order batches were sealed in:
+//! each is numbered then, and keeps its number in the backlog, so a live batch whose send fails
+//! after newer batches were already stored (the server died under it) still drains first.
 //!
 //! A batch refused as bad data (400 and other 4xx but 429/401/403/404) is logged with the
 //! server's message and moved to the backlog's `rejected` table, counted, never retried.
@@ -170,6 +172,8 @@ impl InfluxSender {
 
 /// A sealed batch waiting to be sent live.
 struct LiveBatch {
+    /// Its place in the drain order, fixed when it was sealed.
+    seq: i64,
     class: Class,
     points: u64,
     body: Vec<u8>,
@@ -278,9 +282,10 @@ impl Writer {
         });
     }
 
-    /// Stores a batch in the backlog (counting what the bound evicted). `None` if it was dropped.
-    fn store(&mut self, class: Class, points: u64, body: &[u8]) -> Option<i64> {
-        match self.backlog.push(class, points, body, now_ns()) {
+    /// Stores a batch in the backlog under its sequence number (counting what the bound
+    /// evicted). `None` if it was dropped.
+    fn store(&mut self, seq: i64, class: Class, points: u64, body: &[u8]) -> Option<i64> {
+        match self.backlog.push_seq(seq, class, points, body, now_ns()) {
             Ok((id, ev)) => {
                 self.count_eviction(&ev);
                 id
@@ -334,8 +339,9 @@ impl Writer {
             return;
         }
         let body = pending.body.into_bytes();
+        let seq = self.backlog.reserve();
         let backlog_id = if class == Class::Events || self.retry_at.is_some() {
-            let id = self.store(class, pending.points, &body);
+            let id = self.store(seq, class, pending.points, &body);
             if self.retry_at.is_some() || id.is_none() {
                 // Down: it waits in the backlog. (Or it was dropped by the bound: counted.)
                 self.refresh_depth();
@@ -346,6 +352,7 @@ impl Writer {
             None
         };
         self.live.push_back(LiveBatch {
+            seq,
             class,
             points: pending.points,
             body,
@@ -355,7 +362,7 @@ impl Writer {
             // The server is slower than the data: the oldest live batch waits in the backlog.
             if let Some(b) = self.live.pop_front() {
                 if b.backlog_id.is_none() {
-                    self.store(b.class, b.points, &b.body);
+                    self.store(b.seq, b.class, b.points, &b.body);
                 }
             }
         }
@@ -377,7 +384,7 @@ impl Writer {
     fn spill_live(&mut self) {
         while let Some(b) = self.live.pop_front() {
             if b.backlog_id.is_none() {
-                self.store(b.class, b.points, &b.body);
+                self.store(b.seq, b.class, b.points, &b.body);
             }
         }
         self.refresh_depth();
@@ -502,7 +509,7 @@ impl Writer {
                 match job {
                     Job::Live(b) => {
                         if b.backlog_id.is_none() {
-                            self.store(b.class, b.points, &b.body);
+                            self.store(b.seq, b.class, b.points, &b.body);
                         }
                     }
                     Job::Drain(rows) => {
