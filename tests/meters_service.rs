@@ -70,6 +70,7 @@ async fn a_meter_bus_alone_raises_the_outage_ticket_and_reports_its_own_records(
         store: None,
         delivery: None,
         routes: Default::default(),
+        influx: None,
     });
     let mut updates = service.updates.subscribe();
     done_rx.await.unwrap();
@@ -160,6 +161,7 @@ async fn the_ups_raises_the_outage_ticket_and_asks_for_a_clean_shutdown_on_low_b
         store: None,
         delivery: None,
         routes: Default::default(),
+        influx: None,
     });
     // The service says when to shut down: after the tickets about it are recorded.
     tokio::time::timeout(

@@ -156,6 +156,7 @@ async fn stream_events_equal_what_replay_finds_in_the_same_waveform() {
         store: None,
         delivery: None,
         routes: Default::default(),
+        influx: None,
     });
     let mut updates = service.updates.subscribe();
     let writer = send(&pty.master, frames(4.0));
@@ -214,6 +215,7 @@ async fn garbage_corruption_and_gaps_are_survived_and_counted() {
         store: None,
         delivery: None,
         routes: Default::default(),
+        influx: None,
     });
     let mut updates = service.updates.subscribe();
     let mut damaged = Vec::new();
@@ -274,6 +276,7 @@ async fn a_silent_node_is_sensor_lost_not_an_interruption() {
         store: None,
         delivery: None,
         routes: Default::default(),
+        influx: None,
     });
     let mut updates = service.updates.subscribe();
     let all = frames(1.0);
@@ -324,6 +327,7 @@ async fn an_unplugged_port_is_reported_and_reconnected() {
         store: None,
         delivery: None,
         routes: Default::default(),
+        influx: None,
     });
     let mut updates = service.updates.subscribe();
     let all = frames(2.0);

@@ -137,6 +137,7 @@ fn main() {
         store: Some(store),
         delivery: Some(delivery),
         routes,
+        influx: None,
     });
 
     let mut master = pty.master.try_clone().unwrap();

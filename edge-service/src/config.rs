@@ -86,6 +86,9 @@ pub struct Config {
     pub routes: std::collections::BTreeMap<String, Vec<String>>,
     /// The UPS HAT's GPIO inputs (needs a build with `--features rpi`).
     pub ups: Option<UpsEntry>,
+    /// The central InfluxDB (readings, events, tickets, health for Grafana), with
+    /// store-and-forward while it is out of reach.
+    pub influx: Option<crate::sinks::influx::InfluxConfig>,
 }
 
 /// `[ups]`: the UPS HAT's "mains lost" and "battery low" outputs on the Pi's GPIO (BCM numbers).
@@ -268,6 +271,7 @@ impl Default for Config {
             delivery: None,
             routes: Default::default(),
             ups: None,
+            influx: None,
         }
     }
 }
@@ -410,6 +414,15 @@ impl Config {
                 }
             }
         }
+        if let Some(i) = &self.influx {
+            // The backlog's place is the service's to choose (beside the store): any will do here.
+            let check = i.clone().with_data_dir(".");
+            if let Err(crate::sinks::influx::InfluxError::Config { key, message }) =
+                check.validate()
+            {
+                return Err(bad(format!("influx.{key}"), &message));
+            }
+        }
         if let Some(s) = self.demo.speed {
             if !(s.is_finite() && s >= 0.0) {
                 return Err(bad(
@@ -419,6 +432,12 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The InfluxDB sink as the service runs it: the backlog beside the store (in `data_dir`)
+    /// unless `[influx] backlog_path` says otherwise.
+    pub fn influx_for(&self, data_dir: &Path) -> Option<crate::sinks::influx::InfluxConfig> {
+        self.influx.clone().map(|i| i.with_data_dir(data_dir))
     }
 
     /// The serial sources to start.
@@ -510,6 +529,34 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("node[1].name"), "{e}");
+    }
+
+    #[test]
+    fn an_influx_section_is_checked_at_load_and_names_the_key() {
+        let e = Config::parse(
+            "[influx]\napi = \"v2\"\nurl = \"http://influx:8086\"\norg = \"utility\"\n",
+            "k.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`influx.bucket`"), "{e}");
+        let e = Config::parse(
+            "[influx]\nurl = \"http://influx:8086\"\ndatabase = \"kare\"\nbatch = 10\n",
+            "k.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("batch") && e.contains("line 4"), "{e}");
+        let c = Config::parse(
+            "[influx]\nurl = \"http://influx:8086\"\ndatabase = \"kare\"\n",
+            "k.toml",
+        )
+        .unwrap();
+        let i = c.influx_for(Path::new("/var/lib/kare")).unwrap();
+        assert_eq!(
+            i.backlog_path.as_deref(),
+            Some(Path::new("/var/lib/kare/influx-backlog.sqlite"))
+        );
     }
 }
 

@@ -114,7 +114,31 @@ pub fn describe_ticket(t: &TicketRecord) -> String {
     )
 }
 
-/// Serves the API and prints events until Ctrl-C, or until `until` has passed.
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch for SIGTERM ({e}); Ctrl-C still stops kare cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Serves the API and prints events until Ctrl-C or SIGTERM, or until `until` has passed.
 async fn serve(
     service: Service,
     listen: SocketAddr,
@@ -153,12 +177,17 @@ async fn serve(
             let _ = out.flush();
         }
     });
+    // Ctrl-C or SIGTERM (systemd's stop) end it cleanly, with or without a --duration.
     let stop = async {
-        match until {
-            Some(d) => tokio::time::sleep(d).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
+        let limit = async {
+            match until {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            _ = limit => {}
+            _ = stop_requested() => {}
         }
     };
     let battery = service.battery_low.clone();
@@ -177,7 +206,19 @@ async fn serve(
         all.len(),
         all.iter().filter(|e| e.is_open()).count()
     );
+    let influx = service.influx.clone();
     service.stop().await;
+    if let Some(stats) = influx {
+        let s = stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        println!(
+            "kare: InfluxDB: {} points written, {} kept in the backlog for the next start{}",
+            s.written_points,
+            s.backlog_points,
+            s.last_error
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        );
+    }
     printer.abort();
     Ok(())
 }
@@ -216,6 +257,13 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
         store: Some(store.clone()),
         delivery: config.delivery.clone(),
         routes: routes(&config),
+        influx: config.influx_for(
+            store_cfg
+                .path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new(".")),
+        ),
     });
     serve(service, config.listen, until).await
 }
@@ -393,6 +441,17 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
             (d, r)
         }
     };
+    if let Some(i) = &opts.config.influx {
+        println!(
+            "kare demo: writing to InfluxDB at {} ({}), store-and-forward backlog in {}",
+            i.url,
+            match i.api {
+                crate::sinks::influx::Api::V1 => format!("database {}", i.database),
+                crate::sinks::influx::Api::V2 => format!("org {}, bucket {}", i.org, i.bucket),
+            },
+            dir.display()
+        );
+    }
     let (mut meter_buses, mut coarse) = opts.config.meter_buses()?;
     // Two simulated meters on the node's supply, each on its own pseudo-terminal and polled by
     // the real pollers: readings, and the coarse outage detector's view of the same outage.
@@ -438,6 +497,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         store: Some(store),
         delivery: Some(delivery),
         routes,
+        influx: opts.config.influx_for(&dir),
     });
     // The meters measure what the node measures: follow its half-cycle readings (a lagging
     // follower just skips some; the meters poll every few seconds anyway).

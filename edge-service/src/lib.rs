@@ -1,5 +1,6 @@
 //! kare edge service: sources → readings → detector → events → store → actions / sinks.
 
+pub mod clock;
 pub mod coarse;
 pub mod config;
 pub mod daemon;

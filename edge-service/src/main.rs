@@ -52,6 +52,10 @@ struct DemoArgs {
     /// survive a restart.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Also write to this InfluxDB (1.x `/write` API, database `kare`, created if missing), as
+    /// `[influx] url = …` would; an `[influx]` section in --config keeps its other settings.
+    #[arg(long, value_name = "URL")]
+    influx: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -160,6 +164,21 @@ fn demo_cmd(args: DemoArgs) -> anyhow::Result<()> {
     };
     if let Some(l) = args.listen {
         config.listen = l;
+    }
+    if let Some(url) = args.influx {
+        let mut i = config.influx.take().unwrap_or_else(|| {
+            let mut i = kare::sinks::influx::InfluxConfig::v1("", "kare");
+            i.create_database = true;
+            // A demo wants to see its points in Grafana at once.
+            i.flush_interval_s = 1.0;
+            i
+        });
+        i.url = url;
+        i.clone()
+            .with_data_dir(".")
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--influx: {e}"))?;
+        config.influx = Some(i);
     }
     let opts = daemon::DemoOptions {
         config,

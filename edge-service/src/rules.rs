@@ -551,6 +551,10 @@ impl Rules {
         let Some(o) = self.outage.take() else {
             return;
         };
+        // Witnesses keep different clocks (a node's sample clock, a meter stamped at its poll,
+        // the UPS input): a restoration stamped before the last loss it ends is read as at it,
+        // never as a negative outage.
+        let at = at.max(o.since);
         out.push(self.outage_op(&o, TicketState::Closed, Some(at), Some(why.to_string())));
         if let Some((key, opened, detail)) = self.generator.take() {
             out.push(self.op(

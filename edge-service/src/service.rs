@@ -18,6 +18,7 @@ use kare_firmware::detector::EventKind;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -433,6 +434,10 @@ pub struct ServiceConfig {
     pub delivery: Option<crate::delivery::DeliveryConfig>,
     /// Which endpoints get which kind of ticket.
     pub routes: crate::desk::Routes,
+    /// The InfluxDB sink, if configured, with its backlog path set
+    /// ([`InfluxConfig::with_data_dir`](crate::sinks::influx::InfluxConfig::with_data_dir));
+    /// site tags left empty are taken from `site`.
+    pub influx: Option<crate::sinks::influx::InfluxConfig>,
 }
 
 /// Starts the UPS watch: given where to send each change, and the shutdown signal.
@@ -486,8 +491,12 @@ pub struct Service {
     pub started: DateTime<Utc>,
     /// Fires when the UPS says its battery is low: the tickets have been updated, stop now.
     pub battery_low: Arc<tokio::sync::Notify>,
+    /// The InfluxDB sink's counters, when it runs.
+    pub influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The sink stops last (its own signal), after the consumer has handed over everything.
+    influx_task: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl Service {
@@ -503,6 +512,11 @@ impl Service {
         let (ticket_updates, _) = broadcast::channel(1024);
         let rules = Rules::new(cfg.site.clone(), cfg.rules.clone());
         let mut tasks = Vec::new();
+        let nodes_udin: Vec<(String, f64)> = cfg
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), f64::from(n.thresholds.udin)))
+            .collect();
         for node in cfg.nodes {
             status.lock().unwrap().insert(
                 node.name.clone(),
@@ -536,6 +550,7 @@ impl Service {
             }));
         }
         let battery_low = Arc::new(tokio::sync::Notify::new());
+        let on_battery = Arc::new(Mutex::new(cfg.ups.as_ref().map(|_| false)));
         if let Some(ups) = cfg.ups {
             let (utx, mut urx) = mpsc::channel(16);
             tasks.push(tokio::spawn(ups(utx, shutdown_rx.clone())));
@@ -567,6 +582,55 @@ impl Service {
             }));
         }
         drop(tx);
+        let started = Utc::now();
+        let mut influx_stats = None;
+        let mut influx_task = None;
+        let mut influx_feed = None;
+        if let Some(icfg) = cfg.influx {
+            use crate::sinks::influx;
+            let icfg = icfg.with_site(&cfg.site);
+            let stats = Arc::new(Mutex::new(influx::InfluxStats::default()));
+            let (itx, irx) = influx::channel(icfg.channel_capacity, stats.clone());
+            let (stop, stop_rx) = watch::channel(false);
+            let health_every = Duration::from_secs_f64(icfg.health_interval_s);
+            let writer_stats = stats.clone();
+            let writer = tokio::spawn(async move {
+                if let Err(e) = influx::run(icfg, irx, stop_rx, writer_stats.clone()).await {
+                    // Not silent: the log, /api/v1/status and the health points say so.
+                    tracing::error!("InfluxDB sink not started: {e}");
+                    writer_stats
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .last_error = Some(format!("not started: {e}"));
+                }
+            });
+            influx_task = Some((stop, writer));
+            tasks.push(tokio::spawn(influx::aggregate_readings(
+                itx.clone(),
+                readings.subscribe(),
+                updates.subscribe(),
+                log.clone(),
+                nodes_udin,
+                stats.clone(),
+                shutdown_rx.clone(),
+            )));
+            let feed = Arc::new(influx::InfluxFeed::new(itx));
+            tasks.push(tokio::spawn(report_health(
+                HealthSources {
+                    started,
+                    status: status.clone(),
+                    meters: meters.clone(),
+                    tickets: tickets.clone(),
+                    influx: stats.clone(),
+                    on_battery: on_battery.clone(),
+                },
+                feed.clone(),
+                health_every,
+                shutdown_rx.clone(),
+            )));
+            influx_feed = Some(feed);
+            influx_stats = Some(stats);
+        }
         tasks.push(tokio::spawn(consume(
             rx,
             readings.subscribe(),
@@ -583,6 +647,8 @@ impl Service {
                 status: status.clone(),
                 tickets: tickets.clone(),
                 ticket_updates: ticket_updates.clone(),
+                influx: influx_feed,
+                on_battery,
             },
             rules,
             MeterDesk::new(cfg.coarse),
@@ -597,20 +663,108 @@ impl Service {
             ticket_updates,
             meters,
             meter_readings,
-            started: Utc::now(),
+            started,
             battery_low,
+            influx: influx_stats,
             shutdown,
             tasks,
+            influx_task,
         }
     }
 
-    /// Stops the sources and waits for every task to finish.
+    /// Stops the sources and waits for every task to finish; the InfluxDB sink last, so that
+    /// what the consumer handed over on the way out is sent or kept in its backlog.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        if let Some((stop, task)) = self.influx_task {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
     }
+}
+
+/// What the health report is made of.
+struct HealthSources {
+    started: DateTime<Utc>,
+    status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
+    meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
+    tickets: Arc<TicketBook>,
+    influx: Arc<Mutex<crate::sinks::influx::InfluxStats>>,
+    on_battery: Arc<Mutex<Option<bool>>>,
+}
+
+impl HealthSources {
+    fn health(&self, at: DateTime<Utc>) -> crate::sinks::influx::Health {
+        let (sources, connected, stream_errors) = {
+            let st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                st.len() as u32,
+                st.values().filter(|s| s.connected).count() as u32,
+                st.values()
+                    .map(|s| s.stats.crc_errors + s.stats.seq_gaps)
+                    .sum::<u64>(),
+            )
+        };
+        let (devices, online, bus_errors) = {
+            let m = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                m.values().map(|b| b.devices.len() as u32).sum::<u32>(),
+                m.values()
+                    .flat_map(|b| b.devices.values())
+                    .filter(|d| d.online)
+                    .count() as u32,
+                m.values()
+                    .map(|b| b.stats.timeouts + b.stats.bad_frames)
+                    .sum::<u64>(),
+            )
+        };
+        let outage_open = self.tickets.all().iter().any(|t| {
+            t.op.kind == crate::rules::TicketKind::Repair
+                && t.op.state == crate::rules::TicketState::Open
+        });
+        let heard = connected + online;
+        let buffer_depth = {
+            let s = self.influx.lock().unwrap_or_else(|p| p.into_inner());
+            s.memory_points + s.backlog_points
+        };
+        let clock = crate::clock::kernel_sync();
+        crate::sinks::influx::Health {
+            at,
+            uptime_s: (at - self.started).num_milliseconds() as f64 / 1000.0,
+            // Only a source that is heard can tell whether the supply is there.
+            supply_ok: (heard > 0).then_some(!outage_open),
+            outage_open,
+            sources: sources + devices,
+            sources_connected: heard,
+            buffer_depth,
+            serial_errors: stream_errors + bus_errors,
+            clock_synced: clock.map(|c| c.synced),
+            clock_offset_ms: clock.and_then(|c| c.offset_ms),
+            on_battery: *self.on_battery.lock().unwrap_or_else(|p| p.into_inner()),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Writes the appliance's health every `every`, from the start, and once more on the way out.
+async fn report_health(
+    from: HealthSources,
+    feed: Arc<crate::sinks::influx::InfluxFeed>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*shutdown.borrow() {
+        tokio::select! {
+            r = shutdown.changed() => if r.is_err() { break },
+            _ = tick.tick() => feed.health(&from.health(Utc::now())),
+        }
+    }
+    feed.health(&from.health(Utc::now()));
 }
 
 /// Where the consumer puts what it learns.
@@ -629,6 +783,10 @@ struct Outputs {
     status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
     tickets: Arc<TicketBook>,
     ticket_updates: broadcast::Sender<TicketRecord>,
+    /// The InfluxDB sink, when configured: handed everything announced, as it is announced.
+    influx: Option<Arc<crate::sinks::influx::InfluxFeed>>,
+    /// The UPS's word on the appliance's supply (`None`: no UPS inputs).
+    on_battery: Arc<Mutex<Option<bool>>>,
 }
 
 impl Outputs {
@@ -691,6 +849,9 @@ impl Outputs {
             ) else {
                 continue;
             };
+            if let (Some(_), Some(influx)) = (&ev.profile, &self.influx) {
+                influx.event(&ev);
+            }
             if let Some(p) = &ev.profile {
                 if let Ok(json) = serde_json::to_value(&**p) {
                     if let Err(e) = store.attach_profile(sid, json).await {
@@ -732,6 +893,9 @@ impl Outputs {
                 rec.revision = r;
             }
             tracing::info!(key = %rec.op.key, revision = rec.revision, "ticket: {}", rec.op.title);
+            if let Some(influx) = &self.influx {
+                influx.ticket(&rec);
+            }
             let _ = self.ticket_updates.send(rec);
         }
     }
@@ -873,6 +1037,15 @@ async fn consume(
                     UpsSignal::BatteryLow => RuleInput::BatteryLow { at: *at },
                 };
                 tracing::warn!("UPS: {signal:?}");
+                match signal {
+                    UpsSignal::MainsLost => {
+                        *out.on_battery.lock().unwrap_or_else(|p| p.into_inner()) = Some(true)
+                    }
+                    UpsSignal::MainsRestored => {
+                        *out.on_battery.lock().unwrap_or_else(|p| p.into_inner()) = Some(false)
+                    }
+                    UpsSignal::BatteryLow => {}
+                }
                 (Vec::new(), vec![input])
             }
             _ => (
@@ -883,6 +1056,9 @@ async fn consume(
         // Events are stored before anyone hears of them, and before any ticket is raised.
         for ev in logged {
             out.store_event(&ev).await;
+            if let Some(influx) = &out.influx {
+                influx.event(&ev);
+            }
             let _ = out.updates.send(ev);
         }
         out.store_attachments().await;
@@ -924,6 +1100,9 @@ impl MeterDesk {
     fn handle(&mut self, m: &MeterMessage, out: &Outputs) -> (Vec<LoggedEvent>, Vec<RuleInput>) {
         let mut logged = Vec::new();
         let mut inputs = Vec::new();
+        if let (MeterMessage::Event(e), Some(influx)) = (m, &out.influx) {
+            influx.meter_event(e);
+        }
         match m {
             MeterMessage::Readings(rs) => {
                 let Some(first) = rs.first() else {
@@ -944,6 +1123,9 @@ impl MeterDesk {
                 }
                 for r in rs {
                     let _ = out.meter_readings.send(r.clone());
+                }
+                if let Some(influx) = &out.influx {
+                    influx.meter_readings(rs, Utc::now());
                 }
                 // Demand for generator sizing: the meter's demand register, else its power.
                 let demand = rs

@@ -25,6 +25,7 @@ pub struct ApiState {
     readings: broadcast::Sender<Reading>,
     updates: broadcast::Sender<LoggedEvent>,
     started: chrono::DateTime<Utc>,
+    influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
 }
 
 impl ApiState {
@@ -37,6 +38,7 @@ impl ApiState {
             readings: service.readings.clone(),
             updates: service.updates.clone(),
             started: service.started,
+            influx: service.influx.clone(),
         }
     }
 }
@@ -85,6 +87,8 @@ async fn status(State(s): State<ApiState>) -> Json<Value> {
         "uptime_s": (now - s.started).num_milliseconds() as f64 / 1000.0,
         "sources": sources,
         "events": {"total": all.len(), "open": all.iter().filter(|e| e.is_open()).count()},
+        // The central InfluxDB: up, written, held in the backlog, evicted (null: not configured).
+        "influx": s.influx.as_ref().map(|i| json!(&*i.lock().unwrap_or_else(|p| p.into_inner()))),
     }))
 }
 

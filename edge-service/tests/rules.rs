@@ -71,6 +71,27 @@ fn an_interruption_is_one_repair_ticket_opened_at_once_and_closed_with_its_durat
 }
 
 #[test]
+fn a_restoration_stamped_before_the_loss_by_another_clock_is_never_a_negative_outage() {
+    // The node saw the loss at 20 s; a meter's coarse detector, on the edge's clock a little
+    // behind, reports the supply back at 18 s and is the last witness.
+    let mut r = Rules::new(site(), RuleSettings::default());
+    let ops = run(
+        &mut r,
+        vec![
+            (20.0, lost("node", 20.0)),
+            (20.5, lost("meter", 19.0)),
+            (21.0, back("node", 21.0)),
+            (21.5, back("meter", 18.0)),
+        ],
+    );
+    let rep = of(&ops, TicketKind::Repair);
+    let closed = rep.last().unwrap();
+    assert_eq!(closed.state, TicketState::Closed);
+    assert_eq!(closed.duration_s, Some(0.0), "{closed:?}");
+    assert!(!closed.title.contains('-'), "{}", closed.title);
+}
+
+#[test]
 fn a_sustained_outage_brings_a_generator_which_is_cancelled_when_supply_returns() {
     let mut r = Rules::new(site(), RuleSettings::default());
     let mut ops = run(&mut r, vec![(0.0, lost("node", 0.0))]);

@@ -16,6 +16,7 @@
 //! gzip = true
 //! timeout_s = 10
 //! backlog_max_mb = 256
+//! health_interval_s = 30
 //!
 //! [influx.tags]                     # added to every point; default: from [site]
 //! site = "SITE-1"
@@ -115,6 +116,10 @@ pub struct InfluxConfig {
     /// The sink writes its own counters (`kare_influx`) this often; 0 turns that off.
     #[serde(default = "default_stats_s")]
     pub stats_interval_s: f64,
+    /// The service writes its health (`kare_health`: uptime, supply, buffers, serial errors,
+    /// clock) this often. The fleet board's "not heard from" looks for it.
+    #[serde(default = "default_health_s")]
+    pub health_interval_s: f64,
     /// Tags added to every point.
     #[serde(default)]
     pub tags: SiteTags,
@@ -144,6 +149,9 @@ fn default_channel() -> usize {
 fn default_stats_s() -> f64 {
     60.0
 }
+fn default_health_s() -> f64 {
+    30.0
+}
 
 impl InfluxConfig {
     /// A v1 configuration with every default (tests, `kare demo`).
@@ -168,6 +176,7 @@ impl InfluxConfig {
             backlog_path: None,
             channel_capacity: default_channel(),
             stats_interval_s: default_stats_s(),
+            health_interval_s: default_health_s(),
             tags: SiteTags::default(),
         }
     }
@@ -299,6 +308,13 @@ impl InfluxConfig {
         }
         if !(self.stats_interval_s.is_finite() && self.stats_interval_s >= 0.0) {
             return bad("stats_interval_s", "must be 0 (off) or a number of seconds");
+        }
+        if !(self.health_interval_s.is_finite() && (1.0..=3600.0).contains(&self.health_interval_s))
+        {
+            return bad(
+                "health_interval_s",
+                "must be 1 to 3600 seconds (the fleet board calls a site silent after 5 minutes)",
+            );
         }
         if self.backlog_path.is_none() {
             return bad(

@@ -7,20 +7,16 @@
 //! - [`writer`]: [`channel`] (never blocks the producer) and [`run`] (batches, HTTP, the
 //!   store-and-forward [`backlog`], draining).
 //! - [`transport`]: one write over the v1 (`/write`) or v2 (`/api/v2/write`, `influxdb2`) API.
+//! - [`feed`]: the service's side: [`InfluxFeed`] (events, tickets, meters, health, handed over
+//!   by the consumer) and [`aggregate_readings`] (the half-cycle stream, in its own task).
 //!
-//! Wiring, for the service:
-//! ```ignore
-//! let stats = Arc::new(Mutex::new(InfluxStats::default()));
-//! let cfg = cfg.with_site(&site).with_data_dir(&data_dir);
-//! let (tx, rx) = influx::channel(cfg.channel_capacity, stats.clone());
-//! tokio::spawn(influx::run(cfg, rx, shutdown_rx.clone(), stats.clone()));
-//! // readings: agg.push(&reading, &mut pts); tx.send_all(pts)
-//! // events:   tx.send_all(points_from_event(&logged))
-//! ```
+//! The service (`service.rs`) starts [`run`] when `[influx]` is configured and stops it last,
+//! after the consumer, so that the last events and tickets of a run are in its backlog.
 
 pub mod backlog;
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod point;
 pub mod producers;
 pub mod transport;
@@ -28,6 +24,7 @@ pub mod writer;
 
 pub use config::{Api, InfluxConfig, SiteTags};
 pub use error::{EncodeError, InfluxError};
+pub use feed::{aggregate_readings, InfluxFeed};
 pub use point::{Class, FieldValue, Point};
 pub use producers::{
     points_from_event, points_from_health, points_from_interval, points_from_meter_event,

@@ -96,6 +96,9 @@ pub struct InfluxStats {
     pub event_batches_over_bound: u64,
     /// Readings dropped because the channel was full (or the writer had stopped).
     pub dropped_channel_full: u64,
+    /// Half-cycle readings the 1-second aggregator missed (it fell behind the stream); the
+    /// seconds concerned have a smaller `count`.
+    pub lagged_readings: u64,
     /// Points that could not be encoded (no finite field, empty name, time out of range).
     pub dropped_unencodable: u64,
     /// Points in batches the server refused as bad data (kept in the `rejected` table).
@@ -119,6 +122,16 @@ pub struct InfluxSender {
 pub struct InfluxReceiver {
     readings: mpsc::Receiver<Point>,
     others: mpsc::UnboundedReceiver<Point>,
+}
+
+#[cfg(test)]
+impl InfluxReceiver {
+    pub(crate) fn readings_mut(&mut self) -> &mut mpsc::Receiver<Point> {
+        &mut self.readings
+    }
+    pub(crate) fn others_mut(&mut self) -> &mut mpsc::UnboundedReceiver<Point> {
+        &mut self.others
+    }
 }
 
 /// The channels between producers and [`run`]: readings bounded to `capacity` points.
@@ -598,6 +611,7 @@ impl Writer {
             .field("backlog_event_points", s.backlog_event_points)
             .field("evicted_points", s.evicted_points)
             .field("dropped_channel_full", s.dropped_channel_full)
+            .field("lagged_readings", s.lagged_readings)
             .field("dropped_unencodable", s.dropped_unencodable)
             .field("rejected_points", s.rejected_points)
     }

@@ -1,0 +1,226 @@
+//! The service's side of the sink: what it hands over, and from where.
+//!
+//! - Events, their RMS profiles, tickets, meter readings and meter events are handed over by
+//!   the service's consumer itself ([`InfluxFeed`]), right after they are stored and at the
+//!   same point where the console and the API hear of them. Not through a broadcast: a
+//!   lagging broadcast subscriber misses messages, and events and tickets must not be missed.
+//!   Handing over never waits ([`InfluxSender::send`]).
+//! - The half-cycle stream (100–480 values per second per source) is aggregated to seconds in a
+//!   task of its own ([`aggregate_readings`]) that follows the readings broadcast: the
+//!   consumer's latency (frame → event → ticket) must not pay for it. A lag there costs half
+//!   cycles in a second's aggregate (its `count` says so, and `lagged_readings` counts them),
+//!   never an event.
+
+use super::producers::{
+    points_from_event, points_from_health, points_from_interval, points_from_meter_event,
+    points_from_meter_readings, points_from_ticket, DemandTracker, Health, SecondAggregator,
+};
+use super::writer::{InfluxSender, InfluxStats};
+use crate::readings::{MeterEvent, MeterReading};
+use crate::service::{EventBody, EventLog, LoggedEvent, TicketRecord};
+use crate::sources::pqlink::Reading;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+/// A meter reading stamped this much before it arrived is interval data (a DL/T 645 load
+/// profile record, stamped with its interval), not a reading of now: polled values carry the
+/// edge's clock at the poll, a few seconds old at most.
+pub const INTERVAL_AGE: Duration = Duration::from_secs(60);
+
+/// What the consumer hands the sink. Cheap: converting and queueing, never waiting.
+#[derive(Debug)]
+pub struct InfluxFeed {
+    tx: InfluxSender,
+    /// Recent demand, for the energy not supplied on a closed repair ticket.
+    demand: Mutex<DemandTracker>,
+}
+
+impl InfluxFeed {
+    /// A feed into `tx`.
+    pub fn new(tx: InfluxSender) -> Self {
+        InfluxFeed {
+            tx,
+            demand: Mutex::new(DemandTracker::default()),
+        }
+    }
+
+    /// An event, new or updated (its end, its profile): the same points are overwritten.
+    pub fn event(&self, ev: &LoggedEvent) {
+        self.tx.send_all(points_from_event(ev));
+    }
+
+    /// A ticket revision (the ticket's one point; the last revision wins).
+    pub fn ticket(&self, t: &TicketRecord) {
+        let demand = self
+            .demand
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .before(t.op.opened_at);
+        self.tx.send(points_from_ticket(t, demand));
+    }
+
+    /// One poll's readings. Those stamped more than [`INTERVAL_AGE`] before `now` are interval
+    /// data (`meter_interval`, kept longer in the backlog); the rest are `meter`.
+    pub fn meter_readings(&self, rs: &[MeterReading], now: DateTime<Utc>) {
+        {
+            let mut d = self.demand.lock().unwrap_or_else(|p| p.into_inner());
+            for r in rs {
+                d.observe(r);
+            }
+        }
+        let age = chrono::Duration::from_std(INTERVAL_AGE).unwrap_or_default();
+        let (interval, fine): (Vec<MeterReading>, Vec<MeterReading>) =
+            rs.iter().cloned().partition(|r| now - r.at > age);
+        if !fine.is_empty() {
+            self.tx.send_all(points_from_meter_readings(&fine));
+        }
+        if !interval.is_empty() {
+            self.tx.send_all(points_from_interval(&interval));
+        }
+    }
+
+    /// A meter's own event (offline, online, a power-down it recorded).
+    pub fn meter_event(&self, e: &MeterEvent) {
+        self.tx.send(points_from_meter_event(e));
+    }
+
+    /// The appliance's health report.
+    pub fn health(&self, h: &Health) {
+        self.tx.send(points_from_health(h));
+    }
+}
+
+/// Voltage events in progress, by source: their seconds are flagged (IEC 61000-4-30).
+#[derive(Debug, Default)]
+struct OpenEvents(HashMap<String, BTreeSet<u64>>);
+
+impl OpenEvents {
+    /// Notes an event update; returns the source and whether it now has an event in progress.
+    fn update(&mut self, ev: &LoggedEvent) -> Option<(String, bool)> {
+        let EventBody::Voltage(v) = &ev.body else {
+            return None;
+        };
+        let set = self.0.entry(ev.source.clone()).or_default();
+        if v.duration_s.is_none() {
+            set.insert(ev.id);
+        } else {
+            set.remove(&ev.id);
+        }
+        Some((ev.source.clone(), !set.is_empty()))
+    }
+}
+
+/// Follows the half-cycle readings and sends 1-second aggregates (`urms`, `frequency`) until
+/// `shutdown`, then sends the seconds in progress. `udin`: each source's declared voltage (for
+/// the `%` fields). Event updates flag the seconds they cover; when they lag, the flags are
+/// taken again from the log.
+pub async fn aggregate_readings(
+    tx: InfluxSender,
+    mut readings: broadcast::Receiver<Reading>,
+    mut updates: broadcast::Receiver<LoggedEvent>,
+    log: Arc<EventLog>,
+    udin: Vec<(String, f64)>,
+    stats: Arc<Mutex<InfluxStats>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use broadcast::error::RecvError;
+    let mut agg = SecondAggregator::new();
+    for (source, u) in &udin {
+        agg.set_udin(source, *u);
+    }
+    let mut open = OpenEvents::default();
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut readings_open = true;
+    while !*shutdown.borrow() {
+        tokio::select! {
+            r = shutdown.changed() => {
+                if r.is_err() {
+                    break;
+                }
+            }
+            u = updates.recv() => match u {
+                Ok(ev) => {
+                    if let Some((source, active)) = open.update(&ev) {
+                        agg.set_event_active(&source, active);
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    open = OpenEvents::default();
+                    for ev in log.all() {
+                        open.update(&ev);
+                    }
+                    for (source, ids) in &open.0 {
+                        agg.set_event_active(source, !ids.is_empty());
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+            r = readings.recv(), if readings_open => match r {
+                Ok(r) => agg.push(&r, &mut out),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!("influx: {n} half-cycle readings missed (aggregator behind)");
+                    stats.lock().unwrap_or_else(|p| p.into_inner()).lagged_readings += n;
+                }
+                Err(RecvError::Closed) => readings_open = false,
+            },
+            // A source that went quiet (sensor lost) still gets its last second written.
+            _ = tick.tick() => agg.flush_before(Utc::now() - chrono::Duration::seconds(1), &mut out),
+        }
+        if !out.is_empty() {
+            tx.send_all(out.drain(..));
+        }
+    }
+    agg.finish(&mut out);
+    tx.send_all(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readings::Quantity;
+    use crate::sinks::influx::{channel, Class};
+    use chrono::TimeZone;
+
+    fn reading(at: DateTime<Utc>, q: Quantity, v: f64) -> MeterReading {
+        MeterReading {
+            source: Arc::from("bus"),
+            device: Arc::from("m1"),
+            at,
+            quantity: q,
+            value: v,
+        }
+    }
+
+    #[tokio::test]
+    async fn old_meter_readings_are_interval_data_and_recent_ones_are_readings() {
+        let stats = Arc::new(Mutex::new(InfluxStats::default()));
+        let (tx, mut rx) = channel(100, stats);
+        let feed = InfluxFeed::new(tx);
+        let now = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        feed.meter_readings(
+            &[
+                reading(
+                    now - chrono::Duration::seconds(2),
+                    Quantity::VoltageA,
+                    230.0,
+                ),
+                reading(
+                    now - chrono::Duration::minutes(15),
+                    Quantity::DemandKw,
+                    120.0,
+                ),
+            ],
+            now,
+        );
+        let fine = rx.readings_mut().try_recv().unwrap();
+        assert_eq!(fine.measurement, "meter");
+        let interval = rx.others_mut().try_recv().unwrap();
+        assert_eq!(interval.measurement, "meter_interval");
+        assert_eq!(interval.class, Class::Interval);
+    }
+}
