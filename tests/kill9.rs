@@ -106,14 +106,68 @@ async fn kill_dash_nine_loses_no_ticket() {
         child.wait().unwrap();
         eprintln!("round {i}: killed after {wait_ms} ms");
     }
-    // One last run, left alone long enough to deliver what is pending, then stopped cleanly.
-    let last = demo(&config, &data, "6");
-    let out = last.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the last run failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    // One last run on a steady supply (no new disturbance, so no new ticket but the closing of
+    // an outage left open), left alone until every stored revision is delivered, then stopped
+    // cleanly with Ctrl-C.
+    let quiet = dir.path().join("quiet.toml");
+    std::fs::write(
+        &quiet,
+        "node_id = 1\nnominal_hz = 50\nudin = 230.0\nchannels = [\"VA\", \"VB\", \"VC\"]\n",
+    )
+    .unwrap();
+    let mut last = Command::new(env!("CARGO_BIN_EXE_kare"))
+        .args(["demo", "--speed", "5", "--listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--scenario")
+        .arg(&quiet)
+        .env("KARE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let db = data.join("kare.db");
+    loop {
+        let delivered = kare::store::Store::open(&kare::store::StoreConfig::at(db.clone()))
+            .ok()
+            .and_then(|store| {
+                let tickets = store
+                    .tickets(
+                        chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+                        chrono::Utc::now() + chrono::Duration::days(1),
+                    )
+                    .ok()?;
+                let open_outage = tickets
+                    .iter()
+                    .any(|t| t.kind == "repair" && format!("{:?}", t.state) == "Open");
+                let pending = tickets.iter().any(|t| {
+                    store.outbox_for_ticket(t.id).map_or(true, |rows| {
+                        rows.iter().any(|r| format!("{:?}", r.state) != "Delivered")
+                    })
+                });
+                Some(!open_outage && !pending)
+            })
+            .unwrap_or(false);
+        if delivered {
+            break;
+        }
+        if let Some(status) = last.try_wait().unwrap() {
+            panic!("the last run stopped by itself: {status:?}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the last run did not deliver everything within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    unsafe {
+        libc::kill(last.id() as i32, libc::SIGINT);
+    }
+    let status = last.wait().unwrap();
+    assert!(status.success(), "the last run failed: {status:?}");
 
     // Every ticket revision the store holds was delivered and received.
     let store =

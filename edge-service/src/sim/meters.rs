@@ -535,9 +535,12 @@ pub fn modbus_bus(
 pub fn dlt645_bus(name: &str, port: &str) -> Dlt645BusConfig {
     let mut cfg = Dlt645BusConfig::new(name, port);
     cfg.parity = tokio_serial::Parity::None;
-    cfg.devices.push(Dlt645Device::new(
-        "dlt645-meter",
-        DLT645_ADDRESS.parse().ok(),
-    ));
+    let mut meter = Dlt645Device::new("dlt645-meter", DLT645_ADDRESS.parse().ok());
+    // The simulated meter keeps no load profile (it would refuse, and the poller would rightly
+    // warn about a real meter that does): the demo does not ask for it.
+    meter
+        .polls
+        .retain(|p| p.di != crate::dlt645::load_profile::DI_SINCE);
+    cfg.devices.push(meter);
     cfg
 }
