@@ -169,7 +169,9 @@ async fn influx_full_backlog_evicts_oldest_readings_never_events_then_drains() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut cfg = v1_config(&url, "kare", "SITE-B", "CUST-B", "standard");
-    cfg.batch_size = 250;
+    // 19 800 readings: 99 full batches. (While the server is out of reach a part-full batch of
+    // readings waits up to 60 s to grow before it is stored.)
+    cfg.batch_size = 200;
     cfg.backlog_max_mb = 0.03;
     cfg.create_database = true;
     let sink = Sink::start(cfg);
