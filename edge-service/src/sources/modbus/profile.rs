@@ -196,7 +196,13 @@ impl Register {
             ValueType::U64 => bits as f64,
             ValueType::F32 => f64::from(f32::from_bits(bits as u32)),
         };
-        let v = raw * self.scale;
+        // Written as the number the meter meant, not its binary shadow: an f32 carries about
+        // seven significant digits (12.4, not 12.399999618530273), an integer times 0.1 has one
+        // decimal (230.1, not 230.10000000000002).
+        let v = match self.value_type {
+            ValueType::F32 => round_significant(raw * self.scale, 7),
+            _ => round_decimals(raw * self.scale, decimals(self.scale)),
+        };
         v.is_finite().then_some(v)
     }
 
@@ -761,5 +767,59 @@ mod tests {
                 "{ty:?} {value} {back}"
             );
         }
+    }
+}
+
+/// Decimal places of a scale factor (0.001 → 3, 0.1 → 1, 1 and 10 → 0), at most 9.
+fn decimals(scale: f64) -> i32 {
+    (0..=9)
+        .find(|&d| {
+            let x = scale * 10f64.powi(d);
+            (x - x.round()).abs() < 1e-9 * x.abs().max(1.0)
+        })
+        .unwrap_or(9)
+}
+
+fn round_decimals(v: f64, d: i32) -> f64 {
+    let p = 10f64.powi(d);
+    (v * p).round() / p
+}
+
+fn round_significant(v: f64, digits: i32) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let d = digits - 1 - magnitude;
+    if d >= 0 {
+        round_decimals(v, d)
+    } else {
+        let p = 10f64.powi(-d);
+        (v / p).round() * p
+    }
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::*;
+
+    #[test]
+    fn meter_values_are_written_as_the_meter_meant_them() {
+        assert_eq!(round_significant(f64::from(12.4f32), 7).to_string(), "12.4");
+        assert_eq!(
+            round_significant(f64::from(2709.4f32) * 0.001, 7).to_string(),
+            "2.7094"
+        );
+        assert_eq!(
+            round_significant(f64::from(12345.67f32), 7).to_string(),
+            "12345.67"
+        );
+        assert_eq!(round_significant(-0.95f32 as f64, 7).to_string(), "-0.95");
+        assert_eq!(round_significant(123456789.0, 7), 123456800.0);
+        assert_eq!(decimals(0.1), 1);
+        assert_eq!(decimals(0.001), 3);
+        assert_eq!(decimals(1.0), 0);
+        assert_eq!(decimals(10.0), 0);
+        assert_eq!(round_decimals(2301.0 * 0.1, 1).to_string(), "230.1");
     }
 }
