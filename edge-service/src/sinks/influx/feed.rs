@@ -63,7 +63,8 @@ impl InfluxFeed {
     }
 
     /// One poll's readings. Those stamped more than [`INTERVAL_AGE`] before `now` are interval
-    /// data (`meter_interval`, kept longer in the backlog); the rest are `meter`.
+    /// data (`meter_interval`, kept longer in the backlog, one point per interval); the rest
+    /// are `meter`, one point per device stamped at the poll's first value.
     pub fn meter_readings(&self, rs: &[MeterReading], now: DateTime<Utc>) {
         {
             let mut d = self.demand.lock().unwrap_or_else(|p| p.into_inner());
@@ -72,8 +73,23 @@ impl InfluxFeed {
             }
         }
         let age = chrono::Duration::from_std(INTERVAL_AGE).unwrap_or_default();
-        let (interval, fine): (Vec<MeterReading>, Vec<MeterReading>) =
+        let (interval, mut fine): (Vec<MeterReading>, Vec<MeterReading>) =
             rs.iter().cloned().partition(|r| now - r.at > age);
+        // One poll, one point per device: stamped at the poll's first value. (A DL/T 645 meter
+        // is read one identifier per request, each stamped as it arrives: as many points as
+        // values, each carrying the whole tag set, would triple what the uplink carries.)
+        let mut first: HashMap<(Arc<str>, Arc<str>), DateTime<Utc>> = HashMap::new();
+        for r in &fine {
+            let t = first
+                .entry((r.source.clone(), r.device.clone()))
+                .or_insert(r.at);
+            *t = (*t).min(r.at);
+        }
+        for r in &mut fine {
+            if let Some(t) = first.get(&(r.source.clone(), r.device.clone())) {
+                r.at = *t;
+            }
+        }
         if !fine.is_empty() {
             self.tx.send_all(points_from_meter_readings(&fine));
         }
@@ -210,6 +226,11 @@ mod tests {
                     230.0,
                 ),
                 reading(
+                    now - chrono::Duration::seconds(1),
+                    Quantity::VoltageB,
+                    231.0,
+                ),
+                reading(
                     now - chrono::Duration::minutes(15),
                     Quantity::DemandKw,
                     120.0,
@@ -218,7 +239,13 @@ mod tests {
             now,
         );
         let fine = rx.readings_mut().try_recv().unwrap();
+        assert_eq!(fine.fields.len(), 2, "{fine:?}");
+        assert_eq!(fine.time, now - chrono::Duration::seconds(2));
         assert_eq!(fine.measurement, "meter");
+        assert!(
+            rx.readings_mut().try_recv().is_err(),
+            "one point for the poll"
+        );
         let interval = rx.others_mut().try_recv().unwrap();
         assert_eq!(interval.measurement, "meter_interval");
         assert_eq!(interval.class, Class::Interval);
