@@ -220,8 +220,18 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
     assert_eq!(node["channels"], serde_json::json!(["VA", "VB", "VC"]));
     assert_eq!(node["stats"]["crc_errors"], 0);
     assert!(node["stats"]["half_cycles"].as_u64().unwrap() > 1000);
+    // The simulated meters, with their latest values and units.
+    let sdm = &st["meters"]["demo-modbus"]["devices"]["sdm630"];
+    assert_eq!(sdm["online"], true, "{st}");
+    assert_eq!(sdm["values"]["voltage_a"]["unit"], "V", "{st}");
+    assert!(
+        st["meters"]["demo-dlt645"]["stats"]["replies"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
-    // The live stream: server-sent events of readings.
+    // The live stream: server-sent events of readings and of meter values (polled every 2 s).
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
@@ -231,7 +241,9 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
     .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("event: reading") {
+    while !(String::from_utf8_lossy(&got).contains("event: reading")
+        && String::from_utf8_lossy(&got).contains("event: meter"))
+    {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "stream closed");
         got.extend_from_slice(&buf[..n]);
@@ -239,4 +251,8 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("text/event-stream"), "{text}");
     assert!(text.contains("\"volts\":["), "{text}");
+    assert!(
+        text.contains("\"quantity\":\"") && text.contains("\"unit\":"),
+        "{text}"
+    );
 }

@@ -26,6 +26,9 @@ pub struct ApiState {
     updates: broadcast::Sender<LoggedEvent>,
     started: chrono::DateTime<Utc>,
     influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
+    meters: Arc<Mutex<BTreeMap<String, crate::service::MeterBusStatus>>>,
+    meter_readings: broadcast::Sender<crate::readings::MeterReading>,
+    ticket_updates: broadcast::Sender<crate::service::TicketRecord>,
 }
 
 impl ApiState {
@@ -39,6 +42,9 @@ impl ApiState {
             updates: service.updates.clone(),
             started: service.started,
             influx: service.influx.clone(),
+            meters: service.meters.clone(),
+            meter_readings: service.meter_readings.clone(),
+            ticket_updates: service.ticket_updates.clone(),
         }
     }
 }
@@ -78,6 +84,36 @@ async fn status(State(s): State<ApiState>) -> Json<Value> {
             )
         })
         .collect();
+    let meters: serde_json::Map<String, Value> = s
+        .meters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(bus, b)| {
+            let devices: serde_json::Map<String, Value> = b
+                .devices
+                .iter()
+                .map(|(name, d)| {
+                    let values: serde_json::Map<String, Value> = d
+                        .values
+                        .iter()
+                        .map(|(q, (v, at))| {
+                            (
+                                q.as_str().to_string(),
+                                json!({
+                                    "value": v,
+                                    "unit": q.unit(),
+                                    "at": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                                }),
+                            )
+                        })
+                        .collect();
+                    (name.clone(), json!({"online": d.online, "values": values}))
+                })
+                .collect();
+            (bus.clone(), json!({"stats": b.stats, "devices": devices}))
+        })
+        .collect();
     let all = s.log.all();
     Json(json!({
         "service": "kare",
@@ -86,6 +122,7 @@ async fn status(State(s): State<ApiState>) -> Json<Value> {
         "started": s.started.to_rfc3339_opts(SecondsFormat::Millis, true),
         "uptime_s": (now - s.started).num_milliseconds() as f64 / 1000.0,
         "sources": sources,
+        "meters": meters,
         "events": {"total": all.len(), "open": all.iter().filter(|e| e.is_open()).count()},
         // The central InfluxDB: up, written, held in the backlog, evicted (null: not configured).
         "influx": s.influx.as_ref().map(|i| json!(&*i.lock().unwrap_or_else(|p| p.into_inner()))),
@@ -147,31 +184,60 @@ pub fn reading_json(r: &Reading) -> Value {
     })
 }
 
+/// A polled meter value as JSON.
+pub fn meter_json(r: &crate::readings::MeterReading) -> Value {
+    json!({
+        "source": &*r.source,
+        "device": &*r.device,
+        "at": r.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "quantity": r.quantity.as_str(),
+        "value": r.value,
+        "unit": r.quantity.unit(),
+    })
+}
+
 async fn stream(
     State(s): State<ApiState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let readings = s.readings.subscribe();
-    let updates = s.updates.subscribe();
-    let st = futures::stream::unfold((readings, updates), |(mut r, mut u)| async move {
+    use broadcast::error::RecvError;
+    let subs = (
+        s.readings.subscribe(),
+        s.updates.subscribe(),
+        s.ticket_updates.subscribe(),
+        s.meter_readings.subscribe(),
+    );
+    let lagged = |what: &str, n: u64| {
+        SseEvent::default()
+            .event("lagged")
+            .data(json!({ what: n }).to_string())
+    };
+    let st = futures::stream::unfold(subs, move |(mut r, mut u, mut t, mut m)| async move {
+        // Events and tickets first: a slow viewer misses readings, never an event or the
+        // notice that it missed something.
         let ev = tokio::select! {
             biased;
             e = u.recv() => match e {
                 Ok(ev) => SseEvent::default().event("event").data(ev.to_json().to_string()),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    SseEvent::default().event("lagged").data(json!({"missed_events": n}).to_string())
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Err(RecvError::Lagged(n)) => lagged("missed_events", n),
+                Err(RecvError::Closed) => return None,
+            },
+            e = t.recv() => match e {
+                Ok(tk) => SseEvent::default().event("ticket").data(tk.to_json().to_string()),
+                Err(RecvError::Lagged(n)) => lagged("missed_tickets", n),
+                Err(RecvError::Closed) => return None,
+            },
+            e = m.recv() => match e {
+                Ok(mr) => SseEvent::default().event("meter").data(meter_json(&mr).to_string()),
+                Err(RecvError::Lagged(n)) => lagged("missed_meter_readings", n),
+                Err(RecvError::Closed) => return None,
             },
             e = r.recv() => match e {
                 Ok(rd) => SseEvent::default().event("reading").data(reading_json(&rd).to_string()),
-                // A slow viewer misses readings, never the notice that it did.
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    SseEvent::default().event("lagged").data(json!({"missed_readings": n}).to_string())
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Err(RecvError::Lagged(n)) => lagged("missed_readings", n),
+                Err(RecvError::Closed) => return None,
             },
         };
-        Some((Ok(ev), (r, u)))
+        Some((Ok(ev), (r, u, t, m)))
     });
     Sse::new(st).keep_alive(KeepAlive::default())
 }
