@@ -211,6 +211,14 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
         count("SELECT COUNT(*) FROM tickets WHERE kind = 'repair'"),
         1
     );
+    // The repair ticket points at the interruption that opened it.
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM tickets t JOIN events e ON e.id = t.event_id \
+             WHERE t.kind = 'repair' AND e.kind = 'interruption'"
+        ),
+        1
+    );
     assert!(count("SELECT COUNT(*) FROM outbox") >= 6);
 
     let (_, body) = http_get(&addr, "/api/v1/status");

@@ -85,12 +85,15 @@ pub fn payload(op: &TicketOp, site: &Site, now: DateTime<Utc>) -> TicketPayload 
 }
 
 /// Saves one ticket change with a delivery to each routed endpoint, in one transaction.
-/// Returns the revision the store gave it, once it is on disk.
+/// `event_id`: the stored event that caused it, if one did (kept from the first change that
+/// names one: the event that opened the ticket). Returns the revision the store gave it, once
+/// it is on disk.
 pub async fn save(
     store: &StoreHandle,
     routes: &Routes,
     site: &Site,
     op: &TicketOp,
+    event_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<i64, crate::store::StoreError> {
     let body = payload(op, site, now).to_json();
@@ -115,7 +118,7 @@ pub async fn save(
             customer_id: site.customer_id.clone(),
             title: op.title.clone(),
             body_json: body,
-            event_id: None,
+            event_id,
             opened_at: Some(op.opened_at),
             closed_at: op.closed_at,
             duration_s: op.duration_s,

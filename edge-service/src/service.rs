@@ -872,11 +872,13 @@ impl Outputs {
 
     /// Records ticket changes: durably (ticket and its deliveries in one transaction) before the
     /// API, the console or anyone else hears of them.
-    async fn tickets(&self, ops: Vec<TicketOp>, now: DateTime<Utc>) {
+    /// `cause`: the stored event whose rule input produced `ops`, if any (linked to the ticket).
+    async fn tickets(&self, ops: Vec<TicketOp>, cause: Option<i64>, now: DateTime<Utc>) {
         for op in ops {
             let revision = match &self.store {
                 Some(store) => {
-                    match crate::desk::save(store, &self.routes, &self.site, &op, now).await {
+                    match crate::desk::save(store, &self.routes, &self.site, &op, cause, now).await
+                    {
                         Ok(r) => Some(r as u32),
                         Err(e) => {
                             // Not lost: the rules will state it again (restart or next change), and the
@@ -1000,12 +1002,12 @@ async fn consume(
                 // accelerated run meets its limits as a real one does.
                 if data_now - ticked >= chrono::Duration::milliseconds(100) {
                     ticked = data_now;
-                    out.tickets(rules.tick(now(data_now)), now(data_now)).await;
+                    out.tickets(rules.tick(now(data_now)), None, now(data_now)).await;
                 }
                 continue;
             }
             _ = tick.tick() => {
-                out.tickets(rules.tick(now(data_now)), now(data_now)).await;
+                out.tickets(rules.tick(now(data_now)), None, now(data_now)).await;
                 continue;
             }
         };
@@ -1053,9 +1055,19 @@ async fn consume(
                 rule_input(&msg).into_iter().collect(),
             ),
         };
-        // Events are stored before anyone hears of them, and before any ticket is raised.
+        // Events are stored before anyone hears of them, and before any ticket is raised; the
+        // first of them is what the message's rule inputs are about (the ticket's cause).
+        let mut cause = None;
         for ev in logged {
             out.store_event(&ev).await;
+            if cause.is_none() {
+                cause = out
+                    .stored
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&ev.id)
+                    .copied();
+            }
             if let Some(influx) = &out.influx {
                 influx.event(&ev);
             }
@@ -1066,7 +1078,7 @@ async fn consume(
             .iter()
             .any(|i| matches!(i, RuleInput::BatteryLow { .. }));
         for input in inputs {
-            out.tickets(rules.handle(input, now(data_now)), now(data_now))
+            out.tickets(rules.handle(input, now(data_now)), cause, now(data_now))
                 .await;
         }
         if battery {

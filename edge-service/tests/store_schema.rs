@@ -205,6 +205,33 @@ fn store_ticket_revisions_queue_one_outbox_row_per_endpoint() {
 }
 
 #[test]
+fn store_a_ticket_keeps_the_event_that_opened_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&cfg(&dir)).unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let first = s.upsert_event(&event("interruption@t0", t0, true)).unwrap();
+    let later = s
+        .upsert_event(&event("interruption@t1", t0 + CDuration::minutes(3), true))
+        .unwrap();
+    let mut w = ticket("SITE-1-outage-2", TicketState::Open, &["desk"]);
+    w.event_id = Some(first);
+    let a = s.save_ticket(&w).unwrap();
+    // A revision caused by another event (the supply failing again) keeps the first link...
+    w.title = "Supply lost (failed 2 times)".into();
+    w.event_id = Some(later);
+    s.save_ticket(&w).unwrap();
+    // ...and so does one with no event behind it (a generator limit reached, a tick).
+    w.state = TicketState::Closed;
+    w.event_id = None;
+    s.save_ticket(&w).unwrap();
+    let t = s.ticket(a.id).unwrap().unwrap();
+    assert_eq!((t.revision, t.event_id), (3, Some(first)));
+    // A save that differs only by naming an event where the ticket already has one is no change.
+    w.event_id = Some(later);
+    assert!(!s.save_ticket(&w).unwrap().changed);
+}
+
+#[test]
 fn store_events_upsert_by_source_key_and_keep_their_profile() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(&cfg(&dir)).unwrap();

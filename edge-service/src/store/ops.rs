@@ -432,7 +432,7 @@ pub(crate) fn save_ticket(
                 && cur.site_id == w.site_id
                 && cur.customer_id == w.customer_id
                 && cur.title == w.title
-                && cur.event_id == w.event_id
+                && (w.event_id.is_none() || cur.event_id.is_some())
                 && same_time(Some(cur.opened_at), Some(opened))
                 && same_time(cur.closed_at, closed)
                 && cur.duration_s == w.duration_s;
@@ -449,7 +449,7 @@ pub(crate) fn save_ticket(
                 "UPDATE tickets SET kind = ?2, state = ?3, priority = ?4, site_id = ?5, \
                      customer_id = ?6, title = ?7, opened_at = ?8, updated_at = ?9, \
                      closed_at = ?10, duration_s = ?11, revision = ?12, body_json = ?13, \
-                     event_id = ?14 \
+                     event_id = COALESCE(event_id, ?14) \
                  WHERE id = ?1",
             )
             .and_then(|mut st| {
