@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 use kare::readings::{MeterEvent, MeterMessage, MeterReading, Quantity};
-use kare::rules::RuleSettings;
 use kare::service::{EventBody, Service, ServiceConfig};
 use kare::site::Site;
 use kare_firmware::detector::Thresholds;
@@ -61,16 +60,9 @@ async fn a_meter_bus_alone_raises_the_outage_ticket_and_reports_its_own_records(
         })
     });
     let service = Service::start(ServiceConfig {
-        nodes: vec![],
-        site: Site::demo(),
-        rules: RuleSettings::default(),
         meter_buses: vec![bus],
         coarse: vec![("rs485-1".into(), Thresholds::typical(230.0))],
-        ups: None,
-        store: None,
-        delivery: None,
-        routes: Default::default(),
-        influx: None,
+        ..ServiceConfig::new(Site::demo())
     });
     let mut updates = service.updates.subscribe();
     done_rx.await.unwrap();
@@ -152,16 +144,8 @@ async fn the_ups_raises_the_outage_ticket_and_asks_for_a_clean_shutdown_on_low_b
         })
     });
     let service = Service::start(ServiceConfig {
-        nodes: vec![],
-        site: Site::demo(),
-        rules: RuleSettings::default(),
-        meter_buses: vec![],
         ups: Some(ups),
-        coarse: vec![],
-        store: None,
-        delivery: None,
-        routes: Default::default(),
-        influx: None,
+        ..ServiceConfig::new(Site::demo())
     });
     // The service says when to shut down: after the tickets about it are recorded.
     tokio::time::timeout(

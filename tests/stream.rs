@@ -148,15 +148,7 @@ async fn stream_events_equal_what_replay_finds_in_the_same_waveform() {
     let pty = Pty::open().unwrap();
     let service = Service::start(ServiceConfig {
         nodes: vec![source(pty.path.to_str().unwrap(), 5000)],
-        site: kare::site::Site::demo(),
-        rules: kare::rules::RuleSettings::default(),
-        meter_buses: Vec::new(),
-        coarse: Vec::new(),
-        ups: None,
-        store: None,
-        delivery: None,
-        routes: Default::default(),
-        influx: None,
+        ..ServiceConfig::new(kare::site::Site::demo())
     });
     let mut updates = service.updates.subscribe();
     let writer = send(&pty.master, frames(4.0));
@@ -207,15 +199,7 @@ async fn garbage_corruption_and_gaps_are_survived_and_counted() {
     let pty = Pty::open().unwrap();
     let service = Service::start(ServiceConfig {
         nodes: vec![source(pty.path.to_str().unwrap(), 5000)],
-        site: kare::site::Site::demo(),
-        rules: kare::rules::RuleSettings::default(),
-        meter_buses: Vec::new(),
-        coarse: Vec::new(),
-        ups: None,
-        store: None,
-        delivery: None,
-        routes: Default::default(),
-        influx: None,
+        ..ServiceConfig::new(kare::site::Site::demo())
     });
     let mut updates = service.updates.subscribe();
     let mut damaged = Vec::new();
@@ -268,15 +252,7 @@ async fn a_silent_node_is_sensor_lost_not_an_interruption() {
     let pty = Pty::open().unwrap();
     let service = Service::start(ServiceConfig {
         nodes: vec![source(pty.path.to_str().unwrap(), 300)],
-        site: kare::site::Site::demo(),
-        rules: kare::rules::RuleSettings::default(),
-        meter_buses: Vec::new(),
-        coarse: Vec::new(),
-        ups: None,
-        store: None,
-        delivery: None,
-        routes: Default::default(),
-        influx: None,
+        ..ServiceConfig::new(kare::site::Site::demo())
     });
     let mut updates = service.updates.subscribe();
     let all = frames(1.0);
@@ -319,15 +295,7 @@ async fn an_unplugged_port_is_reported_and_reconnected() {
     std::os::unix::fs::symlink(&first.path, &link).unwrap();
     let service = Service::start(ServiceConfig {
         nodes: vec![source(link.to_str().unwrap(), 2000)],
-        site: kare::site::Site::demo(),
-        rules: kare::rules::RuleSettings::default(),
-        meter_buses: Vec::new(),
-        coarse: Vec::new(),
-        ups: None,
-        store: None,
-        delivery: None,
-        routes: Default::default(),
-        influx: None,
+        ..ServiceConfig::new(kare::site::Site::demo())
     });
     let mut updates = service.updates.subscribe();
     let all = frames(2.0);

@@ -8,70 +8,20 @@
 //! queueing). Every 20th frame is a dip to 65 %, so every 20th frame starts an event and the next
 //! ends it. Phase 2 writes frames back to back and divides the process's CPU time by their count.
 
+#[path = "support/frames.rs"]
+mod frames;
+
+use frames::{half, hello, percentile};
 use kare::pty::Pty;
 use kare::sources::pqlink::{run, PqlinkSourceConfig, SourceMessage, StreamOutput};
 use kare_firmware::detector::Thresholds;
-use kare_firmware::pqlink::{
-    encode, ChannelFlags, ChannelInfo, ChannelReading, FirmwareVersion, Frame, HalfCycle, Hello,
-    MAX_WIRE_LEN, PROTOCOL_VERSION,
-};
 use std::io::Write;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, watch};
 
-const VPU: f32 = 1e-4;
 const FRAMES: u32 = 5000;
 const BLAST: u32 = 20_000;
-
-fn wire(frame: &Frame) -> Vec<u8> {
-    let mut buf = [0u8; MAX_WIRE_LEN];
-    let n = encode(frame, &mut buf).unwrap();
-    buf[..n].to_vec()
-}
-
-fn hello() -> Vec<u8> {
-    let mut channels = heapless::Vec::new();
-    for name in ["VA", "VB", "VC"] {
-        let _ = channels.push(ChannelInfo {
-            name: heapless::String::try_from(name).unwrap(),
-            volts_per_unit: VPU,
-        });
-    }
-    wire(&Frame::Hello(Hello {
-        protocol_version: PROTOCOL_VERSION,
-        firmware: FirmwareVersion::default(),
-        node_id: 1,
-        channels,
-        nominal_hz: 50,
-        sample_rate_hz: 6400,
-    }))
-}
-
-/// Half cycle `seq`: 230 V, or 150 V (65 %) on phase A every 20th.
-fn half(seq: u32) -> Vec<u8> {
-    let volts = if seq % 20 == 10 { 150.0 } else { 230.0 };
-    let mut channels = heapless::Vec::new();
-    for ch in 0..3 {
-        let v = if ch == 0 { volts } else { 230.0 };
-        let _ = channels.push(ChannelReading {
-            urms: (v / VPU) as u32,
-            flags: ChannelFlags::NONE,
-        });
-    }
-    // 64 samples per half cycle at 6400 samples/s and 50 Hz.
-    wire(&Frame::HalfCycle(HalfCycle {
-        seq,
-        window_end: (seq as u64 + 2) * 64 * 256,
-        window_len: 128 * 256,
-        freq_mhz: 50_000,
-        channels,
-    }))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn cpu_time() -> Duration {
     // SAFETY: getrusage fills a plain struct for this process.
@@ -79,6 +29,12 @@ fn cpu_time() -> Duration {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Half cycle `seq`: 230 V, or 150 V (65 %) on phase A every 20th.
+fn half_with_dips(seq: u32) -> Vec<u8> {
+    let a = if seq % 20 == 10 { 150.0 } else { 230.0 };
+    half(seq, [a, 230.0, 230.0])
 }
 
 fn main() {
@@ -124,7 +80,7 @@ fn main() {
     let mut reading_lat = Vec::new();
     let mut event_lat = Vec::new();
     for seq in 0..FRAMES {
-        let bytes = half(seq);
+        let bytes = half_with_dips(seq);
         master.write_all(&bytes).unwrap();
         let written = Instant::now();
         let starts_event = seq % 20 == 10 && seq > 0;
@@ -148,7 +104,7 @@ fn main() {
     let wall0 = Instant::now();
     let mut blast = Vec::new();
     for seq in FRAMES..FRAMES + BLAST {
-        blast.extend_from_slice(&half(seq));
+        blast.extend_from_slice(&half_with_dips(seq));
     }
     master.write_all(&blast).unwrap();
     let last = FRAMES + BLAST - 1;

@@ -9,68 +9,21 @@
 //! After the first round the supply is flapping, so each loss reopens the same ticket (a new
 //! revision): every round is one stored and delivered change.
 
+#[path = "support/frames.rs"]
+mod frames;
+
 use axum::body::Bytes;
+use frames::{half, hello, percentile};
 use kare::pty::Pty;
-use kare::rules::RuleSettings;
 use kare::service::{Service, ServiceConfig};
 use kare::site::Site;
 use kare::sources::pqlink::PqlinkSourceConfig;
 use kare_firmware::detector::Thresholds;
-use kare_firmware::pqlink::{
-    encode, ChannelFlags, ChannelInfo, ChannelReading, FirmwareVersion, Frame, HalfCycle, Hello,
-    MAX_WIRE_LEN, PROTOCOL_VERSION,
-};
 use std::io::Write;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-const VPU: f32 = 1e-4;
 const ROUNDS: usize = 100;
-
-fn wire(frame: &Frame) -> Vec<u8> {
-    let mut buf = [0u8; MAX_WIRE_LEN];
-    let n = encode(frame, &mut buf).unwrap();
-    buf[..n].to_vec()
-}
-
-fn hello() -> Vec<u8> {
-    let mut channels = heapless::Vec::new();
-    for name in ["VA", "VB", "VC"] {
-        let _ = channels.push(ChannelInfo {
-            name: heapless::String::try_from(name).unwrap(),
-            volts_per_unit: VPU,
-        });
-    }
-    wire(&Frame::Hello(Hello {
-        protocol_version: PROTOCOL_VERSION,
-        firmware: FirmwareVersion::default(),
-        node_id: 1,
-        channels,
-        nominal_hz: 50,
-        sample_rate_hz: 6400,
-    }))
-}
-
-fn half(seq: u32, volts: f32) -> Vec<u8> {
-    let mut channels = heapless::Vec::new();
-    for _ in 0..3 {
-        let _ = channels.push(ChannelReading {
-            urms: (volts / VPU) as u32,
-            flags: ChannelFlags::NONE,
-        });
-    }
-    wire(&Frame::HalfCycle(HalfCycle {
-        seq,
-        window_end: (seq as u64 + 2) * 64 * 256,
-        window_len: 128 * 256,
-        freq_mhz: 50_000,
-        channels,
-    }))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -129,15 +82,10 @@ fn main() {
             thresholds: Thresholds::typical(230.0),
             silence: Duration::from_secs(60),
         }],
-        site: Site::demo(),
-        rules: RuleSettings::default(),
-        meter_buses: vec![],
-        ups: None,
-        coarse: vec![],
         store: Some(store),
         delivery: Some(delivery),
         routes,
-        influx: None,
+        ..ServiceConfig::new(Site::demo())
     });
 
     let mut master = pty.master.try_clone().unwrap();
@@ -154,20 +102,20 @@ fn main() {
     };
     for _ in 0..ROUNDS {
         for _ in 0..30 {
-            master.write_all(&half(seq, 230.0)).unwrap();
+            master.write_all(&half(seq, [230.0; 3])).unwrap();
             seq += 1;
         }
-        master.write_all(&half(seq, 0.0)).unwrap();
+        master.write_all(&half(seq, [0.0; 3])).unwrap();
         let written = Instant::now();
         seq += 1;
         let arrived = wait_for("open");
         lat.push(arrived - written);
         for _ in 0..5 {
-            master.write_all(&half(seq, 0.0)).unwrap();
+            master.write_all(&half(seq, [0.0; 3])).unwrap();
             seq += 1;
         }
         for _ in 0..4 {
-            master.write_all(&half(seq, 230.0)).unwrap();
+            master.write_all(&half(seq, [230.0; 3])).unwrap();
             seq += 1;
         }
         wait_for("closed");

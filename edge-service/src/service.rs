@@ -458,6 +458,25 @@ pub type MeterBusTask = Box<
         + Send,
 >;
 
+impl ServiceConfig {
+    /// A service for `site` with nothing attached yet (no sources, store, delivery or sink) and
+    /// the default rules: fill in what a run needs with struct update syntax.
+    pub fn new(site: Site) -> Self {
+        ServiceConfig {
+            nodes: Vec::new(),
+            site,
+            rules: RuleSettings::default(),
+            meter_buses: Vec::new(),
+            ups: None,
+            coarse: Vec::new(),
+            store: None,
+            delivery: None,
+            routes: Default::default(),
+            influx: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for ServiceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceConfig")
