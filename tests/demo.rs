@@ -264,3 +264,54 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
         "{text}"
     );
 }
+
+#[test]
+fn demo_runs_the_store_retention() {
+    // A closed event from an earlier run, and a store bound so small that every closed record
+    // beyond it must go: the service prunes at start (and hourly), not only in tests.
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("kare.db");
+    {
+        let mut store = kare::store::Store::open(&kare::store::StoreConfig::at(&db)).unwrap();
+        let start = chrono::Utc::now() - chrono::Duration::days(3);
+        store
+            .upsert_event(&kare::store::StoredEvent {
+                source: "old-node".into(),
+                source_key: "dip@old".into(),
+                site_id: Some("SITE-DEMO-01".into()),
+                kind: "dip".into(),
+                start,
+                end: Some(start + chrono::Duration::milliseconds(80)),
+                duration_s: Some(0.08),
+                extreme_pct: Some(70.0),
+                worst_channel: Some("VA".into()),
+                open: false,
+                json: serde_json::json!({"kind": "dip"}),
+                profile_json: None,
+                waveform: None,
+            })
+            .unwrap();
+    }
+    let config = data.path().join("kare.toml");
+    std::fs::write(&config, "[store]\nmax_db_mb = 0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kare"))
+        .args(["demo", "--duration", "2", "--listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("KARE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let store = kare::store::Store::open(&kare::store::StoreConfig::at(&db)).unwrap();
+    let left: i64 = store
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE source = 'old-node'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the old closed event was pruned");
+}

@@ -393,8 +393,8 @@ impl Config {
             }
         }
         if let Some(st) = &self.store {
-            st.validate()
-                .map_err(|(k, p)| bad(format!("store.{k}"), &p))?;
+            // `validate` already names the key under `store.`.
+            st.validate().map_err(|(k, p)| bad(k, &p))?;
         }
         if let Some(d) = &self.delivery {
             d.validate().map_err(|p| bad(p.key.clone(), &p.problem))?;
@@ -529,6 +529,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("node[1].name"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_store_value_names_its_key_once() {
+        let e = Config::parse("[store]\nmax_batch = 0\n", "k.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`store.max_batch`"), "{e}");
     }
 
     #[test]

@@ -265,7 +265,36 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
                 .unwrap_or(std::path::Path::new(".")),
         ),
     });
-    serve(service, config.listen, until).await
+    let retention = Retention::start(&store, &store_cfg);
+    let result = serve(service, config.listen, until).await;
+    retention.stop().await;
+    store.close().await;
+    result
+}
+
+/// The store's retention, pruning at start and hourly (by age and size, never an open ticket
+/// or an undelivered row) while the service runs.
+struct Retention(
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
+impl Retention {
+    fn start(store: &crate::store::StoreHandle, cfg: &crate::store::StoreConfig) -> Retention {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(crate::store::run_retention(
+            store.clone(),
+            cfg.clone(),
+            Duration::from_secs(3600),
+            stop_rx,
+        ));
+        Retention(stop, task)
+    }
+
+    async fn stop(self) {
+        let _ = self.0.send(true);
+        let _ = self.1.await;
+    }
 }
 
 /// The configured routes with each endpoint's channel.
@@ -404,6 +433,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     store_cfg.path = dir.join("kare.db");
     let store = crate::store::StoreHandle::open(&store_cfg)
         .with_context(|| format!("cannot open the demo's store in {}", dir.display()))?;
+    let store_for_retention = store.clone();
     // Without configured endpoints the demo delivers to its own local repair desk.
     let (delivery, routes) = match &opts.config.delivery {
         Some(d) => (d.clone(), routes(&opts.config)),
@@ -532,7 +562,10 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         .spawn(move || sim::run(&scenario, master, pace, &sim_stop))
         .context("cannot start the simulator thread")?;
 
+    let retention = Retention::start(&store_for_retention, &store_cfg);
     let result = serve(service, opts.config.listen, opts.duration).await;
+    retention.stop().await;
+    store_for_retention.close().await;
     stop.store(true, Ordering::Relaxed);
     match sim.join() {
         Ok(Ok(stats)) => println!(

@@ -537,7 +537,7 @@ impl Service {
             .map(|n| (n.name.clone(), f64::from(n.thresholds.udin)))
             .collect();
         for node in cfg.nodes {
-            status.lock().unwrap().insert(
+            status.lock().unwrap_or_else(|p| p.into_inner()).insert(
                 node.name.clone(),
                 SourceStatus {
                     port: node.port.clone(),
@@ -1287,7 +1287,7 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             None
         }
         SourceMessage::Stream(source, StreamOutput::Hello(h)) => {
-            let mut st = status.lock().unwrap();
+            let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
             let s = st.entry(source.to_string()).or_default();
             s.node_id = Some(h.node_id);
             s.channels = h.channels.iter().map(|c| c.name.to_string()).collect();
@@ -1312,19 +1312,31 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             since,
             reason,
         } => {
-            if let Some(s) = status.lock().unwrap().get_mut(&*source) {
+            if let Some(s) = status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&*source)
+            {
                 s.connected = false;
             }
             log.sensor_lost(&source, since, reason)
         }
         SourceMessage::SensorBack { source, at } => {
-            if let Some(s) = status.lock().unwrap().get_mut(&*source) {
+            if let Some(s) = status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&*source)
+            {
                 s.connected = true;
             }
             log.sensor_back(&source, at)
         }
         SourceMessage::Stats(source, stats) => {
-            if let Some(s) = status.lock().unwrap().get_mut(&*source) {
+            if let Some(s) = status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&*source)
+            {
                 s.stats = stats;
                 s.connected = true;
             }
