@@ -626,11 +626,10 @@ impl Config {
         let mut coarse = Vec::new();
         for b in &self.modbus {
             let mut cfg = modbus::ModbusBusConfig::new(b.name.clone(), b.port.clone(), b.baud);
-            cfg.parity = match b.parity.to_ascii_lowercase().as_str() {
-                "even" | "e" => modbus::Parity::Even,
-                "odd" | "o" => modbus::Parity::Odd,
-                _ => modbus::Parity::None,
-            };
+            // Checked by `validate`.
+            cfg.parity = parity(&b.parity)
+                .map(modbus::Parity::from)
+                .unwrap_or(modbus::Parity::None);
             for d in &b.device {
                 let profile = modbus::find_profile(&d.profile).map_err(|e| {
                     anyhow::anyhow!("modbus bus {}: device {}: {e}", b.name, d.name)

@@ -82,10 +82,6 @@ pub struct ModbusBusConfig {
     /// Further attempts after a request times out or is garbled (not after an exception reply:
     /// the meter would say the same again).
     pub retries: u32,
-    /// Silence kept between frames: Modbus RTU's 3.5 character times ([`inter_frame_gap`]).
-    /// tokio-modbus sends a request as soon as it is asked, so the poller waits this long after
-    /// each reply (or timeout) before the next request.
-    pub inter_frame: Duration,
     /// Consecutive failed polls after which a device is reported offline.
     pub offline_after: u32,
     /// Longest interval between polls of an offline device.
@@ -106,7 +102,6 @@ impl ModbusBusConfig {
             stop_bits: StopBits::One,
             timeout: Duration::from_secs(1),
             retries: 2,
-            inter_frame: inter_frame_gap(baud, Parity::None, StopBits::One),
             offline_after: 3,
             max_backoff: Duration::from_secs(60),
             devices: Vec::new(),
@@ -596,7 +591,10 @@ impl Link {
             },
             client: None,
             quiet_until: Instant::now(),
-            inter_frame: cfg.inter_frame,
+            // Modbus RTU's 3.5 character times, from the line's own settings: tokio-modbus
+            // sends a request as soon as it is asked, so the poller keeps this silence after
+            // each reply (or timeout) before the next request.
+            inter_frame: inter_frame_gap(cfg.baud, cfg.parity, cfg.stop_bits),
             timeout: cfg.timeout,
         }
     }

@@ -147,6 +147,16 @@ impl Parity {
     }
 }
 
+impl From<tokio_serial::Parity> for Parity {
+    fn from(p: tokio_serial::Parity) -> Parity {
+        match p {
+            tokio_serial::Parity::None => Parity::None,
+            tokio_serial::Parity::Even => Parity::Even,
+            tokio_serial::Parity::Odd => Parity::Odd,
+        }
+    }
+}
+
 /// One value in a meter's register map.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Register {
