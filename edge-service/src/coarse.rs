@@ -30,6 +30,17 @@ pub enum CoarseKind {
     Overvoltage,
 }
 
+impl CoarseKind {
+    /// The event's kind as the API, the store and InfluxDB name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoarseKind::Outage => "outage_coarse",
+            CoarseKind::Undervoltage => "undervoltage",
+            CoarseKind::Overvoltage => "overvoltage",
+        }
+    }
+}
+
 /// A coarse event, started or ended.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CoarseEvent {

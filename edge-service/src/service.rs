@@ -79,11 +79,7 @@ impl LoggedEvent {
         let mut v = match &self.body {
             EventBody::Voltage(e) => event_json(e),
             EventBody::Coarse(c) => json!({
-                "kind": match c.kind {
-                    CoarseKind::Outage => "outage_coarse",
-                    CoarseKind::Undervoltage => "undervoltage",
-                    CoarseKind::Overvoltage => "overvoltage",
-                },
+                "kind": c.kind.as_str(),
                 "start": c.start.to_rfc3339_opts(SecondsFormat::Millis, true),
                 "offset_s": null,
                 "duration_s": c.end.map(|e| round((e - c.start).num_milliseconds() as f64 / 1000.0, 3)),

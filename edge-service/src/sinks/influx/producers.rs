@@ -9,7 +9,7 @@
 //! reasons) is a field.
 
 use super::point::{Class, Point};
-use crate::events::ReportedEvent;
+use crate::events::{round, ReportedEvent};
 use crate::readings::{MeterEvent, MeterReading};
 use crate::service::{EventBody, LoggedEvent, TicketRecord};
 use crate::sources::pqlink::{Reading, RmsProfile};
@@ -25,14 +25,6 @@ fn phase(i: usize) -> String {
         .get(i)
         .map(|s| s.to_string())
         .unwrap_or_else(|| format!("ch{i}"))
-}
-
-/// Rounds to `decimals` places. Aggregates are written to 1 mV, 0.001 % and 0.1 mHz: ten times
-/// finer than Class A's uncertainty (0.1 % of Udin, 10 mHz), and half the line length of a full
-/// f64 (the backlog holds twice the hours).
-fn round_to(v: f64, decimals: i32) -> f64 {
-    let p = 10f64.powi(decimals);
-    (v * p).round() / p
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -178,6 +170,9 @@ impl SecondAggregator {
         }
     }
 
+    /// Values are written to 1 mV, 0.001 % and 0.1 mHz: ten times finer than Class A's
+    /// uncertainty (0.1 % of Udin, 10 mHz), and half the line length of a full f64 (the
+    /// backlog holds twice the hours).
     fn emit(&self, source: &str, s: Second, out: &mut Vec<Point>) {
         let Some(t) = Utc.timestamp_opt(s.second, 0).single() else {
             return;
@@ -190,17 +185,17 @@ impl SecondAggregator {
             let mut p = Point::new("urms", Class::Readings, t)
                 .tag("source", source)
                 .tag("phase", phase(i))
-                .field("min", round_to(c.min, 3))
-                .field("mean", round_to(c.mean(), 3))
-                .field("max", round_to(c.max, 3))
+                .field("min", round(c.min, 3))
+                .field("mean", round(c.mean(), 3))
+                .field("max", round(c.max, 3))
                 .field("count", c.n)
                 .field("unlocked", s.unlocked)
                 .field("flagged", s.flagged);
             if let Some(u) = udin {
                 p = p
-                    .field("min_pct", round_to(c.min / u * 100.0, 3))
-                    .field("mean_pct", round_to(c.mean() / u * 100.0, 3))
-                    .field("max_pct", round_to(c.max / u * 100.0, 3));
+                    .field("min_pct", round(c.min / u * 100.0, 3))
+                    .field("mean_pct", round(c.mean() / u * 100.0, 3))
+                    .field("max_pct", round(c.max / u * 100.0, 3));
             }
             out.push(p);
         }
@@ -208,9 +203,9 @@ impl SecondAggregator {
             out.push(
                 Point::new("frequency", Class::Readings, t)
                     .tag("source", source)
-                    .field("min", round_to(s.frequency.min, 4))
-                    .field("mean", round_to(s.frequency.mean(), 4))
-                    .field("max", round_to(s.frequency.max, 4))
+                    .field("min", round(s.frequency.min, 4))
+                    .field("mean", round(s.frequency.mean(), 4))
+                    .field("max", round(s.frequency.max, 4))
                     .field("count", s.frequency.n)
                     .field("flagged", s.flagged),
             );
@@ -240,15 +235,6 @@ pub fn points_from_interval(readings: &[MeterReading]) -> Vec<Point> {
     group_meter(readings, "meter_interval", Class::Interval)
 }
 
-/// The quantity's snake_case name. (Not `Quantity::as_str`, which leaks a string per call:
-/// fine for a profile file, not for every reading.)
-fn quantity_name(q: crate::readings::Quantity) -> String {
-    match serde_json::to_value(q) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => "unknown".to_string(),
-    }
-}
-
 fn group_meter(readings: &[MeterReading], measurement: &'static str, class: Class) -> Vec<Point> {
     let mut groups: BTreeMap<(&str, &str, DateTime<Utc>), Point> = BTreeMap::new();
     for r in readings {
@@ -258,8 +244,7 @@ fn group_meter(readings: &[MeterReading], measurement: &'static str, class: Clas
                 .tag("source", r.source.as_ref())
                 .tag("device", r.device.as_ref())
         });
-        p.fields
-            .push((quantity_name(r.quantity).into(), r.value.into()));
+        p.fields.push((r.quantity.as_str().into(), r.value.into()));
     }
     groups.into_values().collect()
 }
@@ -358,11 +343,7 @@ pub fn points_from_event(ev: &LoggedEvent) -> Vec<Point> {
             out
         }
         EventBody::Coarse(c) => {
-            let kind = match c.kind {
-                crate::coarse::CoarseKind::Outage => "coarse_outage",
-                crate::coarse::CoarseKind::Undervoltage => "undervoltage",
-                crate::coarse::CoarseKind::Overvoltage => "overvoltage",
-            };
+            let kind = c.kind.as_str();
             let extra = |p: Point| {
                 p.tag("device", c.device.as_ref())
                     .field("extreme_pct", c.extreme_pct)

@@ -15,7 +15,6 @@
 
 use super::config::{Api, InfluxConfig};
 use super::error::InfluxError;
-use std::io::Write as _;
 use std::time::Duration;
 
 /// What became of one write.
@@ -90,15 +89,6 @@ impl influxdb2::models::WriteDataPoint for Lines {
     fn write_data_point_to<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
         w.write_all(&self.0)
     }
-}
-
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut e = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 6 + 64),
-        flate2::Compression::fast(),
-    );
-    e.write_all(body)?;
-    e.finish()
 }
 
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -197,7 +187,7 @@ impl Transport {
                     req = req.header(reqwest::header::AUTHORIZATION, format!("Token {t}"));
                 }
                 if self.gzip {
-                    match gzip(&body) {
+                    match super::backlog::compress(&body) {
                         Ok(gz) => {
                             req = req
                                 .header(reqwest::header::CONTENT_ENCODING, "gzip")
