@@ -245,8 +245,12 @@ pub struct BusStats {
 /// What a meter-bus task sends to the service.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MeterMessage {
-    /// Values from one poll of one device.
+    /// Values from one poll of one device: the present.
     Readings(Vec<MeterReading>),
+    /// Interval records a meter kept (a DL/T 645 load profile), each stamped with its interval:
+    /// history, so never judged by the coarse detector nor shown as a latest value. Not
+    /// dropped when the service is slow (a few per quarter hour, and energy data).
+    Interval(Vec<MeterReading>),
     /// Something that happened (never dropped).
     Event(MeterEvent),
     /// Fresh bus counters.

@@ -1152,7 +1152,7 @@ impl MeterDesk {
                     let _ = out.meter_readings.send(r.clone());
                 }
                 if let Some(influx) = &out.influx {
-                    influx.meter_readings(rs, Utc::now());
+                    influx.meter_readings(rs);
                 }
                 // Demand for generator sizing: the meter's demand register, else its power.
                 let demand = rs
@@ -1183,6 +1183,12 @@ impl MeterDesk {
                         }
                         logged.push(out.log.coarse(c));
                     }
+                }
+            }
+            // History: to InfluxDB (and, through it, to the demand before an outage) only.
+            MeterMessage::Interval(rs) => {
+                if let Some(influx) = &out.influx {
+                    influx.interval(rs);
                 }
             }
             MeterMessage::Event(e) => match e {

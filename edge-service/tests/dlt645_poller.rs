@@ -173,21 +173,24 @@ mod dlt645 {
         let mut all = Vec::new();
         collect_until(&mut rx, &mut all, "two load-profile reads", |all| {
             all.iter()
-                .filter(|m| matches!(m, MeterMessage::Readings(_)))
+                .filter(|m| matches!(m, MeterMessage::Interval(_)))
                 .count()
                 >= 2
         })
         .await;
-        let MeterMessage::Readings(first) = all
+        // Records are history: they come as interval data, never as a poll's present values
+        // (the coarse outage detector and the status page take those).
+        assert!(!all.iter().any(|m| matches!(m, MeterMessage::Readings(_))));
+        let MeterMessage::Interval(first) = all
             .iter()
-            .find(|m| matches!(m, MeterMessage::Readings(_)))
+            .find(|m| matches!(m, MeterMessage::Interval(_)))
             .unwrap()
         else {
             unreachable!()
         };
         let asked = asked.lock().unwrap().clone();
         let t0 = asked[0];
-        // Readings carry the records' times, converted from the meter's +08:00.
+        // Records carry their own times, converted from the meter's +08:00.
         let utc = |t: NaiveDateTime| Utc.from_utc_datetime(&(t - chrono::Duration::hours(8)));
         let demand: Vec<_> = first
             .iter()

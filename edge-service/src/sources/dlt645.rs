@@ -11,7 +11,8 @@
 //!
 //! Values become [`MeterMessage::Readings`] through the identifier table's quantities;
 //! power-down records become [`MeterEvent::PowerDown`] with the meter's own times, each record
-//! once; load-profile records become readings stamped with their interval time. Bus counters
+//! once; load-profile records become [`MeterMessage::Interval`] readings stamped with their
+//! interval time (history, kept apart from the present). Bus counters
 //! go out as [`MeterMessage::Stats`] after each cycle. Messages never wait on the service:
 //! events queue locally without limit (they are never dropped), readings queue up to a bound
 //! (the oldest are dropped first, with a warning), stats keep only the latest.
@@ -785,6 +786,7 @@ impl Bus {
             }
         };
         let mut readings = Vec::new();
+        let mut interval = Vec::new();
         let now = Instant::now();
         for p in 0..self.devices[idx].polls.len() {
             if *shutdown.borrow() {
@@ -797,7 +799,7 @@ impl Bus {
             let id = poll.id.clone();
             let result = match id.record {
                 Some(Record::LoadProfile) => {
-                    self.poll_load_profile(idx, port, address, &id, &mut readings)
+                    self.poll_load_profile(idx, port, address, &id, &mut interval)
                         .await
                 }
                 _ => {
@@ -832,6 +834,7 @@ impl Bus {
             }
         }
         self.outbox.readings(readings);
+        self.outbox.interval(interval);
         Ok(())
     }
 
@@ -1048,6 +1051,15 @@ impl Outbox {
         }
         self.queue.push_back(MeterMessage::Readings(r));
         self.queued_readings += 1;
+        self.flush();
+    }
+
+    /// Interval records: kept like events (few, and not repeated by the meter's next poll).
+    fn interval(&mut self, r: Vec<MeterReading>) {
+        if r.is_empty() {
+            return;
+        }
+        self.queue.push_back(MeterMessage::Interval(r));
         self.flush();
     }
 

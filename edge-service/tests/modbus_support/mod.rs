@@ -454,6 +454,7 @@ impl Inbox {
             }
             MeterMessage::Event(e) => self.events.push(e),
             MeterMessage::Stats(_, s) => self.stats = s,
+            MeterMessage::Interval(_) => panic!("a Modbus meter keeps no load profile"),
         }
     }
 

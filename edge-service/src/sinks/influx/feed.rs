@@ -25,11 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
-/// A meter reading stamped this much before it arrived is interval data (a DL/T 645 load
-/// profile record, stamped with its interval), not a reading of now: polled values carry the
-/// edge's clock at the poll, a few seconds old at most.
-pub const INTERVAL_AGE: Duration = Duration::from_secs(60);
-
 /// What the consumer hands the sink. Cheap: converting and queueing, never waiting.
 #[derive(Debug)]
 pub struct InfluxFeed {
@@ -62,39 +57,38 @@ impl InfluxFeed {
         self.tx.send(points_from_ticket(t, demand));
     }
 
-    /// One poll's readings. Those stamped more than [`INTERVAL_AGE`] before `now` are interval
-    /// data (`meter_interval`, kept longer in the backlog, one point per interval); the rest
-    /// are `meter`, one point per device stamped at the poll's first value.
-    pub fn meter_readings(&self, rs: &[MeterReading], now: DateTime<Utc>) {
-        {
-            let mut d = self.demand.lock().unwrap_or_else(|p| p.into_inner());
-            for r in rs {
-                d.observe(r);
-            }
-        }
-        let age = chrono::Duration::from_std(INTERVAL_AGE).unwrap_or_default();
-        let (interval, mut fine): (Vec<MeterReading>, Vec<MeterReading>) =
-            rs.iter().cloned().partition(|r| now - r.at > age);
-        // One poll, one point per device: stamped at the poll's first value. (A DL/T 645 meter
-        // is read one identifier per request, each stamped as it arrives: as many points as
-        // values, each carrying the whole tag set, would triple what the uplink carries.)
-        let mut first: HashMap<(Arc<str>, Arc<str>), DateTime<Utc>> = HashMap::new();
-        for r in &fine {
-            let t = first
-                .entry((r.source.clone(), r.device.clone()))
-                .or_insert(r.at);
+    /// One poll's readings: `meter`, one point per device, stamped at the poll's first value.
+    pub fn meter_readings(&self, rs: &[MeterReading]) {
+        self.observe_demand(rs);
+        // A DL/T 645 meter is read one identifier per request, each stamped as it arrives: as
+        // many points as values, each carrying the whole tag set, would triple what the uplink
+        // carries.
+        let mut first: HashMap<(&str, &str), DateTime<Utc>> = HashMap::new();
+        for r in rs {
+            let t = first.entry((&r.source, &r.device)).or_insert(r.at);
             *t = (*t).min(r.at);
         }
-        for r in &mut fine {
-            if let Some(t) = first.get(&(r.source.clone(), r.device.clone())) {
-                r.at = *t;
-            }
-        }
-        if !fine.is_empty() {
-            self.tx.send_all(points_from_meter_readings(&fine));
-        }
-        if !interval.is_empty() {
-            self.tx.send_all(points_from_interval(&interval));
+        let poll: Vec<MeterReading> = rs
+            .iter()
+            .map(|r| MeterReading {
+                at: first[&(&*r.source, &*r.device)],
+                ..r.clone()
+            })
+            .collect();
+        self.tx.send_all(points_from_meter_readings(&poll));
+    }
+
+    /// Interval records (a load profile): `meter_interval`, one point per interval, kept longer
+    /// in the backlog.
+    pub fn interval(&self, rs: &[MeterReading]) {
+        self.observe_demand(rs);
+        self.tx.send_all(points_from_interval(rs));
+    }
+
+    fn observe_demand(&self, rs: &[MeterReading]) {
+        let mut d = self.demand.lock().unwrap_or_else(|p| p.into_inner());
+        for r in rs {
+            d.observe(r);
         }
     }
 
@@ -213,41 +207,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn old_meter_readings_are_interval_data_and_recent_ones_are_readings() {
+    async fn a_poll_is_one_point_and_interval_records_are_interval_data() {
         let stats = Arc::new(Mutex::new(InfluxStats::default()));
         let (tx, mut rx) = channel(100, stats);
         let feed = InfluxFeed::new(tx);
         let now = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
-        feed.meter_readings(
-            &[
-                reading(
-                    now - chrono::Duration::seconds(2),
-                    Quantity::VoltageA,
-                    230.0,
-                ),
-                reading(
-                    now - chrono::Duration::seconds(1),
-                    Quantity::VoltageB,
-                    231.0,
-                ),
-                reading(
-                    now - chrono::Duration::minutes(15),
-                    Quantity::DemandKw,
-                    120.0,
-                ),
-            ],
-            now,
-        );
+        // One DL/T 645 poll: two values read a second apart.
+        feed.meter_readings(&[
+            reading(
+                now - chrono::Duration::seconds(2),
+                Quantity::VoltageA,
+                230.0,
+            ),
+            reading(
+                now - chrono::Duration::seconds(1),
+                Quantity::VoltageB,
+                231.0,
+            ),
+        ]);
         let fine = rx.readings_mut().try_recv().unwrap();
+        assert_eq!(fine.measurement, "meter");
         assert_eq!(fine.fields.len(), 2, "{fine:?}");
         assert_eq!(fine.time, now - chrono::Duration::seconds(2));
-        assert_eq!(fine.measurement, "meter");
         assert!(
             rx.readings_mut().try_recv().is_err(),
             "one point for the poll"
         );
-        let interval = rx.others_mut().try_recv().unwrap();
-        assert_eq!(interval.measurement, "meter_interval");
-        assert_eq!(interval.class, Class::Interval);
+        // Two load-profile records: one point each, never dropped as readings are.
+        feed.interval(&[
+            reading(
+                now - chrono::Duration::minutes(30),
+                Quantity::DemandKw,
+                120.0,
+            ),
+            reading(
+                now - chrono::Duration::minutes(15),
+                Quantity::DemandKw,
+                125.0,
+            ),
+        ]);
+        for _ in 0..2 {
+            let p = rx.others_mut().try_recv().unwrap();
+            assert_eq!(p.measurement, "meter_interval");
+            assert_eq!(p.class, Class::Interval);
+        }
     }
 }
