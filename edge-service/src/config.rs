@@ -576,6 +576,11 @@ mod sample {
         let c = super::Config::load(std::path::Path::new(path)).unwrap();
         assert_eq!(c.node.len(), 1);
         assert!(c.site.is_some());
+        // Every section the README says it shows is there, and valid.
+        assert_eq!((c.modbus.len(), c.dlt645.len()), (1, 1));
+        assert!(c.store.is_some());
+        assert_eq!(c.delivery.as_ref().map(|d| d.endpoint.len()), Some(3));
+        assert_eq!(c.routes.len(), 6);
     }
 }
 
