@@ -14,11 +14,14 @@ use influx_support::*;
 use kare::sinks::influx::{Class, Point};
 use std::time::{Duration, Instant};
 
-/// A 1-second `urms` aggregate like the ones the service writes (one of three phases).
+/// A 1-second `urms` aggregate as the service writes it (one of three phases): volts to 1 mV,
+/// % of Udin to 0.001 %, nine fields.
 fn point(i: u64) -> Point {
     let t0 = Utc.timestamp_opt(Utc::now().timestamp() - 7200, 0).unwrap();
     let phase = ["a", "b", "c"][(i % 3) as usize];
-    let v = 57.7 + (i % 97) as f64 * 0.013;
+    let v = 230.0 + (i % 97) as f64 * 0.013;
+    let r = |x: f64| kare::events::round(x, 3);
+    let pct = |x: f64| r(x / 230.0 * 100.0);
     Point::new(
         "urms",
         Class::Readings,
@@ -26,30 +29,20 @@ fn point(i: u64) -> Point {
     )
     .tag("source", "node-1")
     .tag("phase", phase)
-    .field("min", v - 0.4)
-    .field("mean", v)
-    .field("max", v + 0.3)
+    .field("min", r(v - 0.4))
+    .field("mean", r(v))
+    .field("max", r(v + 0.3))
     .field("count", 100i64)
     .field("unlocked", 0i64)
     .field("flagged", false)
-    .field("mean_pct", v / 57.7 * 100.0)
+    .field("min_pct", pct(v - 0.4))
+    .field("mean_pct", pct(v))
+    .field("max_pct", pct(v + 0.3))
 }
 
-/// Sends `n` points starting at `from`, retrying (not dropping) when the channel is full.
+/// Sends `n` points starting at `from`, waiting (not dropping) when the channel is full.
 async fn feed(sink: &Sink, from: u64, n: u64) {
-    for i in from..from + n {
-        let mut p = point(i);
-        loop {
-            // A benchmark producer may wait; the service's never does (it counts a drop).
-            match sink.tx.send(p.clone()) {
-                true => break,
-                false => {
-                    p = point(i);
-                    tokio::time::sleep(Duration::from_micros(200)).await;
-                }
-            }
-        }
-    }
+    sink.send_patiently((from..from + n).map(point)).await;
 }
 
 async fn live(gzip: bool, n: u64) {
