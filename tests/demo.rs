@@ -211,7 +211,18 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
         count("SELECT COUNT(*) FROM tickets WHERE kind = 'repair'"),
         1
     );
-    // The repair ticket points at the interruption that opened it.
+    // The repair ticket points at the interruption that opened it, and so does what the desk
+    // received about its opening.
+    let sent_kind: String = store
+        .connection()
+        .query_row(
+            "SELECT json_extract(o.payload_json, '$.event.kind') FROM outbox o \
+             JOIN tickets t ON t.id = o.ticket_id WHERE t.kind = 'repair' AND o.revision = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sent_kind, "interruption");
     assert_eq!(
         count(
             "SELECT COUNT(*) FROM tickets t JOIN events e ON e.id = t.event_id \

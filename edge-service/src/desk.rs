@@ -2,7 +2,8 @@
 //! ticket with its deliveries queued (one SQLite transaction), and only then is anyone told.
 
 use crate::delivery::payload::{
-    ApplianceInfo, ContactInfo, CustomerInfo, GeneratorRequest, SiteInfo, TicketPayload, SCHEMA,
+    ApplianceInfo, ContactInfo, CustomerInfo, EventSummary, GeneratorRequest, SiteInfo,
+    TicketPayload, SCHEMA,
 };
 use crate::rules::{TicketOp, TicketState as RuleState};
 use crate::site::{Contact, Site};
@@ -35,7 +36,12 @@ fn state(s: RuleState) -> TicketState {
 }
 
 /// The payload a ticket change is delivered as (the store fills id, key and revision).
-pub fn payload(op: &TicketOp, site: &Site, now: DateTime<Utc>) -> TicketPayload {
+pub fn payload(
+    op: &TicketOp,
+    site: &Site,
+    event: Option<EventSummary>,
+    now: DateTime<Utc>,
+) -> TicketPayload {
     let d = &op.detail;
     TicketPayload {
         schema: SCHEMA.into(),
@@ -65,7 +71,7 @@ pub fn payload(op: &TicketOp, site: &Site, now: DateTime<Utc>) -> TicketPayload 
                 .then(|| contact(&site.account_manager)),
             contacts: site.contacts.iter().map(contact).collect(),
         },
-        event: None,
+        event,
         generator: d["size_kva"].as_f64().map(|kva| GeneratorRequest {
             size_kva: kva,
             basis: d["sizing"].as_str().unwrap_or_default().to_string(),
@@ -84,6 +90,22 @@ pub fn payload(op: &TicketOp, site: &Site, now: DateTime<Utc>) -> TicketPayload 
     }
 }
 
+/// A stored event as the ticket's payload names it.
+fn summary(e: &crate::store::EventRow) -> EventSummary {
+    EventSummary {
+        id: Some(e.id),
+        source: e.source.clone(),
+        kind: e.kind.clone(),
+        start: e.start,
+        end: e.end,
+        duration_s: e.duration_s,
+        extreme_pct: e.extreme_pct,
+        worst_channel: e.worst_channel.clone(),
+        itic: e.json["itic"].as_str().map(str::to_string),
+        semi_f47: e.json["semi_f47"].as_str().map(str::to_string),
+    }
+}
+
 /// Saves one ticket change with a delivery to each routed endpoint, in one transaction.
 /// `event_id`: the stored event that caused it, if one did (kept from the first change that
 /// names one: the event that opened the ticket). Returns the revision the store gave it, once
@@ -96,7 +118,18 @@ pub async fn save(
     event_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<i64, crate::store::StoreError> {
-    let body = payload(op, site, now).to_json();
+    // The cause, in brief, for the desk (the full event stays in the appliance's API).
+    let event = match event_id {
+        Some(id) => match store.event(id).await {
+            Ok(row) => row.map(|e| summary(&e)),
+            Err(e) => {
+                tracing::warn!(event = id, "ticket sent without its event: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let body = payload(op, site, event, now).to_json();
     let deliver_to = routes
         .by_kind
         .get(op.kind.as_str())

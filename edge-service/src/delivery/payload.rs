@@ -32,7 +32,7 @@ pub struct TicketPayload {
     /// the store.
     #[serde(default)]
     pub revision: i64,
-    /// `repair`, `generator`, `pq_notice`, `engineering`, `maintenance`, `supply_lost`,
+    /// `repair`, `generator`, `pq_notice`, `engineering`, `maintenance`,
     /// `planned` (more may be added).
     pub kind: String,
     /// `open`, `closed` or `cancelled`.
@@ -129,7 +129,7 @@ pub struct EventSummary {
     pub id: Option<i64>,
     /// Source that saw it.
     pub source: String,
-    /// `interruption`, `dip`, `swell`, `supply_lost`...
+    /// `interruption`, `dip`, `swell`, `outage_coarse`, `sensor_lost`...
     pub kind: String,
     /// Start.
     pub start: DateTime<Utc>,

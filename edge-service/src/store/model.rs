@@ -19,7 +19,7 @@ pub struct StoredEvent {
     pub source_key: String,
     /// Site the source belongs to, for per-customer reports.
     pub site_id: Option<String>,
-    /// `dip`, `swell`, `interruption`, `sensor_lost`, `supply_lost`...
+    /// `dip`, `swell`, `interruption`, `sensor_lost`, `outage_coarse`...
     pub kind: String,
     /// Start.
     pub start: DateTime<Utc>,
@@ -179,7 +179,7 @@ pub struct DeliverTo {
 pub struct TicketWrite {
     /// Idempotency key: the same key is the same ticket, across updates, retries and restarts.
     pub key: String,
-    /// `repair`, `generator`, `pq_notice`, `engineering`, `maintenance`, `supply_lost`,
+    /// `repair`, `generator`, `pq_notice`, `engineering`, `maintenance`,
     /// `planned`: free text to the store, so the rules can add kinds without a migration.
     pub kind: String,
     /// State after this change.
