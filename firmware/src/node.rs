@@ -91,6 +91,9 @@ pub struct Node<const PRE: usize, const TOTAL: usize> {
     heartbeat_seq: u32,
     counters: NodeCounters,
     status: NodeStatus,
+    /// Sample index of the last failed ADC read: the half cycles whose windows hold it are
+    /// flagged, since the value standing in for it is not a measurement.
+    adc_error_at: Option<u64>,
     next_hello: u64,
     next_heartbeat: u64,
     micros_per_sample: u32,
@@ -123,6 +126,7 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
             heartbeat_seq: 0,
             counters: NodeCounters::default(),
             status: NodeStatus::OK,
+            adc_error_at: None,
             next_hello: 0,
             next_heartbeat: 0,
             history: HistoryBuffer::new(),
@@ -145,7 +149,8 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
     }
 
     /// Reads one sample from `source` and sends what it completes to `port`. A failed read is
-    /// counted and reported in the next heartbeat; a failed write drops the frame and is counted.
+    /// counted, reported in the next heartbeat, and flags (`ADC_ERROR`, `GAP`) every half cycle
+    /// whose window holds it; a failed write drops the frame and is counted.
     pub fn run_once<S: SampleSource, W: embedded_io::Write>(
         &mut self,
         source: &mut S,
@@ -155,7 +160,9 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
         if source.next_sample(&mut sample).is_err() {
             self.counters.adc_errors = self.counters.adc_errors.wrapping_add(1);
             self.status = self.status.with(NodeStatus::ADC_FAULT);
-            // Hold the clock: a missing sample still takes its time slot.
+            self.adc_error_at = Some(self.index);
+            // Hold the clock: a missing sample still takes its time slot (its stand-in value
+            // is flagged, never judged as a measurement).
             sample = self.history.recent().copied().unwrap_or([0; MAX_CHANNELS]);
         }
         self.push(&sample, |bytes| port.write_all(bytes).is_ok());
@@ -202,9 +209,18 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
             Output::Transition(Transition::Ended(_)) => {}
         });
         if let Some(half) = half_record {
+            // Positions are in 1/256 sample: a failed sample's slot overlaps the window when it
+            // lies within one sample of either end.
+            let adc_bad = self.adc_error_at.is_some_and(|i| {
+                let pos = i * POS_ONE;
+                pos + POS_ONE > half.start && pos < half.end + POS_ONE
+            });
             let mut channels = Vec::new();
             for (i, urms) in half.values().iter().enumerate() {
                 let mut flags = ChannelFlags::NONE;
+                if adc_bad {
+                    flags = flags.with(ChannelFlags::ADC_ERROR).with(ChannelFlags::GAP);
+                }
                 if half.clipped & (1 << i) != 0 {
                     flags = flags.with(ChannelFlags::CLIPPING);
                     self.status = self.status.with(NodeStatus::CLIPPING);

@@ -180,3 +180,59 @@ fn a_full_port_drops_half_cycles_and_says_so_in_the_heartbeat() {
         node.counters().half_cycles_dropped
     );
 }
+
+/// The wave above, but the ADC fails to deliver samples 6400..6464 (10 ms at 1 s).
+struct FailingWave(Wave);
+
+impl SampleSource for FailingWave {
+    type Error = ();
+    fn next_sample(&mut self, out: &mut [i32; MAX_CHANNELS]) -> Result<(), ()> {
+        let k = self.0.k;
+        self.0.next_sample(out)?;
+        if (6400..6464).contains(&k) {
+            Err(())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn half_cycles_over_failed_adc_reads_are_flagged_and_only_those() {
+    use kare_firmware::pqlink::ChannelFlags;
+    let mut node: Node<64, 128> = Node::new(config()).unwrap();
+    let mut wave = FailingWave(Wave { k: 0 });
+    let mut port = Port(Vec::new());
+    for _ in 0..(2 * FS) {
+        node.run_once(&mut wave, &mut port);
+    }
+    assert_eq!(node.counters().adc_errors, 64);
+    let mut dec = Decoder::new();
+    let mut flagged = Vec::new();
+    let mut clean_after = 0;
+    for f in dec.feed(&port.0) {
+        if let Frame::HalfCycle(h) = f.unwrap() {
+            let bad = h.channels.iter().all(|c| {
+                c.flags.contains(ChannelFlags::ADC_ERROR) && c.flags.contains(ChannelFlags::GAP)
+            });
+            let start = (h.window_end - h.window_len as u64) / 256;
+            let end = h.window_end / 256;
+            if bad {
+                flagged.push((start, end));
+            } else if start > 6464 {
+                clean_after += 1;
+            }
+            // Every window that holds a failed sample is flagged.
+            if start <= 6463 && end >= 6400 {
+                assert!(
+                    bad,
+                    "window {start}..{end} holds failed reads but is not flagged"
+                );
+            }
+        }
+    }
+    // The 10 ms of failed reads touch a few half cycles (one-cycle windows every half cycle),
+    // not the rest of the second.
+    assert!((2..=5).contains(&flagged.len()), "{flagged:?}");
+    assert!(clean_after > 90, "{clean_after}");
+}

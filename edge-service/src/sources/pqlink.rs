@@ -145,6 +145,8 @@ pub struct StreamStats {
     pub unlocked: u64,
     /// Half cycles with a clipped channel.
     pub clipped: u64,
+    /// Half cycles over a failed ADC read (flagged by the node): counted, not judged.
+    pub adc_error_windows: u64,
     /// Node restarts seen (sample clock went backwards).
     pub node_restarts: u64,
     /// Frames rejected by their CRC.
@@ -286,10 +288,18 @@ impl NodeStream {
                     udin: self.thresholds.udin as f64,
                     nominal_hz: self.nominal,
                 });
+                let n = hc.channels.len().min(self.names.len());
+                // A window over a failed ADC read holds a stand-in, not a measurement: counted,
+                // and neither judged nor shown (an event in progress stays open across it).
+                if hc.channels.iter().take(n).any(|c| {
+                    c.flags.contains(ChannelFlags::ADC_ERROR) || c.flags.contains(ChannelFlags::GAP)
+                }) {
+                    self.stats.adc_error_windows += 1;
+                    return;
+                }
                 let mut volts = [0f32; MAX_CHANNELS];
                 let mut locked = true;
                 let mut clipped = false;
-                let n = hc.channels.len().min(self.names.len());
                 for (i, c) in hc.channels.iter().take(n).enumerate() {
                     // The same arithmetic as the core's monitor: whole units times the scale.
                     volts[i] = c.urms as f32 * self.scales[i];
@@ -669,4 +679,84 @@ fn volts_all(v: &[f32; MAX_CHANNELS]) -> [f32; kare_firmware::detector::MAX_CHAN
     let mut out = [0.0; kare_firmware::detector::MAX_CHANNELS];
     out[..MAX_CHANNELS].copy_from_slice(v);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kare_firmware::pqlink::{
+        ChannelInfo, ChannelReading, FirmwareVersion, HalfCycle, PROTOCOL_VERSION,
+    };
+
+    const VPU: f32 = 1e-4;
+
+    fn hello() -> Frame {
+        let mut channels = heapless::Vec::new();
+        for name in ["VA", "VB", "VC"] {
+            let _ = channels.push(ChannelInfo {
+                name: heapless::String::try_from(name).unwrap(),
+                volts_per_unit: VPU,
+            });
+        }
+        Frame::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            firmware: FirmwareVersion::default(),
+            node_id: 1,
+            channels,
+            nominal_hz: 50,
+            sample_rate_hz: 6400,
+        })
+    }
+
+    fn half(seq: u32, volts: f32, flags: ChannelFlags) -> Frame {
+        let mut channels = heapless::Vec::new();
+        for _ in 0..3 {
+            let _ = channels.push(ChannelReading {
+                urms: (volts / VPU) as u32,
+                flags,
+            });
+        }
+        Frame::HalfCycle(HalfCycle {
+            seq,
+            window_end: (seq as u64 + 2) * 64 * POS_ONE,
+            window_len: 128 * POS_ONE as u32,
+            freq_mhz: 50_000,
+            channels,
+        })
+    }
+
+    /// 50 normal half cycles, 6 at 0 V with `flags`, 50 normal: the events started.
+    fn starts_with_a_zero_run(flags: ChannelFlags) -> (usize, StreamStats) {
+        let mut stream = NodeStream::new("n", Thresholds::typical(230.0));
+        let mut started = 0;
+        let mut out = |o: StreamOutput| {
+            if matches!(o, StreamOutput::Started { .. }) {
+                started += 1;
+            }
+        };
+        let now = Utc::now();
+        stream.on_frame(hello(), now, &mut out);
+        for seq in 0..106 {
+            let f = if (50..56).contains(&seq) {
+                half(seq, 0.0, flags)
+            } else {
+                half(seq, 230.0, ChannelFlags::NONE)
+            };
+            stream.on_frame(f, now, &mut out);
+        }
+        (started, stream.stats().clone())
+    }
+
+    #[test]
+    fn windows_over_failed_adc_reads_are_counted_not_judged() {
+        // The same zeros, measured: a dip and an interruption.
+        let (started, stats) = starts_with_a_zero_run(ChannelFlags::NONE);
+        assert_eq!(started, 2);
+        assert_eq!(stats.adc_error_windows, 0);
+        // Flagged by the node as stand-ins for failed reads: no event, counted.
+        let bad = ChannelFlags::ADC_ERROR.with(ChannelFlags::GAP);
+        let (started, stats) = starts_with_a_zero_run(bad);
+        assert_eq!(started, 0);
+        assert_eq!(stats.adc_error_windows, 6);
+    }
 }
