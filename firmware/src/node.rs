@@ -72,7 +72,7 @@ pub struct NodeCounters {
 #[derive(Debug)]
 enum CaptureState {
     Idle,
-    /// Collecting samples after the trigger until `buf` is full.
+    /// Collecting samples after the trigger until `capture` is full.
     Recording,
     /// Sending part `next_part` of `parts`.
     Sending {
@@ -81,7 +81,8 @@ enum CaptureState {
     },
 }
 
-/// The sensor node. `PRE` and `POST` are the capture's sample counts before and after the trigger.
+/// The sensor node. `PRE` is the capture's sample count before the trigger, `TOTAL` the whole
+/// capture's.
 pub struct Node<const PRE: usize, const TOTAL: usize> {
     config: NodeConfig,
     monitor: Monitor,
@@ -103,6 +104,11 @@ pub struct Node<const PRE: usize, const TOTAL: usize> {
     capture_id: u32,
     capture_state: CaptureState,
     wire: [u8; MAX_WIRE_LEN],
+    /// The capture part waiting for link credit, encoded once: `(part, wire length)`. A part
+    /// can wait hundreds of samples, and encoding it (postcard, CRC-32, COBS over ~170 bytes)
+    /// on every one of them would eat the Pico's per-sample time.
+    capture_wire: [u8; MAX_WIRE_LEN],
+    capture_encoded: Option<(u16, usize)>,
 }
 
 impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
@@ -135,6 +141,8 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
             capture_id: 0,
             capture_state: CaptureState::Idle,
             wire: [0; MAX_WIRE_LEN],
+            capture_wire: [0; MAX_WIRE_LEN],
+            capture_encoded: None,
         })
     }
 
@@ -286,6 +294,7 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
             }
         }
         self.capture.clear();
+        self.capture_encoded = None;
         for s in self.history.oldest_ordered() {
             let _ = self.capture.push(*s);
         }
@@ -298,35 +307,25 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
         let CaptureState::Sending { next_part, parts } = self.capture_state else {
             return;
         };
-        let n = self.config.channels.len();
-        let per_part = CAPTURE_MAX_SAMPLES / n.max(1);
-        let from = next_part as usize * per_part;
-        let to = (from + per_part).min(self.capture.len());
-        let mut samples = Vec::new();
-        for s in &self.capture[from..to] {
-            for v in &s[..n] {
-                let _ = samples.push(*v);
+        let len = match self.capture_encoded {
+            Some((part, len)) if part == next_part => len,
+            _ => {
+                let Some(len) = self.encode_capture_part(next_part, parts) else {
+                    self.capture_state = CaptureState::Idle;
+                    self.counters.captures_dropped = self.counters.captures_dropped.wrapping_add(1);
+                    return;
+                };
+                self.capture_encoded = Some((next_part, len));
+                len
             }
-        }
-        let frame = Frame::Capture(Capture {
-            capture_id: self.capture_id,
-            part: next_part,
-            part_count: parts,
-            first_sample: self.capture_first + from as u64,
-            channel_count: n as u8,
-            samples,
-        });
-        let Ok(len) = encode(&frame, &mut self.wire) else {
-            self.capture_state = CaptureState::Idle;
-            self.counters.captures_dropped = self.counters.captures_dropped.wrapping_add(1);
-            return;
         };
         // Captures only use spare link time: half-cycle frames always go first.
         if !self.budget.try_capture(len) {
             return;
         }
-        if tx(&self.wire[..len]) {
+        if tx(&self.capture_wire[..len]) {
             self.counters.frames_sent = self.counters.frames_sent.wrapping_add(1);
+            self.capture_encoded = None;
             self.capture_state = if next_part + 1 >= parts {
                 CaptureState::Idle
             } else {
@@ -336,6 +335,29 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
                 }
             };
         }
+    }
+
+    /// Encodes capture part `part` of `parts` into `capture_wire`; its wire length.
+    fn encode_capture_part(&mut self, part: u16, parts: u16) -> Option<usize> {
+        let n = self.config.channels.len();
+        let per_part = CAPTURE_MAX_SAMPLES / n.max(1);
+        let from = part as usize * per_part;
+        let to = (from + per_part).min(self.capture.len());
+        let mut samples = Vec::new();
+        for s in &self.capture[from..to] {
+            for v in &s[..n] {
+                let _ = samples.push(*v);
+            }
+        }
+        let frame = Frame::Capture(Capture {
+            capture_id: self.capture_id,
+            part,
+            part_count: parts,
+            first_sample: self.capture_first + from as u64,
+            channel_count: n as u8,
+            samples,
+        });
+        encode(&frame, &mut self.capture_wire).ok()
     }
 
     /// Encodes and hands over one always-sent frame; returns whether the port took it.
@@ -355,9 +377,4 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
 fn parts_for(instants: usize, channels: usize) -> u16 {
     let per_part = (CAPTURE_MAX_SAMPLES / channels.max(1)).max(1);
     instants.div_ceil(per_part) as u16
-}
-
-/// Seconds on the node's sample clock of a position in 1/256 sample.
-pub fn pos_seconds(pos: u64, sample_rate_hz: u32) -> f64 {
-    pos as f64 / POS_ONE as f64 / sample_rate_hz.max(1) as f64
 }
