@@ -154,6 +154,11 @@ fn store_ticket_revisions_queue_one_outbox_row_per_endpoint() {
     let again = s.save_ticket(&w).unwrap();
     assert_eq!((again.id, again.revision, again.changed), (a.id, 1, false));
     assert!(again.outbox_ids.is_empty());
+    // Nor does one that differs only by when it was made (the desk stamps `updated_at`).
+    let mut later = w.clone();
+    later.body_json["updated_at"] = json!("2031-01-01T00:00:00Z");
+    let again = s.save_ticket(&later).unwrap();
+    assert_eq!((again.revision, again.changed), (1, false));
 
     // Closing is a change: revision 2, closing time set, two more rows.
     let mut closed = w.clone();

@@ -250,6 +250,14 @@ fn ticket_row(r: &Row) -> rusqlite::Result<TicketRow> {
 }
 
 /// Sets the members only the store knows (`id`, `key`, `revision`) on an object payload.
+fn without_save_time(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Value::Object(m) = &mut v {
+        m.remove("updated_at");
+    }
+    v
+}
+
 fn stamp(v: &Value, id: i64, key: &str, revision: i64) -> Value {
     let mut v = v.clone();
     if let Value::Object(m) = &mut v {
@@ -411,7 +419,9 @@ pub(crate) fn save_ticket(
                         .unwrap_or(now),
                 )
             };
-            // Compared as stored text: parsing a float back is not always exact, text is.
+            // Compared as text (a float written as text reads back to the same text), and without
+            // `updated_at`: the time of a save is not a change, or every re-save after a restart
+            // would be a new revision and a new delivery.
             let stored_body: String = conn
                 .query_row(
                     "SELECT body_json FROM tickets WHERE id = ?1",
@@ -419,8 +429,13 @@ pub(crate) fn save_ticket(
                     |r| r.get(0),
                 )
                 .map_err(&err)?;
-            let same_body =
-                to_text(&stamp(&w.body_json, cur.id, &w.key, cur.revision)) == stored_body;
+            let stored_body: Value = serde_json::from_str(&stored_body).unwrap_or(Value::Null);
+            let same_body = to_text(&without_save_time(&stamp(
+                &w.body_json,
+                cur.id,
+                &w.key,
+                cur.revision,
+            ))) == to_text(&without_save_time(&stored_body));
             // Times as stored (microseconds): a nanosecond difference is no change.
             let same_time = |a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>| {
                 a.map(format_ts) == b.map(format_ts)
