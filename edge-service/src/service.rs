@@ -63,6 +63,38 @@ pub struct LoggedEvent {
     pub waveform: Option<Arc<Waveform>>,
 }
 
+impl EventBody {
+    /// The kind as the API, the store and InfluxDB name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Voltage(e) => e.kind.as_str(),
+            EventBody::Coarse(c) => c.kind.as_str(),
+            EventBody::MeterPowerDown { .. } => "meter_power_down",
+            EventBody::SensorLost { .. } => "sensor_lost",
+        }
+    }
+
+    /// Start, at full precision.
+    pub fn start(&self) -> DateTime<Utc> {
+        match self {
+            EventBody::Voltage(e) => e.start,
+            EventBody::Coarse(c) => c.start,
+            EventBody::MeterPowerDown { start, .. } | EventBody::SensorLost { start, .. } => *start,
+        }
+    }
+
+    /// End, once over.
+    pub fn end(&self) -> Option<DateTime<Utc>> {
+        match self {
+            EventBody::Voltage(e) => e
+                .duration_s
+                .map(|d| e.start + chrono::Duration::nanoseconds((d * 1e9).round() as i64)),
+            EventBody::Coarse(c) => c.end,
+            EventBody::MeterPowerDown { end, .. } | EventBody::SensorLost { end, .. } => *end,
+        }
+    }
+}
+
 impl LoggedEvent {
     /// Whether the event is still in progress.
     pub fn is_open(&self) -> bool {
@@ -79,7 +111,7 @@ impl LoggedEvent {
         let mut v = match &self.body {
             EventBody::Voltage(e) => event_json(e),
             EventBody::Coarse(c) => json!({
-                "kind": c.kind.as_str(),
+                "kind": self.body.kind(),
                 "start": c.start.to_rfc3339_opts(SecondsFormat::Millis, true),
                 "offset_s": null,
                 "duration_s": c.end.map(|e| round((e - c.start).num_milliseconds() as f64 / 1000.0, 3)),
@@ -92,7 +124,7 @@ impl LoggedEvent {
                 "resolution_s": c.resolution_s,
             }),
             EventBody::MeterPowerDown { start, end } => json!({
-                "kind": "meter_power_down",
+                "kind": self.body.kind(),
                 "start": start.to_rfc3339_opts(SecondsFormat::Secs, true),
                 "offset_s": null,
                 "duration_s": end.map(|e| (e - *start).num_seconds() as f64),
@@ -103,7 +135,7 @@ impl LoggedEvent {
                 "clock": "the meter's",
             }),
             EventBody::SensorLost { start, end, reason } => json!({
-                "kind": "sensor_lost",
+                "kind": self.body.kind(),
                 "start": start.to_rfc3339_opts(SecondsFormat::Micros, true),
                 "offset_s": null,
                 "duration_s": end.map(|e| round((e - *start).num_microseconds().unwrap_or(0) as f64 / 1e6, 6)),
@@ -810,20 +842,20 @@ impl Outputs {
             return;
         };
         let json = ev.to_json();
-        let start = json["start"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(Utc::now);
-        let kind = json["kind"].as_str().unwrap_or("event").to_string();
-        let duration_s = json["duration_s"].as_f64();
+        let kind = ev.body.kind().to_string();
+        let start = ev.body.start();
+        let end = ev.body.end();
+        let duration_s = match &ev.body {
+            EventBody::Voltage(e) => e.duration_s,
+            _ => end.map(|e| (e - start).num_microseconds().unwrap_or(0) as f64 / 1e6),
+        };
         let stored = crate::store::StoredEvent {
             source: ev.source.clone(),
             source_key: format!("{kind}@{}", crate::store::format_ts(start)),
             site_id: Some(self.site.id.clone()),
             kind,
             start,
-            end: duration_s.map(|d| start + chrono::Duration::microseconds((d * 1e6) as i64)),
+            end,
             duration_s,
             extreme_pct: json["extreme_pct"].as_f64(),
             worst_channel: json["worst_channel"].as_str().map(str::to_string),

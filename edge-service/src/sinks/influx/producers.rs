@@ -352,13 +352,13 @@ pub fn points_from_event(ev: &LoggedEvent) -> Vec<Point> {
             span_points(ev, kind, c.start, c.end, extra)
         }
         EventBody::MeterPowerDown { start, end } => {
-            span_points(ev, "meter_power_down", *start, *end, |p| p)
+            span_points(ev, ev.body.kind(), *start, *end, |p| p)
         }
         EventBody::SensorLost { start, end, reason } => {
             let duration = end.map(|e| seconds(e - *start));
             let mut out = vec![Point::new("event_start", Class::Events, *start)
                 .tag("source", ev.source.as_str())
-                .tag("kind", "sensor_lost")
+                .tag("kind", ev.body.kind())
                 .field("id", ev.id)
                 .field("open", end.is_none())
                 .field_opt("duration_s", duration)];
@@ -366,7 +366,7 @@ pub fn points_from_event(ev: &LoggedEvent) -> Vec<Point> {
                 out.push(
                     Point::new("event", Class::Events, *start)
                         .tag("source", ev.source.as_str())
-                        .tag("kind", "sensor_lost")
+                        .tag("kind", ev.body.kind())
                         .field("id", ev.id)
                         .field("duration_s", d)
                         .field("reason", reason.as_str()),
