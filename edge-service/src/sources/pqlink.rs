@@ -513,7 +513,8 @@ pub async fn run(
     let mut last_heard = Utc::now();
     let mut lost = false;
     let mut buf = vec![0u8; 4096];
-    while !*shutdown.borrow() {
+    // A dropped shutdown sender means stop too (`changed` then fails at once, every time).
+    'run: while !*shutdown.borrow() {
         let port = tokio_serial::new(&cfg.port, cfg.baud).open_native_async();
         let mut port = match port {
             Ok(p) => {
@@ -538,7 +539,7 @@ pub async fn run(
                 outbox.flush();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => {}
+                    r = shutdown.changed() => if r.is_err() { break 'run },
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -548,7 +549,7 @@ pub async fn run(
         loop {
             let read = tokio::select! {
                 r = tokio::time::timeout(cfg.silence, port.read(&mut buf)) => r,
-                _ = shutdown.changed() => break,
+                r = shutdown.changed() => if r.is_err() { break 'run } else { break },
             };
             let now = Utc::now();
             match read {
@@ -758,5 +759,35 @@ mod tests {
         let (started, stats) = starts_with_a_zero_run(bad);
         assert_eq!(started, 0);
         assert_eq!(stats.adc_error_windows, 6);
+    }
+
+    #[tokio::test]
+    async fn a_source_stops_when_its_shutdown_sender_is_gone() {
+        // A port that cannot open: the source waits to retry, and must not spin or linger once
+        // nobody can tell it to stop any more.
+        let (tx, mut rx) = mpsc::channel(16);
+        let (readings, _) = broadcast::channel(16);
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(run(
+            PqlinkSourceConfig {
+                name: "gone".into(),
+                port: "/nonexistent/kare-test-port".into(),
+                baud: 115_200,
+                thresholds: Thresholds::typical(230.0),
+                silence: Duration::from_secs(2),
+            },
+            tx,
+            readings,
+            shutdown,
+        ));
+        assert!(matches!(
+            rx.recv().await,
+            Some(SourceMessage::SensorLost { .. })
+        ));
+        drop(stop);
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the source ended")
+            .unwrap();
     }
 }
