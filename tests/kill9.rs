@@ -21,7 +21,7 @@ async fn receiver() -> (String, Arc<Mutex<BTreeSet<String>>>) {
             async move {
                 let ts = headers["x-kare-timestamp"].to_str().unwrap().to_string();
                 let sig = headers["x-kare-signature"].to_str().unwrap().to_string();
-                assert!(kare::delivery::webhook::verify(
+                assert!(kare::actions::delivery::webhook::verify(
                     b"kare-test-secret-0123",
                     &ts,
                     &body,

@@ -2,9 +2,9 @@
 //! detection and tickets, exactly as from a sensor node.
 
 use chrono::{DateTime, Duration, Utc};
-use kare::readings::{MeterEvent, MeterMessage, MeterReading, Quantity};
-use kare::service::{EventBody, Service, ServiceConfig};
-use kare::site::Site;
+use kare::actions::site::Site;
+use kare::pipeline::service::{EventBody, Service, ServiceConfig};
+use kare::sources::meters::readings::{MeterEvent, MeterMessage, MeterReading, Quantity};
 use kare_firmware::detector::Thresholds;
 
 fn poll(at: DateTime<Utc>, volts: f64, kw: f64) -> MeterMessage {
@@ -51,7 +51,7 @@ async fn a_meter_bus_alone_raises_the_outage_ticket_and_reports_its_own_records(
         }),
     ];
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let bus: kare::service::MeterBusTask = Box::new(move |tx, _shutdown| {
+    let bus: kare::pipeline::service::MeterBusTask = Box::new(move |tx, _shutdown| {
         Box::pin(async move {
             for m in script {
                 tx.send(m).await.unwrap();
@@ -107,10 +107,13 @@ async fn a_meter_bus_alone_raises_the_outage_ticket_and_reports_its_own_records(
     let tickets = service.tickets.all();
     let repair: Vec<_> = tickets
         .iter()
-        .filter(|t| t.op.kind == kare::rules::TicketKind::Repair)
+        .filter(|t| t.op.kind == kare::actions::rules::TicketKind::Repair)
         .collect();
     assert_eq!(repair.len(), 1);
-    assert_eq!(repair[0].op.state, kare::rules::TicketState::Closed);
+    assert_eq!(
+        repair[0].op.state,
+        kare::actions::rules::TicketState::Closed
+    );
     assert!(repair[0].op.detail["seen_by"]["rs485-1/incomer"]
         .as_str()
         .unwrap()
@@ -136,7 +139,7 @@ async fn the_ups_raises_the_outage_ticket_and_asks_for_a_clean_shutdown_on_low_b
         (UpsSignal::MainsLost, t0),
         (UpsSignal::BatteryLow, t0 + Duration::seconds(600)),
     ];
-    let ups: kare::service::UpsTask = Box::new(move |tx, _shutdown| {
+    let ups: kare::pipeline::service::UpsTask = Box::new(move |tx, _shutdown| {
         Box::pin(async move {
             for s in script {
                 tx.send(s).await.unwrap();
@@ -157,7 +160,7 @@ async fn the_ups_raises_the_outage_ticket_and_asks_for_a_clean_shutdown_on_low_b
     let tickets = service.tickets.all();
     let repair: Vec<_> = tickets
         .iter()
-        .filter(|t| t.op.kind == kare::rules::TicketKind::Repair)
+        .filter(|t| t.op.kind == kare::actions::rules::TicketKind::Repair)
         .collect();
     assert_eq!(repair.len(), 1, "{tickets:#?}");
     assert!(

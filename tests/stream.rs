@@ -1,10 +1,10 @@
 //! The half-cycle stream end to end: the sensor node's loop writes pqlink into a pseudo-terminal,
 //! the service opens the other end as a serial port (tokio-serial) and judges the stream.
 
-use kare::pty::Pty;
+use kare::pipeline::service::{EventBody, LoggedEvent, Service, ServiceConfig};
 use kare::recording;
 use kare::replay::{self, ReplayOptions};
-use kare::service::{EventBody, LoggedEvent, Service, ServiceConfig};
+use kare::sim::pty::Pty;
 use kare::sources::pqlink::PqlinkSourceConfig;
 use kare_firmware::detector::{EventKind, Thresholds};
 use kare_firmware::node::{Node, NodeConfig};
@@ -98,7 +98,7 @@ async fn wait_for(
     }
 }
 
-fn voltage(log: &[LoggedEvent]) -> Vec<kare::events::ReportedEvent> {
+fn voltage(log: &[LoggedEvent]) -> Vec<kare::pipeline::events::ReportedEvent> {
     log.iter()
         .filter_map(|e| match &e.body {
             EventBody::Voltage(v) if v.duration_s.is_some() => Some(v.clone()),
@@ -148,7 +148,7 @@ async fn stream_events_equal_what_replay_finds_in_the_same_waveform() {
     let pty = Pty::open().unwrap();
     let service = Service::start(ServiceConfig {
         nodes: vec![source(pty.path.to_str().unwrap(), 5000)],
-        ..ServiceConfig::new(kare::site::Site::demo())
+        ..ServiceConfig::new(kare::actions::site::Site::demo())
     });
     let mut updates = service.updates.subscribe();
     let writer = send(&pty.master, frames(4.0));
@@ -190,8 +190,8 @@ async fn stream_events_equal_what_replay_finds_in_the_same_waveform() {
     service.stop().await;
 }
 
-fn kind(e: &kare::events::ReportedEvent) -> u8 {
-    kare::events::kind_order(e.kind)
+fn kind(e: &kare::pipeline::events::ReportedEvent) -> u8 {
+    kare::pipeline::events::kind_order(e.kind)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,7 +199,7 @@ async fn garbage_corruption_and_gaps_are_survived_and_counted() {
     let pty = Pty::open().unwrap();
     let service = Service::start(ServiceConfig {
         nodes: vec![source(pty.path.to_str().unwrap(), 5000)],
-        ..ServiceConfig::new(kare::site::Site::demo())
+        ..ServiceConfig::new(kare::actions::site::Site::demo())
     });
     let mut updates = service.updates.subscribe();
     let mut damaged = Vec::new();
@@ -252,7 +252,7 @@ async fn a_silent_node_is_sensor_lost_not_an_interruption() {
     let pty = Pty::open().unwrap();
     let service = Service::start(ServiceConfig {
         nodes: vec![source(pty.path.to_str().unwrap(), 300)],
-        ..ServiceConfig::new(kare::site::Site::demo())
+        ..ServiceConfig::new(kare::actions::site::Site::demo())
     });
     let mut updates = service.updates.subscribe();
     let all = frames(1.0);
@@ -295,7 +295,7 @@ async fn an_unplugged_port_is_reported_and_reconnected() {
     std::os::unix::fs::symlink(&first.path, &link).unwrap();
     let service = Service::start(ServiceConfig {
         nodes: vec![source(link.to_str().unwrap(), 2000)],
-        ..ServiceConfig::new(kare::site::Site::demo())
+        ..ServiceConfig::new(kare::actions::site::Site::demo())
     });
     let mut updates = service.updates.subscribe();
     let all = frames(2.0);

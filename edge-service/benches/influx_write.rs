@@ -20,7 +20,7 @@ fn point(i: u64) -> Point {
     let t0 = Utc.timestamp_opt(Utc::now().timestamp() - 7200, 0).unwrap();
     let phase = ["a", "b", "c"][(i % 3) as usize];
     let v = 230.0 + (i % 97) as f64 * 0.013;
-    let r = |x: f64| kare::events::round(x, 3);
+    let r = |x: f64| kare::pipeline::events::round(x, 3);
     let pct = |x: f64| r(x / 230.0 * 100.0);
     Point::new(
         "urms",

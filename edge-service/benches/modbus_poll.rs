@@ -15,7 +15,7 @@
 #[path = "../tests/modbus_support/mod.rs"]
 mod modbus_support;
 
-use kare::sources::modbus::{builtin_profile, plan_reads};
+use kare::sources::meters::modbus::{builtin_profile, plan_reads};
 use modbus_support::*;
 use std::time::Duration;
 

@@ -12,7 +12,7 @@
 mod frames;
 
 use frames::{half, hello, percentile};
-use kare::pty::Pty;
+use kare::sim::pty::Pty;
 use kare::sources::pqlink::{run, PqlinkSourceConfig, SourceMessage, StreamOutput};
 use kare_firmware::detector::Thresholds;
 use std::io::Write;

@@ -14,9 +14,9 @@ mod frames;
 
 use axum::body::Bytes;
 use frames::{half, hello, percentile};
-use kare::pty::Pty;
-use kare::service::{Service, ServiceConfig};
-use kare::site::Site;
+use kare::actions::site::Site;
+use kare::pipeline::service::{Service, ServiceConfig};
+use kare::sim::pty::Pty;
 use kare::sources::pqlink::PqlinkSourceConfig;
 use kare_firmware::detector::Thresholds;
 use std::io::Write;
@@ -54,11 +54,11 @@ fn main() {
         url
     });
     let pty = Pty::open().unwrap();
-    let mut delivery = kare::delivery::DeliveryConfig::default();
+    let mut delivery = kare::actions::delivery::DeliveryConfig::default();
     delivery
         .endpoint
-        .push(kare::delivery::EndpointConfig::Webhook(
-            kare::delivery::config::WebhookConfig {
+        .push(kare::actions::delivery::EndpointConfig::Webhook(
+            kare::actions::delivery::config::WebhookConfig {
                 name: "desk".into(),
                 url,
                 secret: "benchmark-secret-0123".into(),
@@ -66,7 +66,7 @@ fn main() {
                 headers: Default::default(),
             },
         ));
-    let mut routes = kare::desk::Routes::default();
+    let mut routes = kare::actions::desk::Routes::default();
     routes.by_kind.insert(
         "repair".into(),
         vec![("desk".into(), kare::store::Channel::Webhook)],

@@ -12,8 +12,8 @@
 //! # hysteresis_pct = 2, silence_s = 2
 //! ```
 
-use crate::rules::RuleSettings;
-use crate::site::Site;
+use crate::actions::rules::RuleSettings;
+use crate::actions::site::Site;
 use crate::sources::pqlink::PqlinkSourceConfig;
 use kare_firmware::detector::Thresholds;
 use serde::Deserialize;
@@ -80,7 +80,7 @@ pub struct Config {
     /// The durable store (events, tickets, delivery outbox).
     pub store: Option<crate::store::StoreConfig>,
     /// Delivery endpoints (webhook, e-mail, SMS) and retry policy.
-    pub delivery: Option<crate::delivery::DeliveryConfig>,
+    pub delivery: Option<crate::actions::delivery::DeliveryConfig>,
     /// Which endpoints get which kind of ticket: `repair = ["desk-webhook", "desk-sms"]`.
     #[serde(default)]
     pub routes: std::collections::BTreeMap<String, Vec<String>>,
@@ -358,7 +358,7 @@ impl Config {
         }
         for (i, b) in self.modbus.iter().enumerate() {
             for (j, d) in b.device.iter().enumerate() {
-                crate::sources::modbus::find_profile(&d.profile)
+                crate::sources::meters::modbus::find_profile(&d.profile)
                     .map_err(|e| bad(format!("modbus[{i}].device[{j}].profile"), &e.to_string()))?;
                 if !(1..=247).contains(&d.slave_id) {
                     return Err(bad(
@@ -373,9 +373,10 @@ impl Config {
         for (i, b) in self.dlt645.iter().enumerate() {
             for (j, d) in b.device.iter().enumerate() {
                 if let Some(a) = &d.address {
-                    a.parse::<crate::dlt645::Address>().map_err(|e| {
-                        bad(format!("dlt645[{i}].device[{j}].address"), &e.to_string())
-                    })?;
+                    a.parse::<crate::sources::meters::dlt645::codec::Address>()
+                        .map_err(|e| {
+                            bad(format!("dlt645[{i}].device[{j}].address"), &e.to_string())
+                        })?;
                 }
             }
             parity(&b.parity)
@@ -620,14 +621,17 @@ pub fn parity(name: &str) -> Option<tokio_serial::Parity> {
 }
 
 /// Meter bus tasks to start, and the buses (with thresholds) whose voltages feed coarse detection.
-pub type MeterBuses = (Vec<crate::service::MeterBusTask>, Vec<(String, Thresholds)>);
+pub type MeterBuses = (
+    Vec<crate::pipeline::service::MeterBusTask>,
+    Vec<(String, Thresholds)>,
+);
 
 impl Config {
     /// The meter buses to start, and the buses whose voltages feed the coarse outage detector.
     /// Profiles were checked by `validate`; a file that changed since is reported here.
     pub fn meter_buses(&self) -> anyhow::Result<MeterBuses> {
-        use crate::sources::{dlt645, modbus};
-        let mut tasks: Vec<crate::service::MeterBusTask> = Vec::new();
+        use crate::sources::meters::{dlt645, modbus};
+        let mut tasks: Vec<crate::pipeline::service::MeterBusTask> = Vec::new();
         let mut coarse = Vec::new();
         for b in &self.modbus {
             let mut cfg = modbus::ModbusBusConfig::new(b.name.clone(), b.port.clone(), b.baud);
@@ -687,7 +691,7 @@ impl Config {
 impl Config {
     /// The UPS watch, if configured. On a build without GPIO support a configured `[ups]` is an
     /// error, not silently ignored: an outage is the one event the appliance must not miss.
-    pub fn ups_task(&self) -> anyhow::Result<Option<crate::service::UpsTask>> {
+    pub fn ups_task(&self) -> anyhow::Result<Option<crate::pipeline::service::UpsTask>> {
         let Some(u) = self.ups.clone() else {
             return Ok(None);
         };

@@ -1,22 +1,16 @@
-//! kare edge service: sources → readings → detector → events → store → actions / sinks.
+//! kare edge service. The folders are the pipeline:
+//! sources → pipeline (detection, event log) → actions (rules, tickets, delivery) → store / sinks → web.
+//! The offline path is recording → replay; `sim` is the simulated sensor node and meters; `cli` the
+//! commands. ARCHITECTURE.md has the map and what each folder may never do.
 
-pub mod clock;
-pub mod coarse;
+pub mod actions;
+pub mod cli;
 pub mod config;
-pub mod daemon;
-pub mod delivery;
-pub mod desk;
-pub mod dlt645;
-pub mod events;
-pub mod pty;
-pub mod readings;
+pub mod pipeline;
 pub mod recording;
 pub mod replay;
-pub mod rules;
-pub mod service;
 pub mod sim;
 pub mod sinks;
-pub mod site;
 pub mod sources;
 pub mod store;
 pub mod web;

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use kare::cli::daemon;
 use kare::config::Config;
-use kare::daemon;
 use kare::recording;
 use kare::replay::{self, output, ReplayOptions};
 use std::io::Write;

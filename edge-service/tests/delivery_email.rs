@@ -3,9 +3,11 @@
 //! accepts to a directory; the test reads them back.
 
 use chrono::{TimeZone, Utc};
-use kare::delivery::config::{EmailConfig, SmtpTls};
-use kare::delivery::payload::{ApplianceInfo, ContactInfo, CustomerInfo, SiteInfo, SCHEMA};
-use kare::delivery::{run_outbox, DeliveryConfig, EndpointConfig, TicketPayload};
+use kare::actions::delivery::config::{EmailConfig, SmtpTls};
+use kare::actions::delivery::payload::{
+    ApplianceInfo, ContactInfo, CustomerInfo, SiteInfo, SCHEMA,
+};
+use kare::actions::delivery::{run_outbox, DeliveryConfig, EndpointConfig, TicketPayload};
 use kare::store::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -10,9 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::{TimeZone, Utc};
 use hmac::{Hmac, Mac};
-use kare::delivery::config::{HttpMethod, SmsConfig, WebhookConfig};
-use kare::delivery::payload::{ApplianceInfo, CustomerInfo, SiteInfo, SCHEMA};
-use kare::delivery::{run_outbox, DeadLetter, DeliveryConfig, EndpointConfig, TicketPayload};
+use kare::actions::delivery::config::{HttpMethod, SmsConfig, WebhookConfig};
+use kare::actions::delivery::payload::{ApplianceInfo, CustomerInfo, SiteInfo, SCHEMA};
+use kare::actions::delivery::{
+    run_outbox, DeadLetter, DeliveryConfig, EndpointConfig, TicketPayload,
+};
 use kare::store::*;
 use sha2::Sha256;
 use std::collections::VecDeque;
@@ -389,7 +391,7 @@ async fn delivery_webhook_retries_with_backoff_and_a_stable_signed_request() {
         assert_eq!(s.header("Idempotency-Key"), "SITE-1-outage-A:1");
         assert_eq!(s.header("Content-Type"), "application/json");
         assert!(signature_ok(s), "bad signature on attempt at {:?}", s.at);
-        assert!(kare::delivery::webhook::verify(
+        assert!(kare::actions::delivery::webhook::verify(
             SECRET.as_bytes(),
             s.header("X-Kare-Timestamp"),
             &s.body,

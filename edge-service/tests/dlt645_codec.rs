@@ -8,13 +8,13 @@
 // Test names carry the protocol (`cargo test -p kare dlt645` runs them all).
 mod dlt645 {
     use chrono::{NaiveDate, NaiveDateTime};
-    use kare::dlt645::{
-        self, bcd, broadcast_time, decode_address_reply, decode_follow_up_reply, decode_read_reply,
-        parse_load_records, read_address, read_data, read_follow_up, scan, Address, Control, Di,
-        Error, ErrorFlags, Frame, FrameBuffer, IdentifierTable, LoadProfileRead, NumberFormat,
-        Record, Scan, Value,
+    use kare::sources::meters::dlt645::codec::{
+        self as dlt645, bcd, broadcast_time, decode_address_reply, decode_follow_up_reply,
+        decode_read_reply, parse_load_records, read_address, read_data, read_follow_up, scan,
+        Address, Control, Di, Error, ErrorFlags, Frame, FrameBuffer, IdentifierTable,
+        LoadProfileRead, NumberFormat, Record, Scan, Value,
     };
-    use kare::readings::Quantity;
+    use kare::sources::meters::readings::Quantity;
 
     fn meter() -> Address {
         "123456789012".parse().unwrap()
@@ -560,7 +560,7 @@ mod dlt645 {
         let lp = expect(0x0600_0001, "load_record", 0, None);
         assert_eq!(lp.record, Some(Record::LoadProfile));
         // Every identifier of the standard polls is described.
-        for p in kare::sources::dlt645::Dlt645Device::standard_polls() {
+        for p in kare::sources::meters::dlt645::Dlt645Device::standard_polls() {
             table.require(p.di).unwrap();
         }
         assert_eq!(

@@ -17,9 +17,9 @@
 // Test names carry the protocol (`cargo test -p kare dlt645` runs them all).
 mod dlt645 {
     use chrono::{Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
-    use kare::dlt645::{Address, Di, IdentifierTable};
-    use kare::readings::{BusStats, MeterEvent, MeterMessage, Quantity};
-    use kare::sources::dlt645::{run, Dlt645BusConfig, Dlt645Device, Parity, Poll};
+    use kare::sources::meters::dlt645::codec::{Address, Di, IdentifierTable};
+    use kare::sources::meters::dlt645::{run, Dlt645BusConfig, Dlt645Device, Parity, Poll};
+    use kare::sources::meters::readings::{BusStats, MeterEvent, MeterMessage, Quantity};
     use serde_json::{json, Value as Json};
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, Once};

@@ -5,11 +5,11 @@
 // Test names carry the protocol (`cargo test -p kare dlt645` runs them all).
 mod dlt645 {
     use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
-    use kare::dlt645::{
-        self, bcd, function, Address, Control, Di, Frame, FrameBuffer, LoadProfileRead,
+    use kare::sources::meters::dlt645::codec::{
+        self as dlt645, bcd, function, Address, Control, Di, Frame, FrameBuffer, LoadProfileRead,
     };
-    use kare::readings::{MeterEvent, MeterMessage, Quantity};
-    use kare::sources::dlt645::{run, serve, Dlt645BusConfig, Dlt645Device, Parity, Poll};
+    use kare::sources::meters::dlt645::{run, serve, Dlt645BusConfig, Dlt645Device, Parity, Poll};
+    use kare::sources::meters::readings::{MeterEvent, MeterMessage, Quantity};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};

@@ -14,12 +14,12 @@ mod influx_support;
 
 use chrono::{DateTime, Duration, Utc};
 use influx_support::*;
-use kare::events::ReportedEvent;
-use kare::readings::{MeterReading, Quantity};
-use kare::rules::{TicketKind, TicketOp, TicketState};
-use kare::service::{EventLog, TicketBook};
+use kare::actions::rules::{TicketKind, TicketOp, TicketState};
+use kare::pipeline::events::ReportedEvent;
+use kare::pipeline::service::{EventLog, TicketBook};
 use kare::sinks::influx::producers::*;
 use kare::sinks::influx::Point;
+use kare::sources::meters::readings::{MeterReading, Quantity};
 use kare::sources::pqlink::{ProfileRecord, Reading, RmsProfile};
 use kare_firmware::classify;
 use kare_firmware::detector::EventKind;
@@ -57,7 +57,7 @@ fn ticket(
     opened: DateTime<Utc>,
     dur: Option<f64>,
     class: Option<&str>,
-) -> kare::service::TicketRecord {
+) -> kare::pipeline::service::TicketRecord {
     book.apply(
         TicketOp {
             key: key.into(),

@@ -54,7 +54,7 @@ fn points(t0: DateTime<Utc>) -> Vec<Point> {
             .field("tiny", 1.0e-9)
             .field("huge", 1.0e18),
     );
-    use kare::readings::{MeterReading, Quantity};
+    use kare::sources::meters::readings::{MeterReading, Quantity};
     let r = |q, v| MeterReading {
         source: Arc::from("rs485"),
         device: Arc::from("incomer"),

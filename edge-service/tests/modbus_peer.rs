@@ -8,10 +8,10 @@ mod modbus_support;
 
 mod modbus {
     use super::modbus_support::*;
-    use kare::readings::{MeterEvent, Quantity};
-    use kare::sources::modbus::{
+    use kare::sources::meters::modbus::{
         builtin_profile, builtin_profile_names, load_profile, parse_profile, RegisterKind,
     };
+    use kare::sources::meters::readings::{MeterEvent, Quantity};
     use std::collections::HashMap;
     use std::time::Duration;
 

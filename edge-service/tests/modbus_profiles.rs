@@ -3,11 +3,11 @@
 //! `cargo test -p kare modbus` selects them.
 
 mod modbus {
-    use kare::readings::Quantity;
-    use kare::sources::modbus::{
+    use kare::sources::meters::modbus::{
         builtin_profile, builtin_profile_names, find_profile, load_profile, ProfileError,
         RegisterKind, ValueType, WordOrder,
     };
+    use kare::sources::meters::readings::Quantity;
     use std::path::Path;
 
     const GOOD: &str = r#"

@@ -1,8 +1,8 @@
 //! The ticket rules as the repair desk, the generator dispatcher and the account manager see them.
 
 use chrono::{DateTime, Duration, Utc};
-use kare::rules::{RuleInput, RuleSettings, Rules, TicketKind, TicketOp, TicketState};
-use kare::site::{PlannedOutage, Site};
+use kare::actions::rules::{RuleInput, RuleSettings, Rules, TicketKind, TicketOp, TicketState};
+use kare::actions::site::{PlannedOutage, Site};
 
 fn t(s: f64) -> DateTime<Utc> {
     DateTime::<Utc>::UNIX_EPOCH

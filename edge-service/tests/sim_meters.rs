@@ -1,8 +1,8 @@
 //! The demo's simulated meters (`kare::sim::meters`) polled by the real pollers over
 //! pseudo-terminals: each answers with the supply's voltage, and follows it into an outage.
 
-use kare::readings::{MeterMessage, Quantity};
 use kare::sim::meters::{self, Supply};
+use kare::sources::meters::readings::{MeterMessage, Quantity};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -54,12 +54,14 @@ async fn both_simulated_meters_answer_the_real_pollers_and_follow_the_supply() {
             p.every = Duration::from_millis(200);
         }
     }
-    let modbus = tokio::spawn(kare::sources::modbus::run(
+    let modbus = tokio::spawn(kare::sources::meters::modbus::run(
         modbus_cfg,
         modbus_tx,
         shutdown.clone(),
     ));
-    let dlt645 = tokio::spawn(kare::sources::dlt645::run(dlt645_cfg, dlt645_tx, shutdown));
+    let dlt645 = tokio::spawn(kare::sources::meters::dlt645::run(
+        dlt645_cfg, dlt645_tx, shutdown,
+    ));
 
     let until = Instant::now() + DEADLINE;
     phase_a(&mut modbus_rx, "sim-modbus", 223.1, until).await;

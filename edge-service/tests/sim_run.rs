@@ -372,7 +372,7 @@ mod sim {
     /// (close it once the simulator has opened the slave, so that its descriptor is the only one
     /// and the pty never sees a hang-up in between).
     fn pty() -> (std::fs::File, String, std::os::fd::OwnedFd) {
-        let (master, path, slave) = kare::pty::Pty::open().unwrap().into_parts();
+        let (master, path, slave) = kare::sim::pty::Pty::open().unwrap().into_parts();
         (master, path.to_str().unwrap().to_string(), slave)
     }
 

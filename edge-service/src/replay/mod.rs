@@ -6,8 +6,8 @@
 
 pub mod output;
 
-pub use crate::events::ReportedEvent;
-use crate::events::{characterise, kind_order, Clock};
+pub use crate::pipeline::events::ReportedEvent;
+use crate::pipeline::events::{characterise, kind_order, Clock};
 use crate::recording::Recording;
 use chrono::{DateTime, Utc};
 use kare_firmware::detector::{Event, Thresholds, Transition, MAX_CHANNELS};

@@ -2,8 +2,8 @@
 //! table for people.
 
 use super::ReplayReport;
-pub use crate::events::event_json;
-use crate::events::{round, timestamp};
+pub use crate::pipeline::events::event_json;
+use crate::pipeline::events::{round, timestamp};
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use std::fmt::Write as _;

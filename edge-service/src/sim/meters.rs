@@ -17,16 +17,16 @@
 //! hence the second pair and the relay for the Modbus meter. Pseudo-terminals carry no parity:
 //! buses on them run 8N1.
 
-use crate::dlt645::{
-    self, function, Address, Control, Di, ErrorFlags, Field, Frame, FrameBuffer, Identifier,
-    IdentifierTable, Record,
+use crate::sim::pty::Pty;
+use crate::sources::meters::dlt645::codec::{
+    self as dlt645, function, Address, Control, Di, ErrorFlags, Field, Frame, FrameBuffer,
+    Identifier, IdentifierTable, Record,
 };
-use crate::pty::Pty;
-use crate::readings::Quantity;
-use crate::sources::dlt645::{Dlt645BusConfig, Dlt645Device};
-use crate::sources::modbus::{
+use crate::sources::meters::dlt645::{Dlt645BusConfig, Dlt645Device};
+use crate::sources::meters::modbus::{
     self as modbus, ModbusBusConfig, ModbusDevice, Profile, RegisterKind,
 };
+use crate::sources::meters::readings::Quantity;
 use chrono::{FixedOffset, Utc};
 use std::collections::HashMap;
 use std::fs::File;
@@ -208,7 +208,7 @@ struct PtyStream(AsyncFd<File>);
 
 impl PtyStream {
     fn new(master: File) -> io::Result<PtyStream> {
-        crate::pty::set_nonblocking(&master)?;
+        crate::sim::pty::set_nonblocking(&master)?;
         // SAFETY: the File owns its descriptor, which stays open until the AsyncFd (its owner
         // now) is dropped, and `File::as_raw_fd` always returns that same descriptor.
         let fd = unsafe { AsyncFd::register(master) }?;
@@ -540,7 +540,7 @@ pub fn dlt645_bus(name: &str, port: &str) -> Dlt645BusConfig {
     // warn about a real meter that does): the demo does not ask for it.
     meter
         .polls
-        .retain(|p| p.di != crate::dlt645::load_profile::DI_SINCE);
+        .retain(|p| p.di != crate::sources::meters::dlt645::codec::load_profile::DI_SINCE);
     cfg.devices.push(meter);
     cfg
 }

@@ -8,10 +8,12 @@
 //!   port, paced in real time, accelerated, or unpaced; [`open_port`] opens a tty or pty for it.
 //! * [`meters`]: simulated RS-485 meters (Modbus SDM630, DL/T 645) on pseudo-terminals, for
 //!   `kare demo` and tests.
+//! * [`pty`]: pseudo-terminal pairs for the demo and tests.
 //! * [`cli`]: `kare simulate` ([`SimulateArgs`], [`run_cli`]).
 
 pub mod cli;
 pub mod meters;
+pub mod pty;
 pub mod runner;
 pub mod scenario;
 pub mod waveform;

@@ -4,7 +4,7 @@
 //! The same driver (`kare_firmware::ads131m04`) and the same node loop (`kare_firmware::node`) as
 //! on the Pico: a thread waits for DRDY, reads a sample and runs [`Node::run_once`], and the
 //! pqlink frames it makes go to a caller-supplied [`std::io::Write`] sink. Give it the master
-//! side of a [`crate::pty::Pty`] (or one end of a pipe or `UnixStream`), and the pqlink source
+//! side of a [`crate::sim::pty::Pty`] (or one end of a pipe or `UnixStream`), and the pqlink source
 //! reads the other end exactly as it reads a serial sensor node.
 //!
 //! # Hardware

@@ -1,8 +1,7 @@
 //! Where readings come from: sensor nodes over serial (pqlink), the Pi's own ADC (feature `rpi`),
-//! RS-485 meters (Modbus RTU, DL/T 645) and the UPS inputs.
-pub mod dlt645;
+//! RS-485 meters (Modbus RTU, DL/T 645) and the UPS inputs. A source never awaits the service.
 #[cfg(feature = "rpi")]
 pub mod local_adc;
-pub mod modbus;
+pub mod meters;
 pub mod pqlink;
 pub mod ups;

@@ -5,7 +5,7 @@
 //! tokio-serial, reconnects with backoff when the port disappears, notices a node that has gone
 //! silent, and hands outputs to the service without ever waiting on a slow consumer.
 
-use crate::events::{characterise, Clock, ReportedEvent};
+use crate::pipeline::events::{characterise, Clock, ReportedEvent};
 use chrono::{DateTime, Utc};
 use kare_firmware::detector::{Detector, Observation, Thresholds, Transition};
 use kare_firmware::pqlink::{ChannelFlags, Decoder, DecoderStats, Frame, Hello, MAX_CHANNELS};
@@ -492,9 +492,9 @@ pub enum SourceMessage {
     Stats(Arc<str>, StreamStats),
     /// Something from a meter bus (Modbus, DL/T 645): the service takes every source's news
     /// through this one channel.
-    Meter(crate::readings::MeterMessage),
+    Meter(crate::sources::meters::readings::MeterMessage),
     /// A delivery the outbox gave up on.
-    DeadLetter(crate::delivery::DeadLetter),
+    DeadLetter(crate::actions::delivery::DeadLetter),
     /// The UPS changed state (mains lost or back, battery low).
     Ups(crate::sources::ups::UpsSignal, DateTime<Utc>),
 }

@@ -167,7 +167,7 @@ pub struct DeliverTo {
     pub channel: Channel,
     /// Endpoint name from `[delivery]`.
     pub endpoint: String,
-    /// The payload: the [`crate::delivery::TicketPayload`] as JSON (a webhook sends any JSON;
+    /// The payload: the [`crate::actions::delivery::TicketPayload`] as JSON (a webhook sends any JSON;
     /// e-mail and SMS render theirs from a `TicketPayload` and refuse anything else). When it is
     /// an object, the store sets its `id`, `key` and `revision` members, which the caller
     /// cannot know before the ticket is saved.
@@ -192,7 +192,7 @@ pub struct TicketWrite {
     pub customer_id: String,
     /// One line for a person.
     pub title: String,
-    /// The ticket's full body (normally the [`crate::delivery::TicketPayload`] as JSON; its
+    /// The ticket's full body (normally the [`crate::actions::delivery::TicketPayload`] as JSON; its
     /// `id`, `key` and `revision` members are set by the store as for payloads).
     pub body_json: Value,
     /// The event that raised it.

@@ -21,9 +21,11 @@
 //! Shared by `tests/modbus_peer.rs` and `benches/modbus_poll.rs` (each uses part of it).
 #![allow(dead_code)]
 
-use kare::pty::Pty;
-use kare::readings::{BusStats, MeterEvent, MeterMessage, MeterReading, Quantity};
-use kare::sources::modbus::{self, ModbusBusConfig, ModbusDevice, Profile, Register, RegisterKind};
+use kare::sim::pty::Pty;
+use kare::sources::meters::modbus::{
+    self, ModbusBusConfig, ModbusDevice, Profile, Register, RegisterKind,
+};
+use kare::sources::meters::readings::{BusStats, MeterEvent, MeterMessage, MeterReading, Quantity};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;

@@ -25,7 +25,7 @@
 //! ```
 
 use super::error::InfluxError;
-use crate::site::Site;
+use crate::actions::site::Site;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -207,9 +207,9 @@ impl InfluxConfig {
         }
         if self.tags.tier.is_empty() {
             self.tags.tier = match site.tier {
-                crate::site::Tier::Critical => "critical",
-                crate::site::Tier::Important => "important",
-                crate::site::Tier::Standard => "standard",
+                crate::actions::site::Tier::Critical => "critical",
+                crate::actions::site::Tier::Important => "important",
+                crate::actions::site::Tier::Standard => "standard",
             }
             .to_string();
         }

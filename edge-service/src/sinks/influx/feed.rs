@@ -16,8 +16,8 @@ use super::producers::{
     points_from_meter_readings, points_from_ticket, DemandTracker, Health, SecondAggregator,
 };
 use super::writer::{InfluxSender, InfluxStats};
-use crate::readings::{MeterEvent, MeterReading};
-use crate::service::{EventBody, EventLog, LoggedEvent, TicketRecord};
+use crate::pipeline::service::{EventBody, EventLog, LoggedEvent, TicketRecord};
+use crate::sources::meters::readings::{MeterEvent, MeterReading};
 use crate::sources::pqlink::Reading;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -192,8 +192,8 @@ pub async fn aggregate_readings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::readings::Quantity;
     use crate::sinks::influx::{channel, Class};
+    use crate::sources::meters::readings::Quantity;
     use chrono::TimeZone;
 
     fn reading(at: DateTime<Utc>, q: Quantity, v: f64) -> MeterReading {

@@ -9,9 +9,9 @@
 //! reasons) is a field.
 
 use super::point::{Class, Point};
-use crate::events::{round, ReportedEvent};
-use crate::readings::{MeterEvent, MeterReading};
-use crate::service::{EventBody, LoggedEvent, TicketRecord};
+use crate::pipeline::events::{round, ReportedEvent};
+use crate::pipeline::service::{EventBody, LoggedEvent, TicketRecord};
+use crate::sources::meters::readings::{MeterEvent, MeterReading};
 use crate::sources::pqlink::{Reading, RmsProfile};
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -434,13 +434,15 @@ pub fn points_from_profile(source: &str, event_id: u64, profile: &RmsProfile) ->
 pub fn points_from_ticket(t: &TicketRecord, demand_before_kw: Option<f64>) -> Point {
     let op = &t.op;
     let state = match op.state {
-        crate::rules::TicketState::Open => "open",
-        crate::rules::TicketState::Closed => "closed",
-        crate::rules::TicketState::Cancelled => "cancelled",
+        crate::actions::rules::TicketState::Open => "open",
+        crate::actions::rules::TicketState::Closed => "closed",
+        crate::actions::rules::TicketState::Cancelled => "cancelled",
     };
     let detail = &op.detail;
     let ens = match (op.kind, op.duration_s, demand_before_kw) {
-        (crate::rules::TicketKind::Repair, Some(d), Some(kw)) if kw.is_finite() && kw >= 0.0 => {
+        (crate::actions::rules::TicketKind::Repair, Some(d), Some(kw))
+            if kw.is_finite() && kw >= 0.0 =>
+        {
             Some(kw * d / 3600.0)
         }
         _ => None,
@@ -488,7 +490,7 @@ impl DemandTracker {
 
     /// Watches meter readings for demand.
     pub fn observe(&mut self, r: &MeterReading) {
-        use crate::readings::Quantity;
+        use crate::sources::meters::readings::Quantity;
         if !matches!(r.quantity, Quantity::DemandKw | Quantity::ActivePowerTotal)
             || !r.value.is_finite()
         {
@@ -668,7 +670,7 @@ mod tests {
 
     #[test]
     fn meter_readings_group_into_one_point_per_device_and_time() {
-        use crate::readings::Quantity;
+        use crate::sources::meters::readings::Quantity;
         let t = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
         let r = |q, v| MeterReading {
             source: Arc::from("rs485"),
@@ -691,7 +693,7 @@ mod tests {
 
     #[test]
     fn tickets_put_bounded_values_in_tags_and_the_rest_in_fields() {
-        use crate::rules::{TicketKind, TicketOp, TicketState};
+        use crate::actions::rules::{TicketKind, TicketOp, TicketState};
         let t = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
         let rec = TicketRecord {
             op: TicketOp {
@@ -725,7 +727,7 @@ mod tests {
 
     #[test]
     fn demand_before_an_outage() {
-        use crate::readings::Quantity;
+        use crate::sources::meters::readings::Quantity;
         let t = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
         let mut d = DemandTracker::default();
         for (i, kw) in [(0, 500.0), (900, 650.0)] {

@@ -14,7 +14,7 @@
 
 use super::plan::{plan_reads, Batch};
 use super::profile::{Parity, Profile, RegisterKind};
-use crate::readings::{BusStats, MeterEvent, MeterMessage, MeterReading};
+use crate::sources::meters::readings::{BusStats, MeterEvent, MeterMessage, MeterReading};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use std::collections::VecDeque;
@@ -875,7 +875,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::modbus::profile::builtin_profile;
+    use crate::sources::meters::modbus::profile::builtin_profile;
 
     fn bus() -> ModbusBusConfig {
         let mut cfg = ModbusBusConfig::new("rs485", "/dev/ttyUSB0", 9600);

@@ -1,12 +1,12 @@
 //! The repair desk's side of the service: a ticket change from the rules becomes a durable
 //! ticket with its deliveries queued (one SQLite transaction), and only then is anyone told.
 
-use crate::delivery::payload::{
+use crate::actions::delivery::payload::{
     ApplianceInfo, ContactInfo, CustomerInfo, EventSummary, GeneratorRequest, SiteInfo,
     TicketPayload, SCHEMA,
 };
-use crate::rules::{TicketOp, TicketState as RuleState};
-use crate::site::{Contact, Site};
+use crate::actions::rules::{TicketOp, TicketState as RuleState};
+use crate::actions::site::{Contact, Site};
 use crate::store::{DeliverTo, StoreHandle, TicketState, TicketWrite};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;

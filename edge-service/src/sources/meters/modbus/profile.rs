@@ -10,7 +10,7 @@
 //! dtsu666.toml: register "Ua": type "f23" is not one of u16, i16, u32, i32, u64, f32
 //! ```
 
-use crate::readings::Quantity;
+use crate::sources::meters::readings::Quantity;
 use serde::de::IntoDeserializer;
 use serde::Deserialize;
 use std::path::Path;
@@ -28,15 +28,15 @@ pub const DEFAULT_MAX_GAP: u16 = 8;
 const BUILTIN: &[(&str, &str)] = &[
     (
         "eastron-sdm630",
-        include_str!("../../../profiles/modbus/eastron-sdm630.toml"),
+        include_str!("../../../../profiles/modbus/eastron-sdm630.toml"),
     ),
     (
         "chint-dtsu666",
-        include_str!("../../../profiles/modbus/chint-dtsu666.toml"),
+        include_str!("../../../../profiles/modbus/chint-dtsu666.toml"),
     ),
     (
         "acrel-adl400",
-        include_str!("../../../profiles/modbus/acrel-adl400.toml"),
+        include_str!("../../../../profiles/modbus/acrel-adl400.toml"),
     ),
 ];
 

@@ -4,11 +4,11 @@
 //! ([`SourceMessage`]). The event log is in memory for now; the durable SQLite store of the
 //! next issue takes its place behind the same methods.
 
-use crate::coarse::{CoarseDetector, CoarseEvent, CoarseKind};
-use crate::events::{event_json, round, ReportedEvent};
-use crate::readings::{MeterEvent, MeterMessage, Quantity};
-use crate::rules::{RuleInput, RuleSettings, Rules, TicketOp};
-use crate::site::Site;
+use crate::actions::rules::{RuleInput, RuleSettings, Rules, TicketOp};
+use crate::actions::site::Site;
+use crate::pipeline::coarse::{CoarseDetector, CoarseEvent, CoarseKind};
+use crate::pipeline::events::{event_json, round, ReportedEvent};
+use crate::sources::meters::readings::{MeterEvent, MeterMessage, Quantity};
 use crate::sources::pqlink::{
     self, PqlinkSourceConfig, Reading, RmsProfile, SourceMessage, StreamOutput, StreamStats,
     Waveform,
@@ -459,9 +459,9 @@ pub struct ServiceConfig {
     /// The durable store; `None` keeps events and tickets in memory only (tests).
     pub store: Option<crate::store::StoreHandle>,
     /// Delivery endpoints and policy (needs the store: the outbox lives there).
-    pub delivery: Option<crate::delivery::DeliveryConfig>,
+    pub delivery: Option<crate::actions::delivery::DeliveryConfig>,
     /// Which endpoints get which kind of ticket.
-    pub routes: crate::desk::Routes,
+    pub routes: crate::actions::desk::Routes,
     /// The InfluxDB sink, if configured, with its backlog path set
     /// ([`InfluxConfig::with_data_dir`](crate::sinks::influx::InfluxConfig::with_data_dir));
     /// site tags left empty are taken from `site`.
@@ -533,7 +533,7 @@ pub struct Service {
     /// Meter buses: counters and latest values.
     pub meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
     /// Live meter readings (a lagging subscriber misses some).
-    pub meter_readings: broadcast::Sender<crate::readings::MeterReading>,
+    pub meter_readings: broadcast::Sender<crate::sources::meters::readings::MeterReading>,
     /// When the service started.
     pub started: DateTime<Utc>,
     /// Fires when the UPS says its battery is low: the tickets have been updated, stop now.
@@ -611,9 +611,9 @@ impl Service {
             }));
         }
         if let (Some(store), Some(delivery)) = (cfg.store.clone(), cfg.delivery.clone()) {
-            crate::delivery::init_tls();
+            crate::actions::delivery::init_tls();
             let (dead_tx, mut dead_rx) = mpsc::channel(64);
-            tasks.push(tokio::spawn(crate::delivery::run_outbox(
+            tasks.push(tokio::spawn(crate::actions::delivery::run_outbox(
                 store,
                 delivery,
                 shutdown_rx.clone(),
@@ -769,15 +769,15 @@ impl HealthSources {
             )
         };
         let outage_open = self.tickets.all().iter().any(|t| {
-            t.op.kind == crate::rules::TicketKind::Repair
-                && t.op.state == crate::rules::TicketState::Open
+            t.op.kind == crate::actions::rules::TicketKind::Repair
+                && t.op.state == crate::actions::rules::TicketState::Open
         });
         let heard = connected + online;
         let buffer_depth = {
             let s = self.influx.lock().unwrap_or_else(|p| p.into_inner());
             s.memory_points + s.backlog_points
         };
-        let clock = crate::clock::kernel_sync();
+        let clock = crate::pipeline::clock::kernel_sync();
         crate::sinks::influx::Health {
             at,
             uptime_s: (at - self.started).num_milliseconds() as f64 / 1000.0,
@@ -821,11 +821,11 @@ struct Outputs {
     stored: Mutex<HashMap<u64, i64>>,
     /// Events that just got a profile or a waveform, to store.
     attached: Mutex<Vec<u64>>,
-    routes: crate::desk::Routes,
+    routes: crate::actions::desk::Routes,
     site: Site,
     log: Arc<EventLog>,
     meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
-    meter_readings: broadcast::Sender<crate::readings::MeterReading>,
+    meter_readings: broadcast::Sender<crate::sources::meters::readings::MeterReading>,
     updates: broadcast::Sender<LoggedEvent>,
     status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
     tickets: Arc<TicketBook>,
@@ -924,7 +924,15 @@ impl Outputs {
         for op in ops {
             let revision = match &self.store {
                 Some(store) => {
-                    match crate::desk::save(store, &self.routes, &self.site, &op, cause, now).await
+                    match crate::actions::desk::save(
+                        store,
+                        &self.routes,
+                        &self.site,
+                        &op,
+                        cause,
+                        now,
+                    )
+                    .await
                     {
                         Ok(r) => Some(r as u32),
                         Err(e) => {
@@ -1284,7 +1292,7 @@ impl MeterDesk {
 #[derive(Clone, Debug, Default)]
 pub struct MeterBusStatus {
     /// Bus counters.
-    pub stats: crate::readings::BusStats,
+    pub stats: crate::sources::meters::readings::BusStats,
     /// Devices by name.
     pub devices: BTreeMap<String, MeterDeviceStatus>,
 }

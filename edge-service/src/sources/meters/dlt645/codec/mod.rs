@@ -1,6 +1,6 @@
 //! DL/T 645-2007, the Chinese multifunction-meter protocol on RS-485: a pure codec (bytes in,
 //! values out, typed errors, no I/O). The poller that drives a bus is
-//! [`crate::sources::dlt645`].
+//! [`crate::sources::meters::dlt645`].
 //!
 //! - [`frame`]: frames (`68 A0…A5 68 C L data+33 CS 16`, optional `FE` wake-up bytes), the
 //!   control code's bits, and [`FrameBuffer`] / [`scan`] to find frames in a serial stream
@@ -17,7 +17,7 @@
 //! A read of phase-A voltage from meter `123456789012`, and its reply:
 //!
 //! ```
-//! use kare::dlt645::{self, Address, Di, IdentifierTable, Value};
+//! use kare::sources::meters::dlt645::codec::{self as dlt645, Address, Di, IdentifierTable, Value};
 //! let meter: Address = "123456789012".parse().unwrap();
 //! let request = dlt645::read_data(meter, Di(0x0201_0100));
 //! assert_eq!(

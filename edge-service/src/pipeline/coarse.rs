@@ -11,7 +11,7 @@
 //!   dip threshold / above the swell threshold for longer than `sustain` (1 min by default);
 //!   reported once the minute has passed, with its start at the first poll that saw it.
 
-use crate::readings::{MeterReading, Quantity};
+use crate::sources::meters::readings::{MeterReading, Quantity};
 use chrono::{DateTime, Duration, Utc};
 use kare_firmware::detector::Thresholds;
 use serde::Serialize;

@@ -1,13 +1,13 @@
 //! The long-running service, as `kare run` (real sensor nodes) and `kare demo` (a simulated node
 //! on a pseudo-terminal) start it: sources, event log, JSON API, and a console line per event.
 
+use crate::actions::rules::TicketState;
+use crate::actions::site::Site;
 use crate::config::Config;
-use crate::events::round;
-use crate::pty::Pty;
-use crate::rules::TicketState;
-use crate::service::{EventBody, LoggedEvent, Service, ServiceConfig, TicketRecord};
+use crate::pipeline::events::round;
+use crate::pipeline::service::{EventBody, LoggedEvent, Service, ServiceConfig, TicketRecord};
+use crate::sim::pty::Pty;
 use crate::sim::{self, Pace, Scenario};
-use crate::site::Site;
 use crate::sources::pqlink::PqlinkSourceConfig;
 use crate::web::{router, ApiState};
 use anyhow::Context;
@@ -298,13 +298,13 @@ impl Retention {
 }
 
 /// The configured routes with each endpoint's channel.
-fn routes(config: &Config) -> crate::desk::Routes {
+fn routes(config: &Config) -> crate::actions::desk::Routes {
     let channels: std::collections::BTreeMap<&str, crate::store::Channel> = config
         .delivery
         .iter()
         .flat_map(|d| d.endpoint.iter().map(|e| (e.name(), e.channel())))
         .collect();
-    crate::desk::Routes {
+    crate::actions::desk::Routes {
         by_kind: config
             .routes
             .iter()
@@ -336,7 +336,7 @@ async fn demo_desk(secret: &'static str) -> anyhow::Result<String> {
                     .unwrap_or("")
                     .to_string()
             };
-            let ok = crate::delivery::webhook::verify(
+            let ok = crate::actions::delivery::webhook::verify(
                 secret.as_bytes(),
                 &h("x-kare-timestamp"),
                 &body,
@@ -444,17 +444,18 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
                 "kare demo: repair desk (webhook receiver) on {url}; store in {}",
                 dir.display()
             );
-            let mut d = crate::delivery::DeliveryConfig::default();
-            d.endpoint.push(crate::delivery::EndpointConfig::Webhook(
-                crate::delivery::config::WebhookConfig {
-                    name: "demo-desk".into(),
-                    url,
-                    secret: SECRET.into(),
-                    timeout_s: 5.0,
-                    headers: Default::default(),
-                },
-            ));
-            let mut r = crate::desk::Routes::default();
+            let mut d = crate::actions::delivery::DeliveryConfig::default();
+            d.endpoint
+                .push(crate::actions::delivery::EndpointConfig::Webhook(
+                    crate::actions::delivery::config::WebhookConfig {
+                        name: "demo-desk".into(),
+                        url,
+                        secret: SECRET.into(),
+                        timeout_s: 5.0,
+                        headers: Default::default(),
+                    },
+                ));
+            let mut r = crate::actions::desk::Routes::default();
             for kind in [
                 "repair",
                 "generator",
@@ -509,13 +510,15 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     }
     meter_buses.push(Box::new(move |tx, shutdown| {
         Box::pin(async move {
-            if let Err(e) = crate::sources::modbus::run(modbus_bus, tx, shutdown).await {
+            if let Err(e) = crate::sources::meters::modbus::run(modbus_bus, tx, shutdown).await {
                 tracing::error!("demo Modbus bus not started: {e}");
             }
         })
     }));
     meter_buses.push(Box::new(move |tx, shutdown| {
-        Box::pin(crate::sources::dlt645::run(dlt645_bus, tx, shutdown))
+        Box::pin(crate::sources::meters::dlt645::run(
+            dlt645_bus, tx, shutdown,
+        ))
     }));
     let service = Service::start(ServiceConfig {
         nodes,
@@ -556,7 +559,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     let master = pty.master.try_clone().context("pseudo-terminal")?;
     // If the pipeline stops reading, the simulator must not hang in a write: it retries briefly,
     // then counts the frame dropped (as a node whose UART queue is full).
-    crate::pty::set_nonblocking(&master).context("pseudo-terminal")?;
+    crate::sim::pty::set_nonblocking(&master).context("pseudo-terminal")?;
     let sim = std::thread::Builder::new()
         .name("sensor-sim".into())
         .spawn(move || sim::run(&scenario, master, pace, &sim_stop))

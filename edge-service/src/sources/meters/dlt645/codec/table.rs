@@ -5,7 +5,7 @@
 //! [[identifier]]
 //! di = "02010100"          # DI3 DI2 DI1 DI0 as the standard writes it
 //! name = "Phase A voltage"
-//! quantity = "voltage_a"   # kare::readings::Quantity, snake_case; omit when none applies
+//! quantity = "voltage_a"   # kare::sources::meters::readings::Quantity, snake_case; omit when none applies
 //! format = "XXX.X"         # the standard's format; fields separated by commas
 //! bytes = 2                # data bytes after the DI (must agree with the format)
 //! signed = false           # highest bit of the highest byte is the sign
@@ -21,7 +21,7 @@
 
 use super::bcd::{decode_datetime_at, decode_number_at, NumberFormat};
 use super::{Di, Error};
-use crate::readings::Quantity;
+use crate::sources::meters::readings::Quantity;
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// The built-in table's text (also the documentation of every identifier it knows).
-pub const BUILTIN_TOML: &str = include_str!("../../data/dlt645-identifiers.toml");
+pub const BUILTIN_TOML: &str = include_str!("../../../../../data/dlt645-identifiers.toml");
 
 /// One field of a value.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

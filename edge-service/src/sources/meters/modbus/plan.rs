@@ -7,7 +7,7 @@
 //! between them is at most the profile's `max_gap` and the read stays within 125 registers.
 
 use super::profile::{Profile, RegisterKind, MAX_REGISTERS_PER_READ};
-use crate::readings::Quantity;
+use crate::sources::meters::readings::Quantity;
 
 /// One read request: `count` registers of one table from `start`, covering some of a
 /// profile's registers.
@@ -78,7 +78,7 @@ pub fn plan_reads(profile: &Profile) -> Vec<Batch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::modbus::profile::{
+    use crate::sources::meters::modbus::profile::{
         builtin_profile, Parity, Register, ValueType, WordOrder,
     };
 

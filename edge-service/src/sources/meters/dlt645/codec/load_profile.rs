@@ -40,7 +40,7 @@ use super::bcd::{decode_datetime_at, decode_number_at, encode_datetime, NumberFo
 use super::frame::checksum;
 use super::request::read_data_with;
 use super::{Address, Di, Error, Frame};
-use crate::readings::Quantity;
+use crate::sources::meters::readings::Quantity;
 use chrono::NaiveDateTime;
 
 /// DI `06000000`: earliest record blocks.

@@ -21,12 +21,15 @@
 //! meanwhile every meter is reported offline with the port's error. [`serve`] runs the same
 //! poller on any byte stream (a TCP-to-RS-485 gateway, or a test's in-memory pipe).
 
-use crate::dlt645::{
-    self, broadcast_time, decode_address_reply, decode_follow_up_reply, decode_read_reply,
-    function, parse_load_records, read_address, read_data, read_follow_up, Address, DataReply, Di,
-    ErrorFlags, Frame, FrameBuffer, Identifier, IdentifierTable, LoadProfileRead, Record, Value,
+pub mod codec;
+
+use crate::sources::meters::dlt645::codec::{
+    self as dlt645, broadcast_time, decode_address_reply, decode_follow_up_reply,
+    decode_read_reply, function, parse_load_records, read_address, read_data, read_follow_up,
+    Address, DataReply, Di, ErrorFlags, Frame, FrameBuffer, Identifier, IdentifierTable,
+    LoadProfileRead, Record, Value,
 };
-use crate::readings::{BusStats, MeterEvent, MeterMessage, MeterReading};
+use crate::sources::meters::readings::{BusStats, MeterEvent, MeterMessage, MeterReading};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Timelike, Utc};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;

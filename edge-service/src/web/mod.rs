@@ -1,7 +1,7 @@
 //! The JSON API: `/api/v1/status`, `/api/v1/events`, and `/api/v1/stream` (server-sent events
 //! of live readings and event updates). The web UI of a later issue is built on these.
 
-use crate::service::{LoggedEvent, Service, SourceStatus};
+use crate::pipeline::service::{LoggedEvent, Service, SourceStatus};
 use crate::sources::pqlink::Reading;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,16 +19,16 @@ use tokio::sync::broadcast;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    log: Arc<crate::service::EventLog>,
-    tickets: Arc<crate::service::TicketBook>,
+    log: Arc<crate::pipeline::service::EventLog>,
+    tickets: Arc<crate::pipeline::service::TicketBook>,
     status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
     readings: broadcast::Sender<Reading>,
     updates: broadcast::Sender<LoggedEvent>,
     started: chrono::DateTime<Utc>,
     influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
-    meters: Arc<Mutex<BTreeMap<String, crate::service::MeterBusStatus>>>,
-    meter_readings: broadcast::Sender<crate::readings::MeterReading>,
-    ticket_updates: broadcast::Sender<crate::service::TicketRecord>,
+    meters: Arc<Mutex<BTreeMap<String, crate::pipeline::service::MeterBusStatus>>>,
+    meter_readings: broadcast::Sender<crate::sources::meters::readings::MeterReading>,
+    ticket_updates: broadcast::Sender<crate::pipeline::service::TicketRecord>,
 }
 
 impl ApiState {
@@ -185,7 +185,7 @@ pub fn reading_json(r: &Reading) -> Value {
 }
 
 /// A polled meter value as JSON.
-pub fn meter_json(r: &crate::readings::MeterReading) -> Value {
+pub fn meter_json(r: &crate::sources::meters::readings::MeterReading) -> Value {
     json!({
         "source": &*r.source,
         "device": &*r.device,

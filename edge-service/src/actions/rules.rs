@@ -18,7 +18,7 @@
 //!   **maintenance ticket**, never an outage. A sensor lost *during* an outage is expected (it
 //!   may sit on the failed supply) and raises nothing.
 
-use crate::site::Site;
+use crate::actions::site::Site;
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

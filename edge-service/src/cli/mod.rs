@@ -1,0 +1,2 @@
+//! The `kare run` and `kare demo` commands: serve the API, print events, stop cleanly.
+pub mod daemon;

@@ -1,0 +1,4 @@
+//! RS-485 meters: Modbus RTU and DL/T 645-2007 buses, and the reading vocabulary both speak.
+pub mod dlt645;
+pub mod modbus;
+pub mod readings;
