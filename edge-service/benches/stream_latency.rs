@@ -18,7 +18,8 @@ use kare_firmware::detector::Thresholds;
 use std::io::Write;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 const FRAMES: u32 = 5000;
 const BLAST: u32 = 20_000;
@@ -46,7 +47,8 @@ fn main() {
     let pty = Pty::open().unwrap();
     let (ev_tx, mut ev_rx) = mpsc::channel(1024);
     let (rd_tx, mut rd_rx) = broadcast::channel(4096);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = CancellationToken::new();
+    let stop_rx = stop_tx.clone();
     let cfg = PqlinkSourceConfig {
         name: "bench".into(),
         port: pty.path.to_string_lossy().into_owned(),
@@ -117,7 +119,7 @@ fn main() {
     let wall = wall0.elapsed();
     let cpu = cpu_time() - cpu0;
 
-    let _ = stop_tx.send(true);
+    stop_tx.cancel();
     rt.block_on(async {
         let _ = source.await;
     });

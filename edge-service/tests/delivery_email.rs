@@ -13,7 +13,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -271,7 +272,8 @@ async fn delivery_email_reaches_a_real_smtp_server_with_a_stable_message_id() {
         ..DeliveryConfig::default()
     };
     cfg.validate().unwrap();
-    let (stop, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stop_rx = stop.clone();
     let (dead_tx, mut dead) = mpsc::channel(4);
     let worker = tokio::spawn(run_outbox(store.clone(), cfg, stop_rx, dead_tx));
 
@@ -351,7 +353,7 @@ async fn delivery_email_reaches_a_real_smtp_server_with_a_stable_message_id() {
         m2.body
     );
 
-    stop.send(true).unwrap();
+    stop.cancel();
     worker.await.unwrap();
     let rows = store.outbox_for_ticket(opened.id).await.unwrap();
     let states: Vec<(String, i64, OutboxState)> = rows

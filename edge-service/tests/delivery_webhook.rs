@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "test-secret-0123456789";
 
@@ -288,13 +289,14 @@ async fn save(
 }
 
 struct Worker {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     dead: mpsc::Receiver<DeadLetter>,
     task: JoinHandle<()>,
 }
 
 fn start_worker(store: &StoreHandle, cfg: DeliveryConfig) -> Worker {
-    let (stop, rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let rx = stop.clone();
     let (dtx, dead) = mpsc::channel(16);
     let task = tokio::spawn(run_outbox(store.clone(), cfg, rx, dtx));
     Worker { stop, dead, task }
@@ -302,7 +304,7 @@ fn start_worker(store: &StoreHandle, cfg: DeliveryConfig) -> Worker {
 
 impl Worker {
     async fn shutdown(self) {
-        self.stop.send(true).unwrap();
+        self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), self.task)
             .await
             .expect("the worker stops within its grace period")

@@ -26,8 +26,9 @@ mod dlt645 {
     use std::time::Duration;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::process::{Child, ChildStdin, Command};
-    use tokio::sync::{mpsc, watch};
+    use tokio::sync::mpsc;
     use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
 
     const WAIT: Duration = Duration::from_secs(30);
 
@@ -258,10 +259,11 @@ mod dlt645 {
     }
 
     /// Starts the poller on `cfg`; stops it when the returned sender is dropped or set.
-    fn start(cfg: Dlt645BusConfig) -> (Inbox, watch::Sender<bool>) {
+    fn start(cfg: Dlt645BusConfig) -> (Inbox, CancellationToken) {
         // A small channel: the poller must queue, not wait or drop events, when it is full.
         let (tx, rx) = mpsc::channel(8);
-        let (stop, shutdown) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone();
         tokio::spawn(run(cfg, tx, shutdown));
         (
             Inbox {

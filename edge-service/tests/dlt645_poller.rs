@@ -13,8 +13,9 @@ mod dlt645 {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-    use tokio::sync::{mpsc, watch};
+    use tokio::sync::mpsc;
     use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
 
     const WAIT: Duration = Duration::from_secs(20);
 
@@ -163,7 +164,8 @@ mod dlt645 {
             }
         });
         let (tx, mut rx) = mpsc::channel(16);
-        let (_stop, shutdown) = watch::channel(false);
+        let _stop = CancellationToken::new();
+        let shutdown = _stop.clone();
         tokio::spawn(serve(
             config(vec![device(&[0x0600_0001], 150)]),
             ours,
@@ -245,7 +247,8 @@ mod dlt645 {
             })
         });
         let (tx, mut rx) = mpsc::channel(16);
-        let (_stop, shutdown) = watch::channel(false);
+        let _stop = CancellationToken::new();
+        let shutdown = _stop.clone();
         tokio::spawn(serve(
             config(vec![device(&[0x0311_0001], 20)]),
             ours,
@@ -301,7 +304,8 @@ mod dlt645 {
             .collect();
         // Room for one message: the rest must queue in the poller until read.
         let (tx, mut rx) = mpsc::channel(1);
-        let (stop, shutdown) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone();
         let task = tokio::spawn(run(cfg, tx, shutdown));
         let mut all = Vec::new();
         collect_until(&mut rx, &mut all, "five offline events", |all| {
@@ -317,7 +321,7 @@ mod dlt645 {
                 other => panic!("{other:?}"),
             }
         }
-        stop.send(true).unwrap();
+        stop.cancel();
         tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
     }
 
@@ -329,7 +333,8 @@ mod dlt645 {
         a.name = "nameless".into();
         let b = device(&[0x0201_0100], 100);
         let (tx, mut rx) = mpsc::channel(4);
-        let (_stop, shutdown) = watch::channel(false);
+        let _stop = CancellationToken::new();
+        let shutdown = _stop.clone();
         tokio::spawn(serve(config(vec![a, b]), ours, tx, shutdown));
         let mut all = Vec::new();
         collect_until(&mut rx, &mut all, "the nameless device offline", |all| {

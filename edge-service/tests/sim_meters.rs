@@ -4,8 +4,9 @@
 use kare::sim::meters::{self, Supply};
 use kare::sources::meters::readings::{MeterMessage, Quantity};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Generous for a loaded machine: both pollers ask at once when they start.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -40,7 +41,8 @@ async fn both_simulated_meters_answer_the_real_pollers_and_follow_the_supply() {
 
     let (modbus_tx, mut modbus_rx) = mpsc::channel(256);
     let (dlt645_tx, mut dlt645_rx) = mpsc::channel(256);
-    let (stop, shutdown) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
     let modbus_cfg = meters::modbus_bus(
         "sim-modbus",
         &modbus_meter.port.to_string_lossy(),
@@ -75,7 +77,7 @@ async fn both_simulated_meters_answer_the_real_pollers_and_follow_the_supply() {
     phase_a(&mut modbus_rx, "sim-modbus", 0.0, until).await;
     phase_a(&mut dlt645_rx, "sim-dlt645", 0.0, until).await;
 
-    stop.send(true).unwrap();
+    stop.cancel();
     modbus.await.unwrap().unwrap();
     dlt645.await.unwrap();
 }

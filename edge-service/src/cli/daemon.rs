@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// One line for the console: what happened, where, how bad.
 pub fn describe(e: &LoggedEvent) -> String {
@@ -274,25 +275,22 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
 
 /// The store's retention, pruning at start and hourly (by age and size, never an open ticket
 /// or an undelivered row) while the service runs.
-struct Retention(
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<()>,
-);
+struct Retention(CancellationToken, tokio::task::JoinHandle<()>);
 
 impl Retention {
     fn start(store: &crate::store::StoreHandle, cfg: &crate::store::StoreConfig) -> Retention {
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
         let task = tokio::spawn(crate::store::run_retention(
             store.clone(),
             cfg.clone(),
             Duration::from_secs(3600),
-            stop_rx,
+            stop.clone(),
         ));
         Retention(stop, task)
     }
 
     async fn stop(self) {
-        let _ = self.0.send(true);
+        self.0.cancel();
         let _ = self.1.await;
     }
 }

@@ -19,8 +19,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// What an event in the log is about.
 #[derive(Clone, Debug, PartialEq)]
@@ -472,7 +473,7 @@ pub struct ServiceConfig {
 pub type UpsTask = Box<
     dyn FnOnce(
             mpsc::Sender<(crate::sources::ups::UpsSignal, DateTime<Utc>)>,
-            watch::Receiver<bool>,
+            CancellationToken,
         ) -> futures::future::BoxFuture<'static, ()>
         + Send,
 >;
@@ -481,7 +482,7 @@ pub type UpsTask = Box<
 pub type MeterBusTask = Box<
     dyn FnOnce(
             mpsc::Sender<MeterMessage>,
-            watch::Receiver<bool>,
+            CancellationToken,
         ) -> futures::future::BoxFuture<'static, ()>
         + Send,
 >;
@@ -540,10 +541,12 @@ pub struct Service {
     pub battery_low: Arc<tokio::sync::Notify>,
     /// The InfluxDB sink's counters, when it runs.
     pub influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
+    /// Dropping the service without `stop` stops its tasks too.
+    _stop_on_drop: tokio_util::sync::DropGuard,
     tasks: Vec<JoinHandle<()>>,
     /// The sink stops last (its own signal), after the consumer has handed over everything.
-    influx_task: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    influx_task: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Service {
@@ -552,7 +555,8 @@ impl Service {
         let (tx, rx) = mpsc::channel(1024);
         let (readings, _) = broadcast::channel(1024);
         let (updates, _) = broadcast::channel(1024);
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let shutdown_rx = shutdown.clone();
         let log = Arc::new(EventLog::default());
         let status = Arc::new(Mutex::new(BTreeMap::new()));
         let tickets = Arc::new(TicketBook::default());
@@ -638,7 +642,8 @@ impl Service {
             let icfg = icfg.with_site(&cfg.site);
             let stats = Arc::new(Mutex::new(influx::InfluxStats::default()));
             let (itx, irx) = influx::channel(icfg.channel_capacity, stats.clone());
-            let (stop, stop_rx) = watch::channel(false);
+            let stop = CancellationToken::new();
+            let stop_rx = stop.clone();
             let health_every = Duration::from_secs_f64(icfg.health_interval_s);
             let writer_stats = stats.clone();
             let writer = tokio::spawn(async move {
@@ -713,6 +718,7 @@ impl Service {
             started,
             battery_low,
             influx: influx_stats,
+            _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
             tasks,
             influx_task,
@@ -722,12 +728,12 @@ impl Service {
     /// Stops the sources and waits for every task to finish; the InfluxDB sink last, so that
     /// what the consumer handed over on the way out is sent or kept in its backlog.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
         for t in self.tasks {
             let _ = t.await;
         }
         if let Some((stop, task)) = self.influx_task {
-            let _ = stop.send(true);
+            stop.cancel();
             let _ = task.await;
         }
     }
@@ -801,13 +807,13 @@ async fn report_health(
     from: HealthSources,
     feed: Arc<crate::sinks::influx::InfluxFeed>,
     every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !*shutdown.borrow() {
+    while !shutdown.is_cancelled() {
         tokio::select! {
-            r = shutdown.changed() => if r.is_err() { break },
+            _ = shutdown.cancelled() => break,
             _ = tick.tick() => feed.health(&from.health(Utc::now())),
         }
     }

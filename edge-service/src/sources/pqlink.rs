@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio_serial::SerialPortBuilderExt;
+use tokio_util::sync::CancellationToken;
 
 /// One half cycle of one node: every channel's Urms(1/2) over the same window.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -499,12 +500,12 @@ pub enum SourceMessage {
     Ups(crate::sources::ups::UpsSignal, DateTime<Utc>),
 }
 
-/// Runs one source until `shutdown` turns true: open, read, judge, reconnect.
+/// Runs one source until `shutdown` is cancelled: open, read, judge, reconnect.
 pub async fn run(
     cfg: PqlinkSourceConfig,
     events: mpsc::Sender<SourceMessage>,
     readings: broadcast::Sender<Reading>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let name: Arc<str> = cfg.name.as_str().into();
     let mut stream = NodeStream::new(&cfg.name, cfg.thresholds);
@@ -513,8 +514,7 @@ pub async fn run(
     let mut last_heard = Utc::now();
     let mut lost = false;
     let mut buf = vec![0u8; 4096];
-    // A dropped shutdown sender means stop too (`changed` then fails at once, every time).
-    'run: while !*shutdown.borrow() {
+    'run: while !shutdown.is_cancelled() {
         let port = tokio_serial::new(&cfg.port, cfg.baud).open_native_async();
         let mut port = match port {
             Ok(p) => {
@@ -539,7 +539,7 @@ pub async fn run(
                 outbox.flush();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    r = shutdown.changed() => if r.is_err() { break 'run },
+                    _ = shutdown.cancelled() => break 'run,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -549,7 +549,7 @@ pub async fn run(
         loop {
             let read = tokio::select! {
                 r = tokio::time::timeout(cfg.silence, port.read(&mut buf)) => r,
-                r = shutdown.changed() => if r.is_err() { break 'run } else { break },
+                _ = shutdown.cancelled() => break 'run,
             };
             let now = Utc::now();
             match read {
@@ -762,12 +762,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_source_stops_when_its_shutdown_sender_is_gone() {
-        // A port that cannot open: the source waits to retry, and must not spin or linger once
-        // nobody can tell it to stop any more.
+    async fn a_source_waiting_to_reopen_its_port_stops_when_cancelled() {
+        // A port that cannot open: the source waits to retry, and must stop at once when told.
         let (tx, mut rx) = mpsc::channel(16);
         let (readings, _) = broadcast::channel(16);
-        let (stop, shutdown) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone();
         let task = tokio::spawn(run(
             PqlinkSourceConfig {
                 name: "gone".into(),
@@ -784,7 +784,7 @@ mod tests {
             rx.recv().await,
             Some(SourceMessage::SensorLost { .. })
         ));
-        drop(stop);
+        stop.cancel();
         tokio::time::timeout(Duration::from_secs(2), task)
             .await
             .expect("the source ended")

@@ -10,7 +10,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
 
 /// Answers one command once the fate of its transaction is known: `None` committed, `Some`
 /// the error that lost it.
@@ -373,12 +374,12 @@ impl StoreHandle {
     }
 }
 
-/// Prunes at start and then every `every`, until `shutdown` turns true; logs what it removed.
+/// Prunes at start and then every `every`, until `shutdown` is cancelled; logs what it removed.
 pub async fn run_retention(
     store: StoreHandle,
     cfg: StoreConfig,
     every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     loop {
         match store.prune(cfg.max_age(), cfg.max_db_bytes()).await {
@@ -391,7 +392,7 @@ pub async fn run_retention(
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            r = shutdown.wait_for(|s| *s) => { let _ = r; return; }
+            _ = shutdown.cancelled() => return,
         }
     }
 }

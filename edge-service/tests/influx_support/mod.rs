@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Which server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,7 +278,7 @@ pub struct Sink {
     pub tx: InfluxSender,
     /// Counters.
     pub stats: Arc<Mutex<InfluxStats>>,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: JoinHandle<Result<(), kare::sinks::influx::InfluxError>>,
     /// Keeps the backlog directory alive.
     pub dir: tempfile::TempDir,
@@ -304,7 +304,8 @@ impl Sink {
         let cfg = cfg.with_data_dir(dir.path());
         let stats = Arc::new(Mutex::new(InfluxStats::default()));
         let (tx, rx) = influx::channel(cfg.channel_capacity, stats.clone());
-        let (stop, stop_rx) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stop_rx = stop.clone();
         let task = tokio::spawn(influx::run(cfg, rx, stop_rx, stats.clone()));
         Sink {
             tx,
@@ -370,7 +371,7 @@ impl Sink {
 
     /// Stops the writer and waits for it; returns the backlog's directory too.
     pub async fn stop_keeping_backlog(self) -> (InfluxStats, tempfile::TempDir) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         self.task
             .await
             .expect("writer task")
@@ -381,7 +382,7 @@ impl Sink {
 
     /// Stops the writer and waits for it.
     pub async fn stop(self) -> InfluxStats {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         self.task
             .await
             .expect("writer task")

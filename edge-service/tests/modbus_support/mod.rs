@@ -35,7 +35,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// The repository root (the edge-service crate's parent).
 pub fn repo_root() -> PathBuf {
@@ -411,7 +412,7 @@ pub struct Inbox {
 pub struct Running {
     /// Messages.
     pub inbox: Inbox,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), modbus::ModbusError>>,
 }
 
@@ -419,7 +420,8 @@ impl Running {
     /// Starts `run` on the current runtime.
     pub fn start(cfg: ModbusBusConfig) -> Running {
         let (tx, rx) = mpsc::channel(64);
-        let (stop, stop_rx) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stop_rx = stop.clone();
         let task = tokio::spawn(modbus::run(cfg, tx, stop_rx));
         Running {
             inbox: Inbox {
@@ -436,7 +438,7 @@ impl Running {
 
     /// Stops the poller and waits for it to return (within 5 s).
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), self.task)
             .await
             .expect("poller stops within 5 s of shutdown")

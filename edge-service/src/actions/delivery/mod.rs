@@ -30,9 +30,10 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Once};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Installs rustls' `ring` provider as the process default (once). reqwest is built without a
 /// provider of its own (no C library beyond `ring`), so anything building a `reqwest::Client`
@@ -221,7 +222,7 @@ pub fn next_step(
 /// How long to wait before reading the outbox again when nothing wakes the worker sooner.
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
-/// The outbox worker: sends due rows until `shutdown` turns true.
+/// The outbox worker: sends due rows until `shutdown` is cancelled.
 ///
 /// Woken by new rows ([`StoreHandle::outbox_changed`]), by the next due time, and by finished
 /// sends. Each row is sent by its own task (at most `concurrency` at once per endpoint,
@@ -233,7 +234,7 @@ const IDLE_POLL: Duration = Duration::from_secs(30);
 pub async fn run_outbox(
     store: StoreHandle,
     cfg: DeliveryConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     dead: mpsc::Sender<DeadLetter>,
 ) {
     let senders = Arc::new(Senders::build(&cfg));
@@ -262,7 +263,7 @@ pub async fn run_outbox(
     let cap = cfg.max_in_flight.max(1);
 
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             break;
         }
         let now_i = Instant::now();
@@ -319,7 +320,7 @@ pub async fn run_outbox(
             wait = IDLE_POLL;
         }
         tokio::select! {
-            _ = shutdown.changed() => {}
+            _ = shutdown.cancelled() => {}
             _ = store.outbox_changed() => {}
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let (id, recorded) = match done {

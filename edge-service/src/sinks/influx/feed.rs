@@ -23,7 +23,8 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 /// What the consumer hands the sink. Cheap: converting and queueing, never waiting.
 #[derive(Debug)]
@@ -134,7 +135,7 @@ pub async fn aggregate_readings(
     log: Arc<EventLog>,
     udin: Vec<(String, f64)>,
     stats: Arc<Mutex<InfluxStats>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     use broadcast::error::RecvError;
     let mut agg = SecondAggregator::new();
@@ -146,13 +147,9 @@ pub async fn aggregate_readings(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut readings_open = true;
-    while !*shutdown.borrow() {
+    while !shutdown.is_cancelled() {
         tokio::select! {
-            r = shutdown.changed() => {
-                if r.is_err() {
-                    break;
-                }
-            }
+            _ = shutdown.cancelled() => break,
             u = updates.recv() => match u {
                 Ok(ev) => {
                     if let Some((source, active)) = open.update(&ev) {

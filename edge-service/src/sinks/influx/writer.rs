@@ -50,8 +50,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// The sink's counters, shared with the status API (and written as `kare_influx` points).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -643,7 +644,7 @@ fn start(transport: &Arc<Transport>, job: &Job) -> SendFuture {
     Box::pin(async move { t.write(body).await })
 }
 
-/// Runs the sink until `shutdown` turns true (or its sender goes): batches, sends, keeps what
+/// Runs the sink until `shutdown` is cancelled: batches, sends, keeps what
 /// cannot be sent in the backlog, drains it when the server is back. On shutdown, pending
 /// points get a short grace to be sent (at most the request time-out, 2 s at most), and what is
 /// left is stored in the backlog for the next start.
@@ -652,7 +653,7 @@ fn start(transport: &Arc<Transport>, job: &Job) -> SendFuture {
 pub async fn run(
     cfg: InfluxConfig,
     rx: InfluxReceiver,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     stats: Arc<Mutex<InfluxStats>>,
 ) -> Result<(), InfluxError> {
     cfg.validate()?;
@@ -695,7 +696,7 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight: Option<(SendFuture, Job)> = None;
 
-    while !*shutdown.borrow() {
+    while !shutdown.is_cancelled() {
         if w.need_create_db && in_flight.is_none() && w.retry_at.is_none_or(|t| Instant::now() >= t)
         {
             w.need_create_db = false;
@@ -725,11 +726,7 @@ pub async fn run(
         let retry_at = w.retry_at.filter(|_| in_flight.is_none());
         tokio::select! {
             biased;
-            r = shutdown.changed() => {
-                if r.is_err() {
-                    break;
-                }
-            }
+            _ = shutdown.cancelled() => break,
             outcome = async { in_flight.as_mut().map(|(f, _)| f.as_mut()).expect("guarded").await },
                 if in_flight.is_some() => {
                 if let Some((_, job)) = in_flight.take() {

@@ -35,9 +35,10 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_serial::SerialPortBuilderExt;
+use tokio_util::sync::CancellationToken;
 
 pub use tokio_serial::Parity;
 
@@ -180,17 +181,17 @@ impl Dlt645Device {
     }
 }
 
-/// Runs the bus until `shutdown` turns true: opens the port, polls, reopens it with backoff
+/// Runs the bus until `shutdown` is cancelled: opens the port, polls, reopens it with backoff
 /// when it fails.
 pub async fn run(
     cfg: Dlt645BusConfig,
     tx: mpsc::Sender<MeterMessage>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut bus = Bus::new(cfg, tx);
     let mut backoff = Duration::from_millis(200);
     let mut port_reported = false;
-    while !*shutdown.borrow() {
+    while !shutdown.is_cancelled() {
         let opened = tokio_serial::new(&bus.cfg.port, bus.cfg.baud)
             .data_bits(tokio_serial::DataBits::Eight)
             .stop_bits(tokio_serial::StopBits::One)
@@ -201,7 +202,7 @@ pub async fn run(
                 tracing::info!(source = %bus.name, port = %bus.cfg.port, "serial port open");
                 backoff = Duration::from_millis(200);
                 port_reported = false;
-                match bus.serve(&mut port, &mut shutdown).await {
+                match bus.serve(&mut port, &shutdown).await {
                     Stop::Shutdown => break,
                     Stop::PortLost(why) => {
                         let reason = format!("serial port {} lost: {why}", bus.cfg.port);
@@ -223,10 +224,7 @@ pub async fn run(
             }
         }
         bus.outbox.flush();
-        if !bus
-            .idle_until(Instant::now() + backoff, &mut shutdown)
-            .await
-        {
+        if !bus.idle_until(Instant::now() + backoff, &shutdown).await {
             break;
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -240,12 +238,12 @@ pub async fn serve<P>(
     cfg: Dlt645BusConfig,
     mut port: P,
     tx: mpsc::Sender<MeterMessage>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) where
     P: AsyncRead + AsyncWrite + Unpin,
 {
     let mut bus = Bus::new(cfg, tx);
-    if let Stop::PortLost(why) = bus.serve(&mut port, &mut shutdown).await {
+    if let Stop::PortLost(why) = bus.serve(&mut port, &shutdown).await {
         let reason = format!("stream lost: {why}");
         tracing::warn!(source = %bus.name, "{reason}");
         bus.all_offline(&reason);
@@ -471,14 +469,14 @@ impl Bus {
         }
     }
 
-    async fn serve<P>(&mut self, port: &mut P, shutdown: &mut watch::Receiver<bool>) -> Stop
+    async fn serve<P>(&mut self, port: &mut P, shutdown: &CancellationToken) -> Stop
     where
         P: AsyncRead + AsyncWrite + Unpin,
     {
         self.rx.clear();
         self.last_activity = Instant::now();
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return Stop::Shutdown;
             }
             if let Err(why) = self.maybe_set_time(port).await {
@@ -487,7 +485,7 @@ impl Bus {
             let started = Instant::now();
             let mut worked = false;
             for idx in 0..self.devices.len() {
-                if *shutdown.borrow() {
+                if shutdown.is_cancelled() {
                     return Stop::Shutdown;
                 }
                 let ready = self.devices[idx]
@@ -523,19 +521,15 @@ impl Bus {
 
     /// Waits until `wake`, handing queued messages to the service as it makes room. False when
     /// shutdown was asked for.
-    async fn idle_until(&mut self, wake: Instant, shutdown: &mut watch::Receiver<bool>) -> bool {
+    async fn idle_until(&mut self, wake: Instant, shutdown: &CancellationToken) -> bool {
         let tx = self.outbox.tx.clone();
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return false;
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => return true,
-                changed = shutdown.changed() => {
-                    if changed.is_err() {
-                        return false;
-                    }
-                }
+                _ = shutdown.cancelled() => return false,
                 permit = tx.reserve(), if self.outbox.pending() => match permit {
                     Ok(permit) => self.outbox.send_one(permit),
                     Err(_) => self.outbox.closed(),
@@ -757,7 +751,7 @@ impl Bus {
         &mut self,
         idx: usize,
         port: &mut P,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &CancellationToken,
     ) -> Result<(), String>
     where
         P: AsyncRead + AsyncWrite + Unpin,
@@ -792,7 +786,7 @@ impl Bus {
         let mut interval = Vec::new();
         let now = Instant::now();
         for p in 0..self.devices[idx].polls.len() {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 break;
             }
             let poll = &self.devices[idx].polls[p];

@@ -27,11 +27,12 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_modbus::client::{Context, Reader};
 use tokio_modbus::prelude::{Slave, SlaveContext};
 use tokio_serial::{SerialPort, SerialPortBuilderExt, SerialStream};
+use tokio_util::sync::CancellationToken;
 
 /// First wait before reopening a port that failed; doubles up to [`PORT_BACKOFF_MAX`].
 const PORT_BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -219,13 +220,13 @@ enum RequestError {
     Port(io::Error),
 }
 
-/// Polls every device of the bus until `shutdown` becomes true (or its sender or the
+/// Polls every device of the bus until `shutdown` is cancelled (or the
 /// receiver of `tx` goes away). Refuses only an invalid configuration; a missing port, dead
 /// meters and bad replies are handled and reported, never returned.
 pub async fn run(
     cfg: ModbusBusConfig,
     tx: mpsc::Sender<MeterMessage>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Result<(), ModbusError> {
     cfg.validate()?;
     let bus: Arc<str> = cfg.name.as_str().into();
@@ -253,7 +254,7 @@ pub async fn run(
     let mut port_backoff = PORT_BACKOFF_MIN;
     let mut port_trouble = false;
     let mut rr = 0usize;
-    while !*shutdown.borrow() && !out.closed {
+    while !shutdown.is_cancelled() && !out.closed {
         let port = match open_port(&cfg) {
             Ok(p) => p,
             Err(e) => {
@@ -267,7 +268,7 @@ pub async fn run(
                 for st in devices.iter_mut() {
                     st.port_gone(&bus, &reason, &mut out);
                 }
-                if idle_until(Instant::now() + port_backoff, &mut out, &mut shutdown).await {
+                if idle_until(Instant::now() + port_backoff, &mut out, &shutdown).await {
                     break;
                 }
                 port_backoff = (port_backoff * 2).min(PORT_BACKOFF_MAX);
@@ -292,7 +293,7 @@ pub async fn run(
             &mut devices,
             &mut stats,
             &mut out,
-            &mut shutdown,
+            &shutdown,
             &mut rr,
         )
         .await;
@@ -306,7 +307,7 @@ pub async fn run(
                     st.port_gone(&bus, &reason, &mut out);
                 }
                 drop(link);
-                if idle_until(Instant::now() + port_backoff, &mut out, &mut shutdown).await {
+                if idle_until(Instant::now() + port_backoff, &mut out, &shutdown).await {
                     break;
                 }
             }
@@ -329,12 +330,12 @@ async fn poll_until_port_lost(
     devices: &mut [DeviceState],
     stats: &mut BusStats,
     out: &mut Outbox,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
     rr: &mut usize,
 ) -> LoopEnd {
     let n = devices.len();
     loop {
-        if *shutdown.borrow() || out.closed {
+        if shutdown.is_cancelled() || out.closed {
             return LoopEnd::Shutdown;
         }
         let now = Instant::now();
@@ -359,7 +360,7 @@ async fn poll_until_port_lost(
             let (dev, st) = (&cfg.devices[i], &mut devices[i]);
             let result = tokio::select! {
                 r = poll_device(link, dev, st, stats, cfg.retries, bus) => r,
-                _ = shutdown.wait_for(|stop| *stop) => return LoopEnd::Shutdown,
+                _ = shutdown.cancelled() => return LoopEnd::Shutdown,
             };
             let now = Instant::now();
             match result {
@@ -735,19 +736,15 @@ impl AsyncWrite for SharedPort {
 
 /// Waits until `deadline`, handing queued messages to the service as it makes room.
 /// Returns true when the task should stop.
-async fn idle_until(
-    deadline: Instant,
-    out: &mut Outbox,
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+async fn idle_until(deadline: Instant, out: &mut Outbox, shutdown: &CancellationToken) -> bool {
     loop {
-        if *shutdown.borrow() || out.closed {
+        if shutdown.is_cancelled() || out.closed {
             return true;
         }
         let tx = out.tx.clone();
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return false,
-            _ = shutdown.wait_for(|stop| *stop) => return true,
+            _ = shutdown.cancelled() => return true,
             permit = tx.reserve(), if out.pending() => match permit {
                 Ok(permit) => out.send_next(permit),
                 Err(_) => {
