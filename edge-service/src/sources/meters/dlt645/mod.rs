@@ -80,6 +80,8 @@ pub struct Dlt645BusConfig {
     pub table: Arc<IdentifierTable>,
     /// The meters.
     pub devices: Vec<Dlt645Device>,
+    /// What readings and events are stamped with (the wall clock but in a simulation).
+    pub clock: crate::sources::SourceClock,
 }
 
 impl Dlt645BusConfig {
@@ -100,6 +102,7 @@ impl Dlt645BusConfig {
             time_set_every: Duration::from_secs(24 * 3600),
             table: Arc::new(IdentifierTable::builtin().clone()),
             devices: Vec::new(),
+            clock: Default::default(),
         }
     }
 }
@@ -345,7 +348,7 @@ impl Bus {
                 outbox.event(MeterEvent::Offline {
                     source: name.clone(),
                     device: dev_name.clone(),
-                    since: Utc::now(),
+                    since: cfg.clock.now(),
                     reason: reason.clone(),
                 });
             }
@@ -365,7 +368,7 @@ impl Bus {
                 disabled,
                 polls,
                 failures: 0,
-                last_good: Utc::now(),
+                last_good: cfg.clock.now(),
                 retry_at: now,
                 backoff: min_backoff,
                 min_backoff,
@@ -413,7 +416,9 @@ impl Bus {
     }
 
     fn meter_now(&self) -> NaiveDateTime {
-        Utc::now()
+        self.cfg
+            .clock
+            .now()
             .with_timezone(&self.cfg.meter_utc_offset)
             .naive_local()
     }
@@ -438,7 +443,7 @@ impl Bus {
         d.failures = 0;
         d.backoff = d.min_backoff;
         d.retry_at = Instant::now();
-        d.last_good = Utc::now();
+        d.last_good = self.cfg.clock.now();
         if d.offline {
             d.offline = false;
             tracing::info!(source = %self.name, device = %d.name, "meter answers again");
@@ -866,7 +871,7 @@ impl Bus {
             readings.push(MeterReading {
                 source: self.name.clone(),
                 device,
-                at: Utc::now(),
+                at: self.cfg.clock.now(),
                 quantity,
                 value,
             });

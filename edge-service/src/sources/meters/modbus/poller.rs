@@ -89,6 +89,8 @@ pub struct ModbusBusConfig {
     pub max_backoff: Duration,
     /// The meters.
     pub devices: Vec<ModbusDevice>,
+    /// What readings and events are stamped with (the wall clock but in a simulation).
+    pub clock: crate::sources::SourceClock,
 }
 
 impl ModbusBusConfig {
@@ -106,6 +108,7 @@ impl ModbusBusConfig {
             offline_after: 3,
             max_backoff: Duration::from_secs(60),
             devices: Vec::new(),
+            clock: Default::default(),
         }
     }
 
@@ -230,7 +233,7 @@ pub async fn run(
 ) -> Result<(), ModbusError> {
     cfg.validate()?;
     let bus: Arc<str> = cfg.name.as_str().into();
-    let started = Utc::now();
+    let started = cfg.clock.now();
     let now = Instant::now();
     let mut devices: Vec<DeviceState> = cfg
         .devices
@@ -359,7 +362,7 @@ async fn poll_until_port_lost(
         for i in due {
             let (dev, st) = (&cfg.devices[i], &mut devices[i]);
             let result = tokio::select! {
-                r = poll_device(link, dev, st, stats, cfg.retries, bus) => r,
+                r = poll_device(link, dev, st, stats, cfg.retries, bus, &cfg.clock) => r,
                 _ = shutdown.cancelled() => return LoopEnd::Shutdown,
             };
             let now = Instant::now();
@@ -370,7 +373,7 @@ async fn poll_until_port_lost(
                         out.readings(readings);
                     }
                     match failure {
-                        None => st.answered(bus, out),
+                        None => st.answered(bus, cfg.clock.now(), out),
                         Some(reason) => st.failed(bus, reason, cfg.offline_after, out),
                     }
                     st.schedule(dev.poll_every, cfg.max_backoff, now);
@@ -399,9 +402,9 @@ struct DeviceState {
 }
 
 impl DeviceState {
-    fn answered(&mut self, bus: &Arc<str>, out: &mut Outbox) {
+    fn answered(&mut self, bus: &Arc<str>, at: DateTime<Utc>, out: &mut Outbox) {
         self.failures = 0;
-        self.last_good = Utc::now();
+        self.last_good = at;
         if self.online != Some(true) {
             tracing::info!(bus = %bus, device = %self.name, "meter online");
             self.online = Some(true);
@@ -475,6 +478,7 @@ async fn poll_device(
     stats: &mut BusStats,
     retries: u32,
     bus: &Arc<str>,
+    clock: &crate::sources::SourceClock,
 ) -> PollResult {
     let attempts = if st.online == Some(false) {
         1
@@ -489,7 +493,7 @@ async fn poll_device(
             match link.read(dev.slave_id, batch).await {
                 Ok(words) => {
                     stats.replies += 1;
-                    let at = Utc::now();
+                    let at = clock.now();
                     readings.extend(batch.decode(&dev.profile, &words).into_iter().map(
                         |(quantity, value)| MeterReading {
                             source: bus.clone(),
