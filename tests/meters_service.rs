@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use kare::actions::site::Site;
-use kare::pipeline::service::{EventBody, Service, ServiceConfig};
+use kare::pipeline::event_log::EventBody;
+use kare::pipeline::service::{Service, ServiceConfig};
 use kare::sources::meters::readings::{MeterEvent, MeterMessage, MeterReading, Quantity};
 use kare_firmware::detector::Thresholds;
 

@@ -1,7 +1,8 @@
 //! The half-cycle stream end to end: the sensor node's loop writes pqlink into a pseudo-terminal,
 //! the service opens the other end as a serial port (tokio-serial) and judges the stream.
 
-use kare::pipeline::service::{EventBody, LoggedEvent, Service, ServiceConfig};
+use kare::pipeline::event_log::{EventBody, LoggedEvent};
+use kare::pipeline::service::{Service, ServiceConfig};
 use kare::recording;
 use kare::replay::{self, ReplayOptions};
 use kare::sim::pty::Pty;

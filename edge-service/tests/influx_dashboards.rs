@@ -15,8 +15,9 @@ mod influx_support;
 use chrono::{DateTime, Duration, Utc};
 use influx_support::*;
 use kare::actions::rules::{TicketKind, TicketOp, TicketState};
+use kare::actions::tickets::TicketBook;
+use kare::pipeline::event_log::EventLog;
 use kare::pipeline::events::ReportedEvent;
-use kare::pipeline::service::{EventLog, TicketBook};
 use kare::sinks::influx::producers::*;
 use kare::sinks::influx::Point;
 use kare::sources::meters::readings::{MeterReading, Quantity};
@@ -57,7 +58,7 @@ fn ticket(
     opened: DateTime<Utc>,
     dur: Option<f64>,
     class: Option<&str>,
-) -> kare::pipeline::service::TicketRecord {
+) -> kare::actions::tickets::TicketRecord {
     book.apply(
         TicketOp {
             key: key.into(),

@@ -4,3 +4,4 @@ pub mod delivery;
 pub mod desk;
 pub mod rules;
 pub mod site;
+pub mod tickets;

@@ -3,9 +3,11 @@
 
 use crate::actions::rules::TicketState;
 use crate::actions::site::Site;
+use crate::actions::tickets::TicketRecord;
 use crate::config::Config;
+use crate::pipeline::event_log::{EventBody, LoggedEvent};
 use crate::pipeline::events::round;
-use crate::pipeline::service::{EventBody, LoggedEvent, Service, ServiceConfig, TicketRecord};
+use crate::pipeline::service::{Service, ServiceConfig};
 use crate::sim::pty::Pty;
 use crate::sim::{self, Pace, Scenario};
 use crate::sources::pqlink::PqlinkSourceConfig;

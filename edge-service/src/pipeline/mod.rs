@@ -2,5 +2,10 @@
 //! detects coarse outages from meter voltages, keeps the event log and reports health.
 pub mod clock;
 pub mod coarse;
+pub mod consumer;
+pub mod event_log;
 pub mod events;
+pub mod health;
+pub mod meters;
 pub mod service;
+pub mod status;

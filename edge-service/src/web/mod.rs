@@ -1,7 +1,9 @@
 //! The JSON API: `/api/v1/status`, `/api/v1/events`, and `/api/v1/stream` (server-sent events
 //! of live readings and event updates). The web UI of a later issue is built on these.
 
-use crate::pipeline::service::{LoggedEvent, Service, SourceStatus};
+use crate::pipeline::event_log::LoggedEvent;
+use crate::pipeline::service::Service;
+use crate::pipeline::status::SourceStatus;
 use crate::sources::pqlink::Reading;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,16 +21,16 @@ use tokio::sync::broadcast;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    log: Arc<crate::pipeline::service::EventLog>,
-    tickets: Arc<crate::pipeline::service::TicketBook>,
+    log: Arc<crate::pipeline::event_log::EventLog>,
+    tickets: Arc<crate::actions::tickets::TicketBook>,
     status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
     readings: broadcast::Sender<Reading>,
     updates: broadcast::Sender<LoggedEvent>,
     started: chrono::DateTime<Utc>,
     influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
-    meters: Arc<Mutex<BTreeMap<String, crate::pipeline::service::MeterBusStatus>>>,
+    meters: Arc<Mutex<BTreeMap<String, crate::pipeline::status::MeterBusStatus>>>,
     meter_readings: broadcast::Sender<crate::sources::meters::readings::MeterReading>,
-    ticket_updates: broadcast::Sender<crate::pipeline::service::TicketRecord>,
+    ticket_updates: broadcast::Sender<crate::actions::tickets::TicketRecord>,
 }
 
 impl ApiState {

@@ -16,7 +16,8 @@ use super::producers::{
     points_from_meter_readings, points_from_ticket, DemandTracker, Health, SecondAggregator,
 };
 use super::writer::{InfluxSender, InfluxStats};
-use crate::pipeline::service::{EventBody, EventLog, LoggedEvent, TicketRecord};
+use crate::actions::tickets::TicketRecord;
+use crate::pipeline::event_log::{EventBody, EventLog, LoggedEvent};
 use crate::sources::meters::readings::{MeterEvent, MeterReading};
 use crate::sources::pqlink::Reading;
 use chrono::{DateTime, Utc};

@@ -9,8 +9,9 @@
 //! reasons) is a field.
 
 use super::point::{Class, Point};
+use crate::actions::tickets::TicketRecord;
+use crate::pipeline::event_log::{EventBody, LoggedEvent};
 use crate::pipeline::events::{round, ReportedEvent};
-use crate::pipeline::service::{EventBody, LoggedEvent, TicketRecord};
 use crate::sources::meters::readings::{MeterEvent, MeterReading};
 use crate::sources::pqlink::{Reading, RmsProfile};
 use chrono::{DateTime, TimeZone, Utc};

@@ -1,0 +1,91 @@
+//! The appliance's health report (uptime, supply, sources heard, buffers, clock, UPS), written
+//! to the InfluxDB sink at a fixed interval.
+
+use crate::actions::tickets::TicketBook;
+use crate::pipeline::status::{MeterBusStatus, SourceStatus};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What the health report is made of.
+pub(crate) struct HealthSources {
+    pub(crate) started: DateTime<Utc>,
+    pub(crate) status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
+    pub(crate) meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
+    pub(crate) tickets: Arc<TicketBook>,
+    pub(crate) influx: Arc<Mutex<crate::sinks::influx::InfluxStats>>,
+    pub(crate) on_battery: Arc<Mutex<Option<bool>>>,
+}
+
+impl HealthSources {
+    fn health(&self, at: DateTime<Utc>) -> crate::sinks::influx::Health {
+        let (sources, connected, stream_errors) = {
+            let st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                st.len() as u32,
+                st.values().filter(|s| s.connected).count() as u32,
+                st.values()
+                    .map(|s| s.stats.crc_errors + s.stats.seq_gaps)
+                    .sum::<u64>(),
+            )
+        };
+        let (devices, online, bus_errors) = {
+            let m = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                m.values().map(|b| b.devices.len() as u32).sum::<u32>(),
+                m.values()
+                    .flat_map(|b| b.devices.values())
+                    .filter(|d| d.online)
+                    .count() as u32,
+                m.values()
+                    .map(|b| b.stats.timeouts + b.stats.bad_frames)
+                    .sum::<u64>(),
+            )
+        };
+        let outage_open = self.tickets.all().iter().any(|t| {
+            t.op.kind == crate::actions::rules::TicketKind::Repair
+                && t.op.state == crate::actions::rules::TicketState::Open
+        });
+        let heard = connected + online;
+        let buffer_depth = {
+            let s = self.influx.lock().unwrap_or_else(|p| p.into_inner());
+            s.memory_points + s.backlog_points
+        };
+        let clock = crate::pipeline::clock::kernel_sync();
+        crate::sinks::influx::Health {
+            at,
+            uptime_s: (at - self.started).num_milliseconds() as f64 / 1000.0,
+            // Only a source that is heard can tell whether the supply is there.
+            supply_ok: (heard > 0).then_some(!outage_open),
+            outage_open,
+            sources: sources + devices,
+            sources_connected: heard,
+            buffer_depth,
+            serial_errors: stream_errors + bus_errors,
+            clock_synced: clock.map(|c| c.synced),
+            clock_offset_ms: clock.and_then(|c| c.offset_ms),
+            on_battery: *self.on_battery.lock().unwrap_or_else(|p| p.into_inner()),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Writes the appliance's health every `every`, from the start, and once more on the way out.
+pub(crate) async fn report_health(
+    from: HealthSources,
+    feed: Arc<crate::sinks::influx::InfluxFeed>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !shutdown.is_cancelled() {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => feed.health(&from.health(Utc::now())),
+        }
+    }
+    feed.health(&from.health(Utc::now()));
+}
