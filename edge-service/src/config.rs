@@ -242,16 +242,16 @@ fn default_baud() -> u32 {
     115_200
 }
 fn d90() -> f32 {
-    90.0
+    kare_firmware::detector::DEFAULT_DIP_PCT
 }
 fn d110() -> f32 {
-    110.0
+    kare_firmware::detector::DEFAULT_SWELL_PCT
 }
 fn d10() -> f32 {
-    10.0
+    kare_firmware::detector::DEFAULT_INTERRUPTION_PCT
 }
 fn d2() -> f32 {
-    2.0
+    kare_firmware::detector::DEFAULT_HYSTERESIS_PCT
 }
 fn d2f64() -> f64 {
     2.0

@@ -7,6 +7,7 @@ use kare::cli::daemon;
 use kare::config::Config;
 use kare::recording;
 use kare::replay::{self, output, ReplayOptions};
+use kare_firmware::detector;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,16 +93,16 @@ struct ReplayArgs {
     #[arg(long, allow_negative_numbers = true)]
     frequency: Option<f64>,
     /// Dip threshold, % of Udin.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 90.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = f64::from(detector::DEFAULT_DIP_PCT))]
     dip: f64,
     /// Swell threshold, % of Udin.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 110.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = f64::from(detector::DEFAULT_SWELL_PCT))]
     swell: f64,
     /// Interruption threshold, % of Udin.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 10.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = f64::from(detector::DEFAULT_INTERRUPTION_PCT))]
     interruption: f64,
     /// Hysteresis, % of Udin.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 2.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = f64::from(detector::DEFAULT_HYSTERESIS_PCT))]
     hysteresis: f64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]

@@ -42,6 +42,15 @@ impl EventKind {
     }
 }
 
+/// The default dip threshold, % of Udin (IEC 61000-4-30 / EN 50160: 90 %).
+pub const DEFAULT_DIP_PCT: f32 = 90.0;
+/// The default swell threshold, % of Udin (110 %).
+pub const DEFAULT_SWELL_PCT: f32 = 110.0;
+/// The default interruption threshold, % of Udin (EN 50160 uses 5 %, IEEE 1159 10 %; kare 10 %).
+pub const DEFAULT_INTERRUPTION_PCT: f32 = 10.0;
+/// The default hysteresis, % of Udin (IEC 61000-4-30 suggests 2 %).
+pub const DEFAULT_HYSTERESIS_PCT: f32 = 2.0;
+
 /// Declared voltage and thresholds. Percentages are of Udin.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Thresholds {
@@ -62,10 +71,10 @@ impl Thresholds {
     pub fn typical(udin: f32) -> Self {
         Thresholds {
             udin,
-            dip_pct: 90.0,
-            swell_pct: 110.0,
-            interruption_pct: 10.0,
-            hysteresis_pct: 2.0,
+            dip_pct: DEFAULT_DIP_PCT,
+            swell_pct: DEFAULT_SWELL_PCT,
+            interruption_pct: DEFAULT_INTERRUPTION_PCT,
+            hysteresis_pct: DEFAULT_HYSTERESIS_PCT,
         }
     }
 

@@ -10,7 +10,7 @@ pub use crate::pipeline::events::ReportedEvent;
 use crate::pipeline::events::{characterise, kind_order, Clock};
 use crate::recording::Recording;
 use chrono::{DateTime, Utc};
-use kare_firmware::detector::{Event, Thresholds, Transition, MAX_CHANNELS};
+use kare_firmware::detector::{self, Event, Thresholds, Transition, MAX_CHANNELS};
 use kare_firmware::monitor::{Monitor, Output};
 use kare_firmware::urms::POS_ONE;
 use thiserror::Error;
@@ -46,10 +46,10 @@ impl ReplayOptions {
             channels,
             udin,
             frequency_hz: None,
-            dip_pct: 90.0,
-            swell_pct: 110.0,
-            interruption_pct: 10.0,
-            hysteresis_pct: 2.0,
+            dip_pct: f64::from(detector::DEFAULT_DIP_PCT),
+            swell_pct: f64::from(detector::DEFAULT_SWELL_PCT),
+            interruption_pct: f64::from(detector::DEFAULT_INTERRUPTION_PCT),
+            hysteresis_pct: f64::from(detector::DEFAULT_HYSTERESIS_PCT),
             keep_rms: false,
         }
     }
