@@ -19,7 +19,7 @@ use kare::actions::tickets::TicketBook;
 use kare::pipeline::event_log::EventLog;
 use kare::pipeline::events::ReportedEvent;
 use kare::sinks::influx::producers::*;
-use kare::sinks::influx::Point;
+use kare::sinks::influx::{Health, Point};
 use kare::sources::meters::readings::{MeterReading, Quantity};
 use kare::sources::pqlink::{ProfileRecord, Reading, RmsProfile};
 use kare_firmware::classify;

@@ -8,6 +8,7 @@ use crate::actions::tickets::{TicketBook, TicketRecord};
 use crate::pipeline::event_log::{EventBody, EventLog, LoggedEvent};
 use crate::pipeline::meters::MeterDesk;
 use crate::pipeline::status::{MeterBusStatus, SourceStatus};
+use crate::sinks::Sink;
 use crate::sources::pqlink::{Reading, SourceMessage, StreamOutput};
 use chrono::{DateTime, Utc};
 use kare_firmware::detector::EventKind;
@@ -31,8 +32,8 @@ pub(crate) struct Outputs {
     pub(crate) status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
     pub(crate) tickets: Arc<TicketBook>,
     pub(crate) ticket_updates: broadcast::Sender<TicketRecord>,
-    /// The InfluxDB sink, when configured: handed everything announced, as it is announced.
-    pub(crate) influx: Option<Arc<crate::sinks::influx::InfluxFeed>>,
+    /// Every sink (InfluxDB, …): handed everything announced, as it is announced.
+    pub(crate) sinks: crate::sinks::Sinks,
     /// The UPS's word on the appliance's supply (`None`: no UPS inputs).
     pub(crate) on_battery: Arc<Mutex<Option<bool>>>,
 }
@@ -97,8 +98,8 @@ impl Outputs {
             ) else {
                 continue;
             };
-            if let (Some(_), Some(influx)) = (&ev.profile, &self.influx) {
-                influx.event(&ev);
+            if ev.profile.is_some() {
+                self.sinks.event(&ev);
             }
             if let Some(p) = &ev.profile {
                 if let Ok(json) = serde_json::to_value(&**p) {
@@ -151,9 +152,7 @@ impl Outputs {
                 rec.revision = r;
             }
             tracing::info!(key = %rec.op.key, revision = rec.revision, "ticket: {}", rec.op.title);
-            if let Some(influx) = &self.influx {
-                influx.ticket(&rec);
-            }
+            self.sinks.ticket(&rec);
             let _ = self.ticket_updates.send(rec);
         }
     }
@@ -324,9 +323,7 @@ pub(crate) async fn consume(
                     .get(&ev.id)
                     .copied();
             }
-            if let Some(influx) = &out.influx {
-                influx.event(&ev);
-            }
+            out.sinks.event(&ev);
             let _ = out.updates.send(ev);
         }
         out.store_attachments().await;

@@ -1,13 +1,43 @@
 //! The appliance's health report (uptime, supply, sources heard, buffers, clock, UPS), written
-//! to the InfluxDB sink at a fixed interval.
+//! to every sink at a fixed interval.
 
 use crate::actions::tickets::TicketBook;
 use crate::pipeline::status::{MeterBusStatus, SourceStatus};
+use crate::sinks::Sink;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// The appliance's own health, as the service knows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Health {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Seconds since the service started.
+    pub uptime_s: f64,
+    /// Whether the supply is there now (`None`: no source can tell).
+    pub supply_ok: Option<bool>,
+    /// Whether a repair ticket (outage) is open.
+    pub outage_open: bool,
+    /// Sources configured.
+    pub sources: u32,
+    /// Sources heard now.
+    pub sources_connected: u32,
+    /// Readings or events queued inside the service (its buffers' depth).
+    pub buffer_depth: u64,
+    /// Serial errors since start (CRC, framing, timeouts), all ports.
+    pub serial_errors: u64,
+    /// Whether the clock is synchronised (NTP/GPS); `None` when unknown.
+    pub clock_synced: Option<bool>,
+    /// Clock offset to the reference, milliseconds, when known.
+    pub clock_offset_ms: Option<f64>,
+    /// Whether the appliance runs on its UPS.
+    pub on_battery: Option<bool>,
+    /// kare's version.
+    pub version: String,
+}
 
 /// What the health report is made of.
 pub(crate) struct HealthSources {
@@ -15,12 +45,12 @@ pub(crate) struct HealthSources {
     pub(crate) status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
     pub(crate) meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
     pub(crate) tickets: Arc<TicketBook>,
-    pub(crate) influx: Arc<Mutex<crate::sinks::influx::InfluxStats>>,
+    pub(crate) sinks: crate::sinks::Sinks,
     pub(crate) on_battery: Arc<Mutex<Option<bool>>>,
 }
 
 impl HealthSources {
-    fn health(&self, at: DateTime<Utc>) -> crate::sinks::influx::Health {
+    fn health(&self, at: DateTime<Utc>) -> Health {
         let (sources, connected, stream_errors) = {
             let st = self.status.lock().unwrap_or_else(|p| p.into_inner());
             (
@@ -49,12 +79,9 @@ impl HealthSources {
                 && t.op.state == crate::actions::rules::TicketState::Open
         });
         let heard = connected + online;
-        let buffer_depth = {
-            let s = self.influx.lock().unwrap_or_else(|p| p.into_inner());
-            s.memory_points + s.backlog_points
-        };
+        let buffer_depth = self.sinks.buffered();
         let clock = crate::pipeline::clock::kernel_sync();
-        crate::sinks::influx::Health {
+        Health {
             at,
             uptime_s: (at - self.started).num_milliseconds() as f64 / 1000.0,
             // Only a source that is heard can tell whether the supply is there.
@@ -75,7 +102,6 @@ impl HealthSources {
 /// Writes the appliance's health every `every`, from the start, and once more on the way out.
 pub(crate) async fn report_health(
     from: HealthSources,
-    feed: Arc<crate::sinks::influx::InfluxFeed>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -84,8 +110,8 @@ pub(crate) async fn report_health(
     while !shutdown.is_cancelled() {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => feed.health(&from.health(Utc::now())),
+            _ = tick.tick() => from.sinks.health(&from.health(Utc::now())),
         }
     }
-    feed.health(&from.health(Utc::now()));
+    from.sinks.health(&from.health(Utc::now()));
 }

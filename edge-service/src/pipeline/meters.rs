@@ -5,6 +5,7 @@ use crate::actions::rules::RuleInput;
 use crate::pipeline::coarse::{CoarseDetector, CoarseKind};
 use crate::pipeline::consumer::Outputs;
 use crate::pipeline::event_log::LoggedEvent;
+use crate::sinks::Sink;
 use crate::sources::meters::readings::{MeterEvent, MeterMessage, Quantity};
 use std::collections::BTreeMap;
 
@@ -36,8 +37,8 @@ impl MeterDesk {
     ) -> (Vec<LoggedEvent>, Vec<RuleInput>) {
         let mut logged = Vec::new();
         let mut inputs = Vec::new();
-        if let (MeterMessage::Event(e), Some(influx)) = (m, &out.influx) {
-            influx.meter_event(e);
+        if let MeterMessage::Event(e) = m {
+            out.sinks.meter_event(e);
         }
         match m {
             MeterMessage::Readings(rs) => {
@@ -60,9 +61,7 @@ impl MeterDesk {
                 for r in rs {
                     let _ = out.meter_readings.send(r.clone());
                 }
-                if let Some(influx) = &out.influx {
-                    influx.meter_readings(rs);
-                }
+                out.sinks.meter_readings(rs);
                 // Demand for generator sizing: the meter's demand register, else its power.
                 let demand = rs
                     .iter()
@@ -96,9 +95,7 @@ impl MeterDesk {
             }
             // History: to InfluxDB (and, through it, to the demand before an outage) only.
             MeterMessage::Interval(rs) => {
-                if let Some(influx) = &out.influx {
-                    influx.interval(rs);
-                }
+                out.sinks.interval(rs);
             }
             MeterMessage::Event(e) => match e {
                 MeterEvent::Offline {

@@ -12,6 +12,7 @@ use crate::pipeline::event_log::{EventLog, LoggedEvent};
 use crate::pipeline::health::{report_health, HealthSources};
 use crate::pipeline::meters::MeterDesk;
 use crate::pipeline::status::{MeterBusStatus, SourceStatus};
+use crate::sinks::{SinkContext, Sinks};
 use crate::sources::meters::readings::MeterMessage;
 use crate::sources::pqlink::{self, PqlinkSourceConfig, Reading, SourceMessage};
 use chrono::{DateTime, Utc};
@@ -125,7 +126,7 @@ pub struct Service {
     _stop_on_drop: tokio_util::sync::DropGuard,
     tasks: Vec<JoinHandle<()>>,
     /// The sink stops last (its own signal), after the consumer has handed over everything.
-    influx_task: Option<(CancellationToken, JoinHandle<()>)>,
+    sink_writers: Vec<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Service {
@@ -213,54 +214,47 @@ impl Service {
         }
         drop(tx);
         let started = Utc::now();
+        // Sinks: each started sink's feed joins the one fan-out the consumer hands things to;
+        // writers are stopped last. A new sink is one more `if let` here.
+        let mut sinks = Sinks::default();
+        let mut writers = Vec::new();
+        let mut health_every: Option<Duration> = None;
+        let ctx = SinkContext {
+            readings: readings.clone(),
+            updates: updates.clone(),
+            log: log.clone(),
+            udin: nodes_udin,
+            shutdown: shutdown_rx.clone(),
+        };
+        let mut started_sinks = Vec::new();
         let mut influx_stats = None;
-        let mut influx_task = None;
-        let mut influx_feed = None;
         if let Some(icfg) = cfg.influx {
-            use crate::sinks::influx;
-            let icfg = icfg.with_site(&cfg.site);
-            let stats = Arc::new(Mutex::new(influx::InfluxStats::default()));
-            let (itx, irx) = influx::channel(icfg.channel_capacity, stats.clone());
-            let stop = CancellationToken::new();
-            let stop_rx = stop.clone();
-            let health_every = Duration::from_secs_f64(icfg.health_interval_s);
-            let writer_stats = stats.clone();
-            let writer = tokio::spawn(async move {
-                if let Err(e) = influx::run(icfg, irx, stop_rx, writer_stats.clone()).await {
-                    // Not silent: the log, /api/v1/status and the health points say so.
-                    tracing::error!("InfluxDB sink not started: {e}");
-                    writer_stats
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .last_error = Some(format!("not started: {e}"));
-                }
-            });
-            influx_task = Some((stop, writer));
-            tasks.push(tokio::spawn(influx::aggregate_readings(
-                itx.clone(),
-                readings.subscribe(),
-                updates.subscribe(),
-                log.clone(),
-                nodes_udin,
-                stats.clone(),
-                shutdown_rx.clone(),
-            )));
-            let feed = Arc::new(influx::InfluxFeed::new(itx));
+            let (started, stats) = crate::sinks::influx::start(icfg.with_site(&cfg.site), &ctx);
+            influx_stats = Some(stats);
+            started_sinks.push(started);
+        }
+        for started in started_sinks {
+            sinks.push(started.feed);
+            tasks.extend(started.tasks);
+            writers.push((started.stop, started.writer));
+            health_every = match (health_every, started.health_every) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if let Some(every) = health_every {
             tasks.push(tokio::spawn(report_health(
                 HealthSources {
                     started,
                     status: status.clone(),
                     meters: meters.clone(),
                     tickets: tickets.clone(),
-                    influx: stats.clone(),
+                    sinks: sinks.clone(),
                     on_battery: on_battery.clone(),
                 },
-                feed.clone(),
-                health_every,
+                every,
                 shutdown_rx.clone(),
             )));
-            influx_feed = Some(feed);
-            influx_stats = Some(stats);
         }
         tasks.push(tokio::spawn(consume(
             rx,
@@ -278,7 +272,7 @@ impl Service {
                 status: status.clone(),
                 tickets: tickets.clone(),
                 ticket_updates: ticket_updates.clone(),
-                influx: influx_feed,
+                sinks,
                 on_battery,
             },
             rules,
@@ -300,7 +294,7 @@ impl Service {
             _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
             tasks,
-            influx_task,
+            sink_writers: writers,
         }
     }
 
@@ -311,9 +305,9 @@ impl Service {
         for t in self.tasks {
             let _ = t.await;
         }
-        if let Some((stop, task)) = self.influx_task {
+        for (stop, writer) in self.sink_writers {
             stop.cancel();
-            let _ = task.await;
+            let _ = writer.await;
         }
     }
 }

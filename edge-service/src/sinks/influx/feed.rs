@@ -13,11 +13,13 @@
 
 use super::producers::{
     points_from_event, points_from_health, points_from_interval, points_from_meter_event,
-    points_from_meter_readings, points_from_ticket, DemandTracker, Health, SecondAggregator,
+    points_from_meter_readings, points_from_ticket, DemandTracker, SecondAggregator,
 };
 use super::writer::{InfluxSender, InfluxStats};
 use crate::actions::tickets::TicketRecord;
 use crate::pipeline::event_log::{EventBody, EventLog, LoggedEvent};
+use crate::pipeline::health::Health;
+use crate::sinks::Sink;
 use crate::sources::meters::readings::{MeterEvent, MeterReading};
 use crate::sources::pqlink::Reading;
 use chrono::{DateTime, Utc};
@@ -33,24 +35,36 @@ pub struct InfluxFeed {
     tx: InfluxSender,
     /// Recent demand, for the energy not supplied on a closed repair ticket.
     demand: Mutex<DemandTracker>,
+    /// The writer's counters, for the points held (health's buffer depth).
+    stats: Arc<Mutex<InfluxStats>>,
 }
 
 impl InfluxFeed {
     /// A feed into `tx`.
-    pub fn new(tx: InfluxSender) -> Self {
+    pub fn new(tx: InfluxSender, stats: Arc<Mutex<InfluxStats>>) -> Self {
         InfluxFeed {
             tx,
             demand: Mutex::new(DemandTracker::default()),
+            stats,
         }
     }
 
+    fn observe_demand(&self, rs: &[MeterReading]) {
+        let mut d = self.demand.lock().unwrap_or_else(|p| p.into_inner());
+        for r in rs {
+            d.observe(r);
+        }
+    }
+}
+
+impl Sink for InfluxFeed {
     /// An event, new or updated (its end, its profile): the same points are overwritten.
-    pub fn event(&self, ev: &LoggedEvent) {
+    fn event(&self, ev: &LoggedEvent) {
         self.tx.send_all(points_from_event(ev));
     }
 
     /// A ticket revision (the ticket's one point; the last revision wins).
-    pub fn ticket(&self, t: &TicketRecord) {
+    fn ticket(&self, t: &TicketRecord) {
         let demand = self
             .demand
             .lock()
@@ -60,7 +74,7 @@ impl InfluxFeed {
     }
 
     /// One poll's readings: `meter`, one point per device, stamped at the poll's first value.
-    pub fn meter_readings(&self, rs: &[MeterReading]) {
+    fn meter_readings(&self, rs: &[MeterReading]) {
         self.observe_demand(rs);
         // A DL/T 645 meter is read one identifier per request, each stamped as it arrives: as
         // many points as values, each carrying the whole tag set, would triple what the uplink
@@ -82,26 +96,24 @@ impl InfluxFeed {
 
     /// Interval records (a load profile): `meter_interval`, one point per interval, kept longer
     /// in the backlog.
-    pub fn interval(&self, rs: &[MeterReading]) {
+    fn interval(&self, rs: &[MeterReading]) {
         self.observe_demand(rs);
         self.tx.send_all(points_from_interval(rs));
     }
 
-    fn observe_demand(&self, rs: &[MeterReading]) {
-        let mut d = self.demand.lock().unwrap_or_else(|p| p.into_inner());
-        for r in rs {
-            d.observe(r);
-        }
-    }
-
     /// A meter's own event (offline, online, a power-down it recorded).
-    pub fn meter_event(&self, e: &MeterEvent) {
+    fn meter_event(&self, e: &MeterEvent) {
         self.tx.send(points_from_meter_event(e));
     }
 
     /// The appliance's health report.
-    pub fn health(&self, h: &Health) {
+    fn health(&self, h: &Health) {
         self.tx.send(points_from_health(h));
+    }
+
+    fn buffered(&self) -> u64 {
+        let s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        s.memory_points + s.backlog_points
     }
 }
 
@@ -208,7 +220,7 @@ mod tests {
     async fn a_poll_is_one_point_and_interval_records_are_interval_data() {
         let stats = Arc::new(Mutex::new(InfluxStats::default()));
         let (tx, mut rx) = channel(100, stats);
-        let feed = InfluxFeed::new(tx);
+        let feed = InfluxFeed::new(tx, Arc::new(Mutex::new(InfluxStats::default())));
         let now = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
         // One DL/T 645 poll: two values read a second apart.
         feed.meter_readings(&[

@@ -12,6 +12,7 @@ use super::point::{Class, Point};
 use crate::actions::tickets::TicketRecord;
 use crate::pipeline::event_log::{EventBody, LoggedEvent};
 use crate::pipeline::events::{round, ReportedEvent};
+use crate::pipeline::health::Health;
 use crate::sources::meters::readings::{MeterEvent, MeterReading};
 use crate::sources::pqlink::{Reading, RmsProfile};
 use chrono::{DateTime, TimeZone, Utc};
@@ -519,35 +520,6 @@ impl DemandTracker {
             .find(|(t, _)| *t <= at)
             .map(|(_, v)| *v)
     }
-}
-
-/// The appliance's own health, as the service knows it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Health {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Seconds since the service started.
-    pub uptime_s: f64,
-    /// Whether the supply is there now (`None`: no source can tell).
-    pub supply_ok: Option<bool>,
-    /// Whether a repair ticket (outage) is open.
-    pub outage_open: bool,
-    /// Sources configured.
-    pub sources: u32,
-    /// Sources heard now.
-    pub sources_connected: u32,
-    /// Readings or events queued inside the service (its buffers' depth).
-    pub buffer_depth: u64,
-    /// Serial errors since start (CRC, framing, timeouts), all ports.
-    pub serial_errors: u64,
-    /// Whether the clock is synchronised (NTP/GPS); `None` when unknown.
-    pub clock_synced: Option<bool>,
-    /// Clock offset to the reference, milliseconds, when known.
-    pub clock_offset_ms: Option<f64>,
-    /// Whether the appliance runs on its UPS.
-    pub on_battery: Option<bool>,
-    /// kare's version.
-    pub version: String,
 }
 
 /// The appliance's health → `kare_health` (one point; no tags but the site's). The fleet board
