@@ -5,6 +5,8 @@
 //! tokio-serial, reconnects with backoff when the port disappears, notices a node that has gone
 //! silent, and hands outputs to the service without ever waiting on a slow consumer.
 
+pub mod config;
+
 use crate::pipeline::events::{characterise, Clock, ReportedEvent};
 use chrono::{DateTime, Utc};
 use kare_firmware::detector::{Detector, Observation, Thresholds, Transition};

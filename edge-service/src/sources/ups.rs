@@ -6,6 +6,8 @@
 //! `rpi`), mocks in tests. Inputs are debounced (a contact bouncing or a brown-out glitch must not
 //! raise a ticket) and reported as edges.
 
+pub mod config;
+
 use embedded_hal::digital::InputPin;
 
 /// What the UPS says, on a change.

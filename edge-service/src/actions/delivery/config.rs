@@ -34,6 +34,7 @@
 //! Which endpoints a kind of ticket goes to is the rules' business: they pass the resolved
 //! list with each save ([`crate::store::TicketWrite::deliver_to`]).
 
+pub use crate::config::ConfigProblem;
 use crate::store::Channel;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -230,21 +231,6 @@ impl EndpointConfig {
             EndpointConfig::Email(_) => Channel::Email,
             EndpointConfig::Sms(_) => Channel::Sms,
         }
-    }
-}
-
-/// A value in `[delivery]` that makes no sense.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// The key, e.g. `delivery.endpoint[1].url`.
-    pub key: String,
-    /// What is wrong and what would be right.
-    pub problem: String,
-}
-
-impl std::fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}`: {}", self.key, self.problem)
     }
 }
 

@@ -22,6 +22,7 @@
 //! poller on any byte stream (a TCP-to-RS-485 gateway, or a test's in-memory pipe).
 
 pub mod codec;
+pub mod config;
 
 use crate::sources::meters::dlt645::codec::{
     self as dlt645, broadcast_time, decode_address_reply, decode_follow_up_reply,

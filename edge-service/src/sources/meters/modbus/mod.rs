@@ -12,6 +12,7 @@
 //! around it: the 3.5-character silence between frames (tokio-modbus does not keep it), a
 //! timeout per request (tokio-modbus has none), and recovery from a garbled reply.
 
+pub mod config;
 pub mod plan;
 pub mod poller;
 pub mod profile;

@@ -1,26 +1,29 @@
 //! The service's configuration: one TOML file, typed, validated at start with messages that
 //! name the key (and, for syntax and type errors, the line).
 //!
-//! ```toml
-//! listen = "127.0.0.1:8080"
-//!
-//! [[node]]                  # a sensor node on a serial port
-//! name = "feeder-1"
-//! port = "/dev/serial/by-id/usb-FTDI_FT232R-if00-port0"
-//! udin = 230.0              # declared voltage, volts phase-neutral
-//! # baud = 115200, dip_pct = 90, swell_pct = 110, interruption_pct = 10,
-//! # hysteresis_pct = 2, silence_s = 2
-//! ```
+//! This module only composes. Each section's type, its own checks and what it builds live beside
+//! its component (`[[node]]` in `sources/pqlink/config.rs`, `[[modbus]]` and `[[dlt645]]` beside
+//! their pollers, `[ups]` beside the UPS monitor, `[site]`, `[rules]`, `[delivery]`, `[store]`,
+//! `[influx]` in theirs), and reports a [`ConfigProblem`] with a key relative to the section;
+//! here the key is placed under the section, and what spans sections is checked: unique names,
+//! one serial port per source, routes naming endpoints that exist.
 
 use crate::actions::rules::RuleSettings;
 use crate::actions::site::Site;
+use crate::pipeline::service::{MeterBusTask, UpsTask};
+use crate::sources::meters::dlt645::config::Dlt645Entry;
+use crate::sources::meters::modbus::config::ModbusEntry;
+use crate::sources::pqlink::config::NodeEntry;
 use crate::sources::pqlink::PqlinkSourceConfig;
+use crate::sources::ups::config::UpsEntry;
 use kare_firmware::detector::Thresholds;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 use thiserror::Error;
+
+mod problem;
+pub use problem::ConfigProblem;
 
 /// Why a configuration was refused.
 #[derive(Debug, Error)]
@@ -91,143 +94,6 @@ pub struct Config {
     pub influx: Option<crate::sinks::influx::InfluxConfig>,
 }
 
-/// `[ups]`: the UPS HAT's "mains lost" and "battery low" outputs on the Pi's GPIO (BCM numbers).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct UpsEntry {
-    /// BCM pin that signals mains lost.
-    pub mains_lost_gpio: u8,
-    /// BCM pin that signals battery low.
-    pub battery_low_gpio: u8,
-    /// `low` (the line is pulled low to signal, as on most HATs) or `high`.
-    #[serde(default = "active_low")]
-    pub active: String,
-}
-
-fn active_low() -> String {
-    "low".into()
-}
-
-/// One `[[modbus]]` bus.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModbusEntry {
-    /// Bus name.
-    pub name: String,
-    /// Serial port.
-    pub port: String,
-    /// Baud rate.
-    #[serde(default = "d9600")]
-    pub baud: u32,
-    /// `none`, `even` or `odd`.
-    #[serde(default = "parity_none")]
-    pub parity: String,
-    /// Declared phase-neutral voltage: when set, polled voltages feed the coarse outage detector.
-    pub udin: Option<f32>,
-    /// The meters.
-    #[serde(default)]
-    pub device: Vec<ModbusDeviceEntry>,
-}
-
-/// One meter on a Modbus bus.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModbusDeviceEntry {
-    /// Name in readings and events.
-    pub name: String,
-    /// Modbus slave id, 1..=247.
-    pub slave_id: u8,
-    /// A built-in profile name (`eastron-sdm630`, `chint-dtsu666`, `acrel-adl400`) or a file path.
-    pub profile: String,
-    /// Seconds between polls.
-    #[serde(default = "d5")]
-    pub poll_every_s: f64,
-}
-
-/// One `[[dlt645]]` bus.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Dlt645Entry {
-    /// Bus name.
-    pub name: String,
-    /// Serial port.
-    pub port: String,
-    /// Baud rate (the standard's default is 2400).
-    #[serde(default = "d2400")]
-    pub baud: u32,
-    /// `even` (the standard's 8E1), `none` or `odd`.
-    #[serde(default = "parity_even")]
-    pub parity: String,
-    /// Declared phase-neutral voltage: when set, polled voltages feed the coarse outage detector.
-    pub udin: Option<f32>,
-    /// The meters.
-    #[serde(default)]
-    pub device: Vec<Dlt645DeviceEntry>,
-}
-
-/// One meter on a DL/T 645 bus.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Dlt645DeviceEntry {
-    /// Name in readings and events.
-    pub name: String,
-    /// The 12 nameplate digits; absent: discovered (only when it is alone on the bus).
-    pub address: Option<String>,
-    /// Set the meter clocks from the appliance's (broadcast, daily).
-    #[serde(default)]
-    pub time_set: bool,
-}
-
-fn d9600() -> u32 {
-    9600
-}
-fn d2400() -> u32 {
-    2400
-}
-fn d5() -> f64 {
-    5.0
-}
-fn parity_none() -> String {
-    "none".into()
-}
-fn parity_even() -> String {
-    "even".into()
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-
-/// One `[[node]]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct NodeEntry {
-    /// Name in events and logs.
-    pub name: String,
-    /// Serial port path.
-    pub port: String,
-    /// Baud rate.
-    #[serde(default = "default_baud")]
-    pub baud: u32,
-    /// Declared voltage, volts.
-    pub udin: f32,
-    /// Dip threshold, % of Udin.
-    #[serde(default = "d90")]
-    pub dip_pct: f32,
-    /// Swell threshold, % of Udin.
-    #[serde(default = "d110")]
-    pub swell_pct: f32,
-    /// Interruption threshold, % of Udin.
-    #[serde(default = "d10")]
-    pub interruption_pct: f32,
-    /// Hysteresis, % of Udin.
-    #[serde(default = "d2")]
-    pub hysteresis_pct: f32,
-    /// Seconds without a frame before the node is reported lost.
-    #[serde(default = "d2f64")]
-    pub silence_s: f64,
-}
-
 /// `[demo]`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -238,23 +104,8 @@ pub struct DemoEntry {
     pub speed: Option<f64>,
 }
 
-fn default_baud() -> u32 {
-    115_200
-}
-fn d90() -> f32 {
-    kare_firmware::detector::DEFAULT_DIP_PCT
-}
-fn d110() -> f32 {
-    kare_firmware::detector::DEFAULT_SWELL_PCT
-}
-fn d10() -> f32 {
-    kare_firmware::detector::DEFAULT_INTERRUPTION_PCT
-}
-fn d2() -> f32 {
-    kare_firmware::detector::DEFAULT_HYSTERESIS_PCT
-}
-fn d2f64() -> f64 {
-    2.0
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
 impl Default for Config {
@@ -303,35 +154,21 @@ impl Config {
             key,
             problem: problem.into(),
         };
+        let at = |p: ConfigProblem| ConfigError::Value {
+            path: path.into(),
+            key: p.key,
+            problem: p.problem,
+        };
         let mut names = std::collections::HashSet::new();
         for (i, n) in self.node.iter().enumerate() {
-            if n.name.trim().is_empty() {
-                return Err(bad(format!("node[{i}].name"), "must not be empty"));
-            }
+            n.validate()
+                .map_err(|p| at(p.under(&format!("node[{i}]"))))?;
             if !names.insert(n.name.as_str()) {
                 return Err(bad(
                     format!("node[{i}].name"),
                     "is used by another node: names must be unique",
                 ));
             }
-            if n.port.trim().is_empty() {
-                return Err(bad(format!("node[{i}].port"), "must be a serial port path"));
-            }
-            if n.baud == 0 {
-                return Err(bad(
-                    format!("node[{i}].baud"),
-                    "must be a baud rate such as 115200",
-                ));
-            }
-            if !(n.silence_s.is_finite() && n.silence_s > 0.0) {
-                return Err(bad(
-                    format!("node[{i}].silence_s"),
-                    "must be a positive number of seconds",
-                ));
-            }
-            n.thresholds()
-                .validate()
-                .map_err(|why| bad(format!("node[{i}]"), why))?;
         }
         if let Some(site) = &self.site {
             site.validate()
@@ -357,48 +194,53 @@ impl Config {
             return Err(bad("rules.power_factor".into(), "must be in (0, 1]"));
         }
         for (i, b) in self.modbus.iter().enumerate() {
-            for (j, d) in b.device.iter().enumerate() {
-                crate::sources::meters::modbus::find_profile(&d.profile)
-                    .map_err(|e| bad(format!("modbus[{i}].device[{j}].profile"), &e.to_string()))?;
-                if !(1..=247).contains(&d.slave_id) {
-                    return Err(bad(
-                        format!("modbus[{i}].device[{j}].slave_id"),
-                        "must be 1..=247",
-                    ));
-                }
-            }
-            parity(&b.parity)
-                .ok_or_else(|| bad(format!("modbus[{i}].parity"), "must be none, even or odd"))?;
+            b.validate()
+                .map_err(|p| at(p.under(&format!("modbus[{i}]"))))?;
         }
         for (i, b) in self.dlt645.iter().enumerate() {
-            for (j, d) in b.device.iter().enumerate() {
-                if let Some(a) = &d.address {
-                    a.parse::<crate::sources::meters::dlt645::codec::Address>()
-                        .map_err(|e| {
-                            bad(format!("dlt645[{i}].device[{j}].address"), &e.to_string())
-                        })?;
-                }
-            }
-            parity(&b.parity)
-                .ok_or_else(|| bad(format!("dlt645[{i}].parity"), "must be none, even or odd"))?;
+            b.validate()
+                .map_err(|p| at(p.under(&format!("dlt645[{i}]"))))?;
         }
         if let Some(u) = &self.ups {
-            if !matches!(u.active.as_str(), "low" | "high") {
-                return Err(bad("ups.active".into(), "must be low or high"));
-            }
-            if u.mains_lost_gpio == u.battery_low_gpio {
+            u.validate().map_err(|p| at(p.under("ups")))?;
+        }
+        // One serial port, one source: two pollers (or a node and a poller) on one port would
+        // garble each other's frames, and the appliance would blame the meters.
+        let mut ports: std::collections::HashMap<&str, String> = Default::default();
+        let sections = self
+            .node
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("node[{i}].port"), n.port.as_str()))
+            .chain(
+                self.modbus
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (format!("modbus[{i}].port"), b.port.as_str())),
+            )
+            .chain(
+                self.dlt645
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (format!("dlt645[{i}].port"), b.port.as_str())),
+            );
+        for (key, port) in sections {
+            if let Some(first) = ports.get(port.trim()) {
                 return Err(bad(
-                    "ups.battery_low_gpio".into(),
-                    "must differ from mains_lost_gpio",
+                    key,
+                    &format!(
+                        "serial port {port} is already used by `{first}`: each node and bus needs its own port"
+                    ),
                 ));
             }
+            ports.insert(port.trim(), key);
         }
         if let Some(st) = &self.store {
             // `validate` already names the key under `store.`.
             st.validate().map_err(|(k, p)| bad(k, &p))?;
         }
         if let Some(d) = &self.delivery {
-            d.validate().map_err(|p| bad(p.key.clone(), &p.problem))?;
+            d.validate().map_err(at)?;
         }
         let names: Vec<&str> = self
             .delivery
@@ -443,29 +285,7 @@ impl Config {
 
     /// The serial sources to start.
     pub fn sources(&self) -> Vec<PqlinkSourceConfig> {
-        self.node
-            .iter()
-            .map(|n| PqlinkSourceConfig {
-                name: n.name.clone(),
-                port: n.port.clone(),
-                baud: n.baud,
-                thresholds: n.thresholds(),
-                silence: Duration::from_secs_f64(n.silence_s),
-            })
-            .collect()
-    }
-}
-
-impl NodeEntry {
-    /// The node's thresholds.
-    pub fn thresholds(&self) -> Thresholds {
-        Thresholds {
-            udin: self.udin,
-            dip_pct: self.dip_pct,
-            swell_pct: self.swell_pct,
-            interruption_pct: self.interruption_pct,
-            hysteresis_pct: self.hysteresis_pct,
-        }
+        self.node.iter().map(NodeEntry::source_config).collect()
     }
 }
 
@@ -517,6 +337,20 @@ mod tests {
         .to_string();
         assert!(
             e.contains("`node[1]`") && e.contains("interruption threshold"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn one_serial_port_for_a_node_and_a_modbus_bus_is_refused() {
+        let e = Config::parse(
+            "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"m\"\nport = \"/dev/ttyUSB0\"\n",
+            "k.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`modbus[0].port`") && e.contains("already used by `node[0].port`"),
             "{e}"
         );
     }
@@ -610,46 +444,20 @@ mod site_tests {
     }
 }
 
-/// Serial parity from its name in the file.
-pub fn parity(name: &str) -> Option<tokio_serial::Parity> {
-    match name.to_ascii_lowercase().as_str() {
-        "none" | "n" => Some(tokio_serial::Parity::None),
-        "even" | "e" => Some(tokio_serial::Parity::Even),
-        "odd" | "o" => Some(tokio_serial::Parity::Odd),
-        _ => None,
-    }
-}
-
 /// Meter bus tasks to start, and the buses (with thresholds) whose voltages feed coarse detection.
-pub type MeterBuses = (
-    Vec<crate::pipeline::service::MeterBusTask>,
-    Vec<(String, Thresholds)>,
-);
+pub type MeterBuses = (Vec<MeterBusTask>, Vec<(String, Thresholds)>);
 
 impl Config {
     /// The meter buses to start, and the buses whose voltages feed the coarse outage detector.
-    /// Profiles were checked by `validate`; a file that changed since is reported here.
+    /// Profiles were checked at load; a profile file that changed since is reported here.
     pub fn meter_buses(&self) -> anyhow::Result<MeterBuses> {
         use crate::sources::meters::{dlt645, modbus};
-        let mut tasks: Vec<crate::pipeline::service::MeterBusTask> = Vec::new();
+        let mut tasks: Vec<MeterBusTask> = Vec::new();
         let mut coarse = Vec::new();
-        for b in &self.modbus {
-            let mut cfg = modbus::ModbusBusConfig::new(b.name.clone(), b.port.clone(), b.baud);
-            // Checked by `validate`.
-            cfg.parity = parity(&b.parity)
-                .map(modbus::Parity::from)
-                .unwrap_or(modbus::Parity::None);
-            for d in &b.device {
-                let profile = modbus::find_profile(&d.profile).map_err(|e| {
-                    anyhow::anyhow!("modbus bus {}: device {}: {e}", b.name, d.name)
-                })?;
-                cfg.devices.push(modbus::ModbusDevice {
-                    name: d.name.clone(),
-                    slave_id: d.slave_id,
-                    profile: std::sync::Arc::new(profile),
-                    poll_every: Duration::from_secs_f64(d.poll_every_s.max(0.1)),
-                });
-            }
+        for (i, b) in self.modbus.iter().enumerate() {
+            let cfg = b
+                .bus_config()
+                .map_err(|p| anyhow::anyhow!("{}", p.under(&format!("modbus[{i}]"))))?;
             if let Some(udin) = b.udin {
                 coarse.push((b.name.clone(), Thresholds::typical(udin)));
             }
@@ -662,21 +470,10 @@ impl Config {
                 })
             }));
         }
-        for b in &self.dlt645 {
-            let mut cfg = dlt645::Dlt645BusConfig::new(&b.name, &b.port);
-            cfg.baud = b.baud;
-            cfg.parity = parity(&b.parity).unwrap_or(tokio_serial::Parity::Even);
-            for d in &b.device {
-                let address = match &d.address {
-                    Some(a) => Some(a.parse().map_err(|e| {
-                        anyhow::anyhow!("dl/t 645 bus {}: device {}: address: {e}", b.name, d.name)
-                    })?),
-                    None => None,
-                };
-                let mut dev = dlt645::Dlt645Device::new(&d.name, address);
-                dev.broadcast_time_set = d.time_set;
-                cfg.devices.push(dev);
-            }
+        for (i, b) in self.dlt645.iter().enumerate() {
+            let cfg = b
+                .bus_config()
+                .map_err(|p| anyhow::anyhow!("{}", p.under(&format!("dlt645[{i}]"))))?;
             if let Some(udin) = b.udin {
                 coarse.push((b.name.clone(), Thresholds::typical(udin)));
             }
@@ -686,49 +483,9 @@ impl Config {
         }
         Ok((tasks, coarse))
     }
-}
 
-impl Config {
-    /// The UPS watch, if configured. On a build without GPIO support a configured `[ups]` is an
-    /// error, not silently ignored: an outage is the one event the appliance must not miss.
-    pub fn ups_task(&self) -> anyhow::Result<Option<crate::pipeline::service::UpsTask>> {
-        let Some(u) = self.ups.clone() else {
-            return Ok(None);
-        };
-        #[cfg(feature = "rpi")]
-        {
-            use crate::sources::ups::{spawn, Active, UpsMonitor};
-            let gpio = rppal::gpio::Gpio::new()
-                .map_err(|e| anyhow::anyhow!("[ups]: cannot open the GPIO: {e}; is this a Raspberry Pi, and is the user in the gpio group?"))?;
-            let pin = |n: u8| -> anyhow::Result<rppal::gpio::InputPin> {
-                Ok(gpio
-                    .get(n)
-                    .map_err(|e| anyhow::anyhow!("[ups]: GPIO {n}: {e}"))?
-                    .into_input_pullup())
-            };
-            let active = if u.active == "high" {
-                Active::High
-            } else {
-                Active::Low
-            };
-            let monitor =
-                UpsMonitor::new(pin(u.mains_lost_gpio)?, pin(u.battery_low_gpio)?, active, 5);
-            Ok(Some(Box::new(move |tx, mut shutdown| {
-                Box::pin(async move {
-                    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let handle = spawn(monitor, tx, stop.clone());
-                    let _ = shutdown.changed().await;
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-                })
-            })))
-        }
-        #[cfg(not(feature = "rpi"))]
-        {
-            let _ = u;
-            anyhow::bail!(
-                "[ups] is configured but this kare was built without GPIO support: build it with `--features rpi`"
-            )
-        }
+    /// The UPS watch, if configured (an error on a build without GPIO support).
+    pub fn ups_task(&self) -> anyhow::Result<Option<UpsTask>> {
+        self.ups.as_ref().map(UpsEntry::task).transpose()
     }
 }

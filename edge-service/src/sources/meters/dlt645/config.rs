@@ -1,0 +1,88 @@
+//! `[[dlt645]]`: a DL/T 645-2007 bus and its meters as the configuration file gives them;
+//! checked and turned into the poller's [`Dlt645BusConfig`] here, beside the poller.
+//!
+//! ```toml
+//! [[dlt645]]
+//! name = "rs485-2"
+//! port = "/dev/ttyUSB2"
+//! baud = 2400               # the standard's 8E1; parity = "even" | "none" | "odd"
+//! [[dlt645.device]]
+//! name = "tariff-meter"
+//! address = "123456789012"  # the nameplate's 12 digits; absent: discovered if alone on the bus
+//! time_set = false
+//! ```
+
+use super::codec::Address;
+use super::{Dlt645BusConfig, Dlt645Device};
+use crate::config::ConfigProblem;
+use crate::sources::meters::parity;
+use serde::Deserialize;
+
+/// One `[[dlt645]]` bus.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dlt645Entry {
+    /// Bus name.
+    pub name: String,
+    /// Serial port.
+    pub port: String,
+    /// Baud rate (the standard's default is 2400).
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// `even` (the standard's 8E1), `none` or `odd`.
+    #[serde(default = "default_parity")]
+    pub parity: String,
+    /// Declared phase-neutral voltage: when set, polled voltages feed the coarse outage detector.
+    pub udin: Option<f32>,
+    /// The meters.
+    #[serde(default)]
+    pub device: Vec<Dlt645DeviceEntry>,
+}
+
+/// One meter on a DL/T 645 bus.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dlt645DeviceEntry {
+    /// Name in readings and events.
+    pub name: String,
+    /// The 12 nameplate digits; absent: discovered (only when it is alone on the bus).
+    pub address: Option<String>,
+    /// Set the meter clocks from the appliance's (broadcast, daily).
+    #[serde(default)]
+    pub time_set: bool,
+}
+
+/// DL/T 645-2007's default line: 2400 baud, 8E1.
+fn default_baud() -> u32 {
+    2400
+}
+fn default_parity() -> String {
+    "even".into()
+}
+
+impl Dlt645Entry {
+    /// Checks the bus on its own; keys are relative to the entry (`device[0].address`).
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
+        self.bus_config().map(|_| ())
+    }
+
+    /// The poller's configuration.
+    pub fn bus_config(&self) -> Result<Dlt645BusConfig, ConfigProblem> {
+        let mut cfg = Dlt645BusConfig::new(&self.name, &self.port);
+        cfg.baud = self.baud;
+        cfg.parity = parity(&self.parity)
+            .ok_or_else(|| ConfigProblem::new("parity", "must be none, even or odd"))?;
+        for (j, d) in self.device.iter().enumerate() {
+            let address = match &d.address {
+                Some(a) => Some(a.parse::<Address>().map_err(|e| {
+                    ConfigProblem::new(format!("device[{j}].address"), e.to_string())
+                })?),
+                None => None,
+            };
+            let mut dev = Dlt645Device::new(&d.name, address);
+            dev.broadcast_time_set = d.time_set;
+            cfg.devices.push(dev);
+        }
+        Ok(cfg)
+    }
+}

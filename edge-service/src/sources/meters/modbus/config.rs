@@ -1,0 +1,106 @@
+//! `[[modbus]]`: a Modbus RTU bus and its meters as the configuration file gives them; checked
+//! and turned into the poller's [`ModbusBusConfig`] here, beside the poller.
+//!
+//! ```toml
+//! [[modbus]]
+//! name = "rs485-1"
+//! port = "/dev/ttyUSB1"
+//! baud = 9600               # parity = "none" | "even" | "odd"
+//! udin = 230.0              # optional: polled voltages also feed the coarse outage detector
+//! [[modbus.device]]
+//! name = "main-incomer"
+//! slave_id = 1
+//! profile = "eastron-sdm630" # or a file path
+//! poll_every_s = 5
+//! ```
+
+use super::{find_profile, ModbusBusConfig, ModbusDevice, Parity};
+use crate::config::ConfigProblem;
+use crate::sources::meters::parity;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One `[[modbus]]` bus.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusEntry {
+    /// Bus name.
+    pub name: String,
+    /// Serial port.
+    pub port: String,
+    /// Baud rate.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// `none`, `even` or `odd`.
+    #[serde(default = "default_parity")]
+    pub parity: String,
+    /// Declared phase-neutral voltage: when set, polled voltages feed the coarse outage detector.
+    pub udin: Option<f32>,
+    /// The meters.
+    #[serde(default)]
+    pub device: Vec<ModbusDeviceEntry>,
+}
+
+/// One meter on a Modbus bus.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusDeviceEntry {
+    /// Name in readings and events.
+    pub name: String,
+    /// Modbus slave id, 1..=247.
+    pub slave_id: u8,
+    /// A built-in profile name (`eastron-sdm630`, `chint-dtsu666`, `acrel-adl400`) or a file path.
+    pub profile: String,
+    /// Seconds between polls.
+    #[serde(default = "default_poll_every")]
+    pub poll_every_s: f64,
+}
+
+/// Most RS-485 meters ship at 9600 baud.
+fn default_baud() -> u32 {
+    9600
+}
+fn default_parity() -> String {
+    "none".into()
+}
+fn default_poll_every() -> f64 {
+    5.0
+}
+
+impl ModbusEntry {
+    /// Checks the bus on its own; keys are relative to the entry (`device[0].slave_id`).
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
+        for (j, d) in self.device.iter().enumerate() {
+            let key = |k: &str| format!("device[{j}].{k}");
+            find_profile(&d.profile)
+                .map_err(|e| ConfigProblem::new(key("profile"), e.to_string()))?;
+            if !(1..=247).contains(&d.slave_id) {
+                return Err(ConfigProblem::new(key("slave_id"), "must be 1..=247"));
+            }
+        }
+        parity(&self.parity)
+            .ok_or_else(|| ConfigProblem::new("parity", "must be none, even or odd"))?;
+        Ok(())
+    }
+
+    /// The poller's configuration. Profiles were checked by `validate`; a profile file that
+    /// changed since is reported here.
+    pub fn bus_config(&self) -> Result<ModbusBusConfig, ConfigProblem> {
+        let mut cfg = ModbusBusConfig::new(self.name.clone(), self.port.clone(), self.baud);
+        cfg.parity = parity(&self.parity)
+            .map(Parity::from)
+            .ok_or_else(|| ConfigProblem::new("parity", "must be none, even or odd"))?;
+        for (j, d) in self.device.iter().enumerate() {
+            let profile = find_profile(&d.profile)
+                .map_err(|e| ConfigProblem::new(format!("device[{j}].profile"), e.to_string()))?;
+            cfg.devices.push(ModbusDevice {
+                name: d.name.clone(),
+                slave_id: d.slave_id,
+                profile: Arc::new(profile),
+                poll_every: Duration::from_secs_f64(d.poll_every_s.max(0.1)),
+            });
+        }
+        Ok(cfg)
+    }
+}
