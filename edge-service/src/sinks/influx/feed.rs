@@ -11,11 +11,11 @@
 //!   cycles in a second's aggregate (its `count` says so, and `lagged_readings` counts them),
 //!   never an event.
 
+use super::channel::{InfluxSender, InfluxStats};
 use super::producers::{
     points_from_event, points_from_health, points_from_interval, points_from_meter_event,
     points_from_meter_readings, points_from_ticket, DemandTracker, SecondAggregator,
 };
-use super::writer::{InfluxSender, InfluxStats};
 use crate::actions::tickets::TicketRecord;
 use crate::pipeline::event_log::{EventBody, EventLog, LoggedEvent};
 use crate::pipeline::health::Health;

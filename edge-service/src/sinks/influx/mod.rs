@@ -15,6 +15,7 @@
 //! are in its backlog.
 
 pub mod backlog;
+pub mod channel;
 pub mod config;
 pub mod error;
 pub mod feed;
@@ -25,6 +26,7 @@ pub mod writer;
 
 /// The health report's type, from the pipeline (kept here too for the sink's users).
 pub use crate::pipeline::health::Health;
+pub use channel::{channel, InfluxReceiver, InfluxSender, InfluxStats};
 pub use config::{Api, InfluxConfig, SiteTags};
 pub use error::{EncodeError, InfluxError};
 pub use feed::{aggregate_readings, InfluxFeed};
@@ -34,7 +36,7 @@ pub use producers::{
     points_from_meter_readings, points_from_profile, points_from_readings, points_from_reported,
     points_from_ticket, DemandTracker, SecondAggregator,
 };
-pub use writer::{channel, run, InfluxReceiver, InfluxSender, InfluxStats};
+pub use writer::run;
 
 use crate::sinks::{SinkContext, StartedSink};
 use std::sync::{Arc, Mutex};
