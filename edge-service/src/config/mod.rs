@@ -22,7 +22,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use thiserror::Error;
 
+mod lines;
 mod problem;
+pub use lines::line_of;
 pub use problem::ConfigProblem;
 
 /// Why a configuration was refused.
@@ -45,7 +47,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value that makes no sense.
-    #[error("configuration {path}: `{key}`: {problem}")]
+    #[error("configuration {path}{}: `{key}`: {problem}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
     Value {
         /// The file.
         path: String,
@@ -53,6 +55,8 @@ pub enum ConfigError {
         key: String,
         /// What is wrong and what would be right.
         problem: String,
+        /// Where the key (or the section it is missing from) is written, when it is.
+        line: Option<usize>,
     },
 }
 
@@ -144,7 +148,17 @@ impl Config {
             path: path.into(),
             message: e.to_string().trim().replace('\n', " "),
         })?;
-        cfg.validate(path)?;
+        cfg.validate(path).map_err(|e| match e {
+            ConfigError::Value {
+                path, key, problem, ..
+            } => ConfigError::Value {
+                line: line_of(text, &key),
+                path,
+                key,
+                problem,
+            },
+            other => other,
+        })?;
         Ok(cfg)
     }
 
@@ -153,11 +167,13 @@ impl Config {
             path: path.into(),
             key,
             problem: problem.into(),
+            line: None,
         };
         let at = |p: ConfigProblem| ConfigError::Value {
             path: path.into(),
             key: p.key,
             problem: p.problem,
+            line: None,
         };
         let mut names = std::collections::HashSet::new();
         for (i, n) in self.node.iter().enumerate() {
@@ -172,11 +188,7 @@ impl Config {
         }
         if let Some(site) = &self.site {
             site.validate()
-                .map_err(|(key, problem)| ConfigError::Value {
-                    path: path.into(),
-                    key,
-                    problem,
-                })?;
+                .map_err(|(key, problem)| at(ConfigProblem::new(key, problem)))?;
         }
         let r = &self.rules;
         for (key, v) in [
