@@ -67,7 +67,7 @@ fn an_interruption_is_one_repair_ticket_opened_at_once_and_closed_with_its_durat
     assert_eq!(rep[1].state, TicketState::Closed);
     assert_eq!(rep[0].key, rep[1].key, "one ticket");
     assert_eq!(rep[1].duration_s, Some(2.5));
-    assert_eq!(rep[1].detail["classification"], "momentary");
+    assert_eq!(rep[1].detail.to_json()["classification"], "momentary");
 }
 
 #[test]
@@ -105,14 +105,14 @@ fn a_sustained_outage_brings_a_generator_which_is_cancelled_when_supply_returns(
     let gen = of(&ops, TicketKind::Generator);
     assert_eq!(gen.len(), 1, "requested once");
     assert_eq!(
-        gen[0].detail["size_kva"], 800.0,
+        gen[0].detail.to_json()["size_kva"], 800.0,
         "no demand data: the connection rating"
     );
     ops.extend(r.handle(back("node", 40.0 * 60.0), t(40.0 * 60.0)));
     let gen = of(&ops, TicketKind::Generator);
     assert_eq!(gen.last().unwrap().state, TicketState::Cancelled);
     let rep = of(&ops, TicketKind::Repair);
-    assert_eq!(rep.last().unwrap().detail["classification"], "sustained");
+    assert_eq!(rep.last().unwrap().detail.to_json()["classification"], "sustained");
 }
 
 #[test]
@@ -140,9 +140,9 @@ fn the_generator_is_sized_from_recent_peak_demand() {
     );
     ops.extend(r.tick(t(1000.0 + 1800.0)));
     let gen = of(&ops, TicketKind::Generator);
-    let kva = gen[0].detail["size_kva"].as_f64().unwrap();
+    let kva = gen[0].detail.to_json()["size_kva"].as_f64().unwrap();
     assert!((kva - 510.0 / 0.9 * 1.2).abs() < 1e-6, "{kva}");
-    assert!(gen[0].detail["sizing"].as_str().unwrap().contains("510 kW"));
+    assert!(gen[0].detail.to_json()["sizing"].as_str().unwrap().contains("510 kW"));
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn a_flapping_supply_reopens_the_same_ticket_instead_of_a_storm() {
     let rep = of(&ops, TicketKind::Repair);
     let keys: std::collections::BTreeSet<_> = rep.iter().map(|o| &o.key).collect();
     assert_eq!(keys.len(), 1, "one ticket");
-    assert_eq!(rep.last().unwrap().detail["failures"], 5);
+    assert_eq!(rep.last().unwrap().detail.to_json()["failures"], 5);
     assert!(rep.iter().any(|o| o.title.contains("failed 5 times")));
     // After the flap window, a new failure is a new outage.
     let later = run(&mut r, vec![(2000.0, lost("node", 2000.0))]);
@@ -235,8 +235,8 @@ fn dips_become_one_daily_notice_and_repeated_deep_dips_an_engineering_ticket() {
         notices.iter().all(|o| o.key == notices[0].key),
         "one notice per day"
     );
-    assert_eq!(notices[4].detail["counts"]["dip"], 5);
-    assert_eq!(notices[4].detail["lowest_dip_pct"], 45.0);
+    assert_eq!(notices[4].detail.to_json()["counts"]["dip"], 5);
+    assert_eq!(notices[4].detail.to_json()["lowest_dip_pct"], 45.0);
     assert!(
         of(&ops, TicketKind::Repair).is_empty(),
         "dips are not for the repair desk"
