@@ -295,7 +295,20 @@ pub(crate) async fn consume(
             }
         };
         let (logged, inputs) = match &msg {
-            SourceMessage::Meter(m) => meters.handle(m, &out),
+            SourceMessage::Meter(m) => {
+                let (logged, mut inputs) = meters.handle(m, &out);
+                // A device that answers is heard: a maintenance ticket about its silence (one
+                // restored after a restart included) ends.
+                if let crate::sources::meters::readings::MeterMessage::Readings(rs) = m {
+                    if let Some(r) = rs.first() {
+                        inputs.push(RuleInput::Heard {
+                            source: format!("{}/{}", r.source, r.device),
+                            at: r.at,
+                        });
+                    }
+                }
+                (logged, inputs)
+            }
             // A maintenance ticket about a failing delivery, unless the failed one was itself
             // such a ticket (which would loop).
             SourceMessage::DeadLetter(d) if d.ticket_kind != "maintenance" => (
