@@ -609,6 +609,11 @@ fn store_an_event_stamped_ahead_of_the_wall_clock_never_ends_before_it_starts() 
     let id = s.upsert_event(&event("dip@ahead", start, true)).unwrap();
     assert_eq!(s.close_open_events(Utc::now()).unwrap(), vec![id]);
     let e = s.event(id).unwrap().unwrap();
-    assert_eq!(e.end, Some(start));
+    assert_eq!(
+        e.end,
+        Some(e.start),
+        "ends at its start, the store's precision"
+    );
     assert_eq!(e.duration_s, Some(0.0));
+    assert!((e.start - start).num_microseconds().unwrap().abs() < 1);
 }
