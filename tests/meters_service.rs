@@ -115,7 +115,7 @@ async fn a_meter_bus_alone_raises_the_outage_ticket_and_reports_its_own_records(
         repair[0].op.state,
         kare::actions::rules::TicketState::Closed
     );
-    assert!(repair[0].op.detail["seen_by"]["rs485-1/incomer"]
+    assert!(repair[0].op.detail.to_json()["seen_by"]["rs485-1/incomer"]
         .as_str()
         .unwrap()
         .contains("coarse"));
@@ -169,7 +169,7 @@ async fn the_ups_raises_the_outage_ticket_and_asks_for_a_clean_shutdown_on_low_b
         "{}",
         repair[0].op.title
     );
-    assert!(repair[0].op.detail["note"]
+    assert!(repair[0].op.detail.to_json()["note"]
         .as_str()
         .unwrap()
         .contains("battery low"));

@@ -69,7 +69,11 @@ fn ticket(
             opened_at: opened,
             closed_at: dur.map(|d| opened + Duration::milliseconds((d * 1000.0) as i64)),
             duration_s: dur,
-            detail: serde_json::json!({"classification": class, "failures": 1, "on_battery": false}),
+            detail: kare::actions::rules::TicketDetail::from_json(
+                TicketKind::Repair,
+                &serde_json::json!({"classification": class, "failures": 1, "on_battery": false}),
+            )
+            .unwrap(),
         },
         opened,
     )

@@ -558,3 +558,62 @@ async fn store_handle_never_acknowledges_a_write_lost_to_a_full_disk() {
     }
     assert!(store.stats().last_error.unwrap().contains("no room"));
 }
+
+#[test]
+fn store_events_left_open_by_a_crash_are_closed_at_start_with_an_honest_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&cfg(&dir)).unwrap();
+    let start = Utc::now() - CDuration::seconds(5);
+    let open = s
+        .upsert_event(&event("interruption@t0", start, true))
+        .unwrap();
+    let ended = s.upsert_event(&event("dip@t1", start, false)).unwrap();
+    let last_known = s.event(open).unwrap().unwrap().updated_at;
+    drop(s);
+
+    // The service comes back: every event still open is closed, once.
+    let restarted = Utc::now() + CDuration::minutes(10);
+    let mut s = Store::open(&cfg(&dir)).unwrap();
+    assert_eq!(s.close_open_events(restarted).unwrap(), vec![open]);
+    let e = s.event(open).unwrap().unwrap();
+    assert!(!e.open);
+    // The end is the last time the service knew of the event, not the restart: a lower bound.
+    assert_eq!(e.end, Some(last_known));
+    let d = e.duration_s.unwrap();
+    assert!(
+        (d - (last_known - start).num_milliseconds() as f64 / 1000.0).abs() < 0.01,
+        "{d}"
+    );
+    assert_eq!(e.json["open"], false);
+    assert_eq!(e.json["end_unknown"], true);
+    let note = e.json["end_note"].as_str().unwrap();
+    assert!(
+        note.starts_with("unknown end, service restarted at "),
+        "{note}"
+    );
+    assert!(note.contains(&restarted.format("%Y-%m-%dT%H:%M:%S").to_string()));
+    // An event that ended is left as it was.
+    let f = s.event(ended).unwrap().unwrap();
+    assert_eq!(f.duration_s, Some(0.08));
+    assert!(f.json.get("end_note").is_none());
+    // Nothing left open: a second start closes nothing.
+    assert!(s.close_open_events(restarted).unwrap().is_empty());
+}
+
+#[test]
+fn store_an_event_stamped_ahead_of_the_wall_clock_never_ends_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&cfg(&dir)).unwrap();
+    // An accelerated demo's data clock runs ahead of the wall clock that stamps writes.
+    let start = Utc::now() + CDuration::hours(1);
+    let id = s.upsert_event(&event("dip@ahead", start, true)).unwrap();
+    assert_eq!(s.close_open_events(Utc::now()).unwrap(), vec![id]);
+    let e = s.event(id).unwrap().unwrap();
+    assert_eq!(
+        e.end,
+        Some(e.start),
+        "ends at its start, the store's precision"
+    );
+    assert_eq!(e.duration_s, Some(0.0));
+    assert!((e.start - start).num_microseconds().unwrap().abs() < 1);
+}

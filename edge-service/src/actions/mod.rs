@@ -1,7 +1,14 @@
 //! What the service does about events: the ticket rules (pure), the site they are judged for,
-//! tickets stored with their deliveries, and delivery to the repair desk's endpoints.
+//! a ticket change recorded with its deliveries, the in-memory ticket view, and delivery to the
+//! repair desk's endpoints.
 pub mod delivery;
-pub mod desk;
+pub mod record;
 pub mod rules;
 pub mod site;
 pub mod tickets;
+
+/// The old name of [`record`], kept only so that callers not yet moved (`cli/daemon.rs`) still
+/// build: "desk" now means the 24-hour repair desk and nothing else. Use [`record`].
+pub mod desk {
+    pub use super::record::{payload, save, Routes};
+}

@@ -2,7 +2,7 @@
 //! call, what generator it may get, and when the utility has announced planned outages.
 //! Part of the configuration file (`[site]`), validated at start.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, Offset, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Service tier of the account: decides ticket priority.
@@ -116,6 +116,11 @@ pub struct Site {
     /// Announced planned outages.
     #[serde(default)]
     pub planned_outage: Vec<PlannedOutage>,
+    /// The site's clock, minutes east of UTC (480 for China Standard Time): where its days
+    /// begin, for the daily power-quality notice. A fixed offset (no daylight saving); 0, UTC,
+    /// by default.
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
 }
 
 impl Site {
@@ -148,7 +153,27 @@ impl Site {
                 connection_point: "Generator inlet GC-1, east wall".into(),
             },
             planned_outage: Vec::new(),
+            utc_offset_minutes: 0,
         }
+    }
+
+    /// The site's clock (a fixed offset; UTC if the configured one is out of range).
+    pub fn offset(&self) -> FixedOffset {
+        FixedOffset::east_opt(self.utc_offset_minutes.saturating_mul(60))
+            .unwrap_or_else(|| Utc.fix())
+    }
+
+    /// The site-local calendar day `at` falls on.
+    pub fn local_day(&self, at: DateTime<Utc>) -> NaiveDate {
+        at.with_timezone(&self.offset()).date_naive()
+    }
+
+    /// The end of the site-local `day` (the next local midnight), as UTC.
+    pub fn local_day_end(&self, day: NaiveDate) -> DateTime<Utc> {
+        let next = day.succ_opt().unwrap_or(day);
+        let midnight = next.and_time(NaiveTime::MIN);
+        let utc = midnight - Duration::seconds(i64::from(self.offset().local_minus_utc()));
+        DateTime::<Utc>::from_naive_utc_and_offset(utc, Utc)
     }
 
     /// The planned outage covering `at`, if any.
@@ -180,6 +205,12 @@ impl Site {
                     "must be the connection's rating in kVA when the site is eligible",
                 );
             }
+        }
+        if self.utc_offset_minutes.abs() > 14 * 60 {
+            return bad(
+                "utc_offset_minutes",
+                "must be within ±840 minutes (±14 h) of UTC",
+            );
         }
         for (i, p) in self.planned_outage.iter().enumerate() {
             if p.end <= p.start {

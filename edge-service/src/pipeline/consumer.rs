@@ -2,7 +2,7 @@
 //! hears of them, runs the ticket rules on the data clock, and records ticket changes durably
 //! before announcing them.
 
-use crate::actions::rules::{RuleInput, Rules, TicketOp};
+use crate::actions::rules::{OpenTicket, RuleInput, Rules, TicketDetail, TicketKind, TicketOp};
 use crate::actions::site::Site;
 use crate::actions::tickets::{TicketBook, TicketRecord};
 use crate::pipeline::event_log::{EventBody, EventLog, LoggedEvent};
@@ -23,7 +23,7 @@ pub(crate) struct Outputs {
     pub(crate) stored: Mutex<HashMap<u64, i64>>,
     /// Events that just got a profile or a waveform, to store.
     pub(crate) attached: Mutex<Vec<u64>>,
-    pub(crate) routes: crate::actions::desk::Routes,
+    pub(crate) routes: crate::actions::record::Routes,
     pub(crate) site: Site,
     pub(crate) log: Arc<EventLog>,
     pub(crate) meters: Arc<Mutex<BTreeMap<String, MeterBusStatus>>>,
@@ -126,7 +126,7 @@ impl Outputs {
         for op in ops {
             let revision = match &self.store {
                 Some(store) => {
-                    match crate::actions::desk::save(
+                    match crate::actions::record::save(
                         store,
                         &self.routes,
                         &self.site,
@@ -211,6 +211,47 @@ fn rule_input(msg: &SourceMessage) -> Option<RuleInput> {
     })
 }
 
+/// Before the first message: events the last run left open are closed (it stopped before it saw
+/// them end: see [`crate::store::StoreHandle::close_open_events`]), and every ticket still open
+/// in the store is handed back to its rule, which carries it on and ends it.
+async fn restore(store: &crate::store::StoreHandle, rules: &mut Rules, started: DateTime<Utc>) {
+    match store.close_open_events(started).await {
+        Ok(ids) if !ids.is_empty() => tracing::warn!(
+            events = ids.len(),
+            "events left open by the last run closed: unknown end, service restarted"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!("cannot close the events left open by the last run: {e}"),
+    }
+    let open = match store.open_tickets().await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::error!("cannot read open tickets from the store: {e}");
+            return;
+        }
+    };
+    for t in open {
+        let Ok(kind) = t.kind.parse::<TicketKind>() else {
+            tracing::warn!(key = %t.key, kind = %t.kind, "open ticket of an unknown kind left as it is");
+            continue;
+        };
+        let raw = t.body_json.get("detail").cloned().unwrap_or_default();
+        let detail = TicketDetail::from_json(kind, &raw).unwrap_or_else(|e| {
+            tracing::warn!(key = %t.key, "open ticket's detail unreadable ({e}); restored without it");
+            TicketDetail::from_json(kind, &serde_json::Value::Null).unwrap_or(
+                TicketDetail::Outage(Default::default()),
+            )
+        });
+        rules.restore(OpenTicket {
+            key: t.key.clone(),
+            kind,
+            opened_at: t.opened_at,
+            detail,
+        });
+        tracing::info!(key = %t.key, "open ticket carried over from before the restart");
+    }
+}
+
 pub(crate) async fn consume(
     mut rx: mpsc::Receiver<SourceMessage>,
     mut readings: broadcast::Receiver<Reading>,
@@ -223,22 +264,8 @@ pub(crate) async fn consume(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The rules' clock: the wall clock, or the data's when it runs ahead (an accelerated
     // simulation), so that "an outage lasting 15 minutes" means 15 minutes of the data.
-    // After a restart, the open tickets in the store are the outage still in progress.
     if let Some(store) = &out.store {
-        match store.open_tickets().await {
-            Ok(open) => {
-                for t in open {
-                    let failures = t.body_json["detail"]["failures"].as_u64().unwrap_or(1) as u32;
-                    match t.kind.as_str() {
-                        "repair" => rules.restore_outage(&t.key, t.opened_at, failures),
-                        "generator" => rules.restore_generator(&t.key, t.opened_at),
-                        _ => {}
-                    }
-                    tracing::info!(key = %t.key, "open ticket carried over from before the restart");
-                }
-            }
-            Err(e) => tracing::error!("cannot read open tickets from the store: {e}"),
-        }
+        restore(store, &mut rules, Utc::now()).await;
     }
     let mut data_now = DateTime::<Utc>::UNIX_EPOCH;
     let mut ticked = data_now;
@@ -267,7 +294,20 @@ pub(crate) async fn consume(
             }
         };
         let (logged, inputs) = match &msg {
-            SourceMessage::Meter(m) => meters.handle(m, &out),
+            SourceMessage::Meter(m) => {
+                let (logged, mut inputs) = meters.handle(m, &out);
+                // A device that answers is heard: a maintenance ticket about its silence (one
+                // restored after a restart included) ends.
+                if let crate::sources::meters::readings::MeterMessage::Readings(rs) = m {
+                    if let Some(r) = rs.first() {
+                        inputs.push(RuleInput::Heard {
+                            source: format!("{}/{}", r.source, r.device),
+                            at: r.at,
+                        });
+                    }
+                }
+                (logged, inputs)
+            }
             // A maintenance ticket about a failing delivery, unless the failed one was itself
             // such a ticket (which would loop).
             SourceMessage::DeadLetter(d) if d.ticket_kind != "maintenance" => (

@@ -42,7 +42,7 @@ pub struct ServiceConfig {
     /// Delivery endpoints and policy (needs the store: the outbox lives there).
     pub delivery: Option<crate::actions::delivery::DeliveryConfig>,
     /// Which endpoints get which kind of ticket.
-    pub routes: crate::actions::desk::Routes,
+    pub routes: crate::actions::record::Routes,
     /// The InfluxDB sink, if configured, with its backlog path set
     /// ([`InfluxConfig::with_data_dir`](crate::sinks::influx::InfluxConfig::with_data_dir));
     /// site tags left empty are taken from `site`.

@@ -205,6 +205,21 @@ impl StoreHandle {
             .await
     }
 
+    /// At start, before any source is heard: closes every event still marked open (the
+    /// service stopped before it saw them end). Each ends at the last time the service knew of
+    /// it (its row's last write, never before its start) and says so in its JSON:
+    /// `"end_unknown": true, "end_note": "unknown end, service restarted at <restarted_at>"`.
+    /// Returns the ids closed.
+    pub async fn close_open_events(
+        &self,
+        restarted_at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.write(false, move |c, p| {
+            ops::close_open_events(c, p, restarted_at)
+        })
+        .await
+    }
+
     /// Stores an event's completed RMS profile.
     pub async fn attach_profile(&self, id: i64, profile: Value) -> Result<(), StoreError> {
         self.write(false, move |c, p| {

@@ -78,46 +78,9 @@ pub struct EventRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A ticket's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TicketState {
-    /// Open: new, updated or reopened.
-    Open,
-    /// Resolved.
-    Closed,
-    /// No longer needed (a generator request when the supply came back first).
-    Cancelled,
-}
-
-impl TicketState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicketState::Open => "open",
-            TicketState::Closed => "closed",
-            TicketState::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for TicketState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for TicketState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "open" => Ok(TicketState::Open),
-            "closed" => Ok(TicketState::Closed),
-            "cancelled" => Ok(TicketState::Cancelled),
-            other => Err(format!("unknown ticket state `{other}`")),
-        }
-    }
-}
+/// A ticket's state: the rules' type, stored by its name (`open`, `closed`, `cancelled`). One
+/// type for rules, store, payload and API.
+pub use crate::actions::rules::TicketState;
 
 /// How an outbox row is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

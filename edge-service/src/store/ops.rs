@@ -139,6 +139,62 @@ pub(crate) fn upsert_event(
     .map_err(sq(path, "saving an event"))
 }
 
+/// Closes every event still marked open: the service stopped (a crash, a power cut) before it
+/// saw them end, and the detector that would have ended them is gone. The end is *honest*: it is
+/// the last time the service knew of the event (the row's last write, never before its start),
+/// so the duration is a lower bound, never an invention; the event's JSON says so
+/// (`end_unknown: true`, `end_note: "unknown end, service restarted at <restarted_at>"`).
+/// Returns the ids closed.
+pub(crate) fn close_open_events(
+    conn: &Connection,
+    path: &str,
+    restarted_at: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
+    let err = sq(path, "closing events left open");
+    let open: Vec<(i64, DateTime<Utc>, DateTime<Utc>, Value)> = {
+        let mut st = conn
+            .prepare_cached("SELECT id, start_utc, updated_at, json FROM events WHERE open = 1")
+            .map_err(&err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, ts_col(r, 1)?, ts_col(r, 2)?, json_col(r, 3)?))
+            })
+            .map_err(&err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(&err)?
+    };
+    let note = format!(
+        "unknown end, service restarted at {}",
+        restarted_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let mut closed = Vec::with_capacity(open.len());
+    for (id, start, last_known, mut json) in open {
+        let end = last_known.max(start);
+        let duration_s = (end - start).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        if let Value::Object(m) = &mut json {
+            m.insert("duration_s".into(), duration_s.into());
+            m.insert("open".into(), false.into());
+            m.insert("end_unknown".into(), true.into());
+            m.insert("end_note".into(), note.clone().into());
+        }
+        conn.prepare_cached(
+            "UPDATE events SET open = 0, end_utc = ?2, duration_s = ?3, json = ?4, \
+                 updated_at = ?5 WHERE id = ?1",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                id,
+                format_ts(end),
+                duration_s,
+                to_text(&json),
+                format_ts(restarted_at)
+            ])
+        })
+        .map_err(&err)?;
+        closed.push(id);
+    }
+    Ok(closed)
+}
+
 pub(crate) fn attach_profile(
     conn: &Connection,
     path: &str,

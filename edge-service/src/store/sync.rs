@@ -161,6 +161,17 @@ impl Store {
         })
     }
 
+    /// Closes every event left open by a stop the service did not see coming; see
+    /// [`StoreHandle::close_open_events`](crate::store::StoreHandle::close_open_events).
+    pub fn close_open_events(
+        &mut self,
+        restarted_at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.write("closing events left open", |c, p| {
+            ops::close_open_events(c, p, restarted_at)
+        })
+    }
+
     /// Stores an event's completed RMS profile.
     pub fn attach_profile(&mut self, id: i64, profile: &Value) -> Result<(), StoreError> {
         self.write("attaching a profile", |c, p| {

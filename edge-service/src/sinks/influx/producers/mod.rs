@@ -243,12 +243,11 @@ pub fn points_from_profile(source: &str, event_id: u64, profile: &RmsProfile) ->
 /// `ens_kwh`, the energy not supplied, on a closed repair ticket.
 pub fn points_from_ticket(t: &TicketRecord, demand_before_kw: Option<f64>) -> Point {
     let op = &t.op;
-    let state = match op.state {
-        crate::actions::rules::TicketState::Open => "open",
-        crate::actions::rules::TicketState::Closed => "closed",
-        crate::actions::rules::TicketState::Cancelled => "cancelled",
+    let state = op.state.as_str();
+    let outage = match &op.detail {
+        crate::actions::rules::TicketDetail::Outage(o) => Some(o),
+        _ => None,
     };
-    let detail = &op.detail;
     let ens = match (op.kind, op.duration_s, demand_before_kw) {
         (crate::actions::rules::TicketKind::Repair, Some(d), Some(kw))
             if kw.is_finite() && kw >= 0.0 =>
@@ -272,16 +271,13 @@ pub fn points_from_ticket(t: &TicketRecord, demand_before_kw: Option<f64>) -> Po
         .field_opt("duration_s", op.duration_s)
         .field_opt(
             "classification",
-            detail.get("classification").and_then(|v| v.as_str()),
+            outage.and_then(|o| o.classification.map(|c| c.as_str())),
         )
-        .field_opt("failures", detail.get("failures").and_then(|v| v.as_i64()))
-        .field_opt(
-            "on_battery",
-            detail.get("on_battery").and_then(|v| v.as_bool()),
-        )
+        .field_opt("failures", outage.map(|o| i64::from(o.failures)))
+        .field_opt("on_battery", outage.map(|o| o.on_battery))
         .field_opt(
             "planned_reference",
-            detail.get("planned_reference").and_then(|v| v.as_str()),
+            outage.and_then(|o| o.planned_reference.as_deref()),
         )
         .field_opt("ens_kwh", ens)
 }
@@ -488,7 +484,13 @@ mod tests {
                 opened_at: t,
                 closed_at: Some(t + Duration::seconds(600)),
                 duration_s: Some(600.0),
-                detail: serde_json::json!({"classification": "sustained", "failures": 1}),
+                detail: crate::actions::rules::TicketDetail::Outage(
+                    crate::actions::rules::OutageDetail {
+                        classification: Some(crate::actions::rules::OutageClass::Sustained),
+                        failures: 1,
+                        ..Default::default()
+                    },
+                ),
             },
             revision: 3,
             updated_at: t + Duration::seconds(600),

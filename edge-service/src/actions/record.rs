@@ -1,13 +1,16 @@
-//! The repair desk's side of the service: a ticket change from the rules becomes a durable
-//! ticket with its deliveries queued (one SQLite transaction), and only then is anyone told.
+//! Records a ticket change: a [`TicketOp`] from the rules becomes a durable ticket with its
+//! deliveries queued (one SQLite transaction), and only then is anyone told.
+//!
+//! Named `record` (it was `desk`) because "desk" means one thing in kare: the 24-hour repair
+//! desk, the people the tickets are for. This module is the appliance's bookkeeping, not them.
 
 use crate::actions::delivery::payload::{
     ApplianceInfo, ContactInfo, CustomerInfo, EventSummary, GeneratorRequest, SiteInfo,
     TicketPayload, SCHEMA,
 };
-use crate::actions::rules::{TicketOp, TicketState as RuleState};
+use crate::actions::rules::{TicketDetail, TicketOp};
 use crate::actions::site::{Contact, Site};
-use crate::store::{DeliverTo, StoreHandle, TicketState, TicketWrite};
+use crate::store::{DeliverTo, StoreHandle, TicketWrite};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -27,14 +30,6 @@ fn contact(c: &Contact) -> ContactInfo {
     }
 }
 
-fn state(s: RuleState) -> TicketState {
-    match s {
-        RuleState::Open => TicketState::Open,
-        RuleState::Closed => TicketState::Closed,
-        RuleState::Cancelled => TicketState::Cancelled,
-    }
-}
-
 /// The payload a ticket change is delivered as (the store fills id, key and revision).
 pub fn payload(
     op: &TicketOp,
@@ -42,21 +37,20 @@ pub fn payload(
     event: Option<EventSummary>,
     now: DateTime<Utc>,
 ) -> TicketPayload {
-    let d = &op.detail;
     TicketPayload {
         schema: SCHEMA.into(),
         id: 0,
         key: op.key.clone(),
         revision: 0,
         kind: op.kind.as_str().into(),
-        state: state(op.state),
+        state: op.state,
         priority: op.priority.clone(),
         title: op.title.clone(),
         opened_at: op.opened_at,
         updated_at: now,
         closed_at: op.closed_at,
         duration_s: op.duration_s,
-        classification: d["classification"].as_str().map(str::to_string),
+        classification: op.detail.classification().map(|c| c.as_str().to_string()),
         site: SiteInfo {
             id: site.id.clone(),
             address: site.address.clone(),
@@ -72,17 +66,17 @@ pub fn payload(
             contacts: site.contacts.iter().map(contact).collect(),
         },
         event,
-        generator: d["size_kva"].as_f64().map(|kva| GeneratorRequest {
-            size_kva: kva,
-            basis: d["sizing"].as_str().unwrap_or_default().to_string(),
-            peak_demand_kw: None,
-            connection_kva: d["connection_kva"].as_f64(),
-            connection_point: d["connection_point"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        }),
-        detail: d.clone(),
+        generator: match &op.detail {
+            TicketDetail::Generator(g) => Some(GeneratorRequest {
+                size_kva: g.size_kva,
+                basis: g.sizing.clone(),
+                peak_demand_kw: None,
+                connection_kva: Some(g.connection_kva),
+                connection_point: g.connection_point.clone(),
+            }),
+            _ => None,
+        },
+        detail: op.detail.to_json(),
         appliance: ApplianceInfo {
             id: site.id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -145,7 +139,7 @@ pub async fn save(
         .save_ticket(TicketWrite {
             key: op.key.clone(),
             kind: op.kind.as_str().into(),
-            state: state(op.state),
+            state: op.state,
             priority: op.priority.clone(),
             site_id: site.id.clone(),
             customer_id: site.customer_id.clone(),
