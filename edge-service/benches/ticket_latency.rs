@@ -66,7 +66,7 @@ fn main() {
                 headers: Default::default(),
             },
         ));
-    let mut routes = kare::actions::desk::Routes::default();
+    let mut routes = kare::actions::record::Routes::default();
     routes.by_kind.insert(
         "repair".into(),
         vec![("desk".into(), kare::store::Channel::Webhook)],

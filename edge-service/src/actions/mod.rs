@@ -7,8 +7,3 @@ pub mod rules;
 pub mod site;
 pub mod tickets;
 
-/// The old name of [`record`], kept only so that callers not yet moved (`cli/daemon.rs`) still
-/// build: "desk" now means the 24-hour repair desk and nothing else. Use [`record`].
-pub mod desk {
-    pub use super::record::{payload, save, Routes};
-}

@@ -298,13 +298,13 @@ impl Retention {
 }
 
 /// The configured routes with each endpoint's channel.
-fn routes(config: &Config) -> crate::actions::desk::Routes {
+fn routes(config: &Config) -> crate::actions::record::Routes {
     let channels: std::collections::BTreeMap<&str, crate::store::Channel> = config
         .delivery
         .iter()
         .flat_map(|d| d.endpoint.iter().map(|e| (e.name(), e.channel())))
         .collect();
-    crate::actions::desk::Routes {
+    crate::actions::record::Routes {
         by_kind: config
             .routes
             .iter()
@@ -455,7 +455,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
                         headers: Default::default(),
                     },
                 ));
-            let mut r = crate::actions::desk::Routes::default();
+            let mut r = crate::actions::record::Routes::default();
             for kind in [
                 "repair",
                 "generator",
