@@ -44,10 +44,8 @@ impl MeterDesk {
             RuleInput::SupplyLost { source, .. } => {
                 self.half_cycle_down.insert(source.clone());
             }
-            RuleInput::SupplyBack { source, at } => {
-                if self.half_cycle_down.remove(source) {
-                    self.half_cycle_back = Some(self.half_cycle_back.map_or(*at, |b| b.max(*at)));
-                }
+            RuleInput::SupplyBack { source, at } if self.half_cycle_down.remove(source) => {
+                self.half_cycle_back = Some(self.half_cycle_back.map_or(*at, |b| b.max(*at)));
             }
             _ => {}
         }
@@ -204,5 +202,61 @@ impl MeterDesk {
             }
         }
         (logged, inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_000_000 + s, 0).unwrap_or_default()
+    }
+
+    fn lost(at: DateTime<Utc>) -> RuleInput {
+        RuleInput::SupplyLost {
+            source: "bus/meter".into(),
+            at,
+            via: "meter".into(),
+        }
+    }
+
+    fn back(source: &str, at: DateTime<Utc>) -> RuleInput {
+        RuleInput::SupplyBack {
+            source: source.into(),
+            at,
+        }
+    }
+
+    #[test]
+    fn a_meter_is_timed_by_the_node_that_saw_the_same_outage() {
+        let mut desk = MeterDesk::default();
+        // No node has spoken: the meter's own times stand.
+        assert_eq!(
+            desk.coarse_input(back("bus/meter", t(12)), 2.0),
+            Some(back("bus/meter", t(12)))
+        );
+        desk.half_cycle(&RuleInput::SupplyLost {
+            source: "node".into(),
+            at: t(1),
+            via: "half-cycle".into(),
+        });
+        // While the node sees the supply gone, a meter's loss is a witness.
+        assert_eq!(desk.coarse_input(lost(t(2)), 2.0), Some(lost(t(2))));
+        desk.half_cycle(&back("node", t(10)));
+        // The meter polled the supply back at 11 (polls 2 s apart): the node's 10 it is.
+        assert_eq!(
+            desk.coarse_input(back("bus/meter", t(11)), 2.0),
+            Some(back("bus/meter", t(10)))
+        );
+        // A loss polled at 10 (before the node's restoration) but heard after it: not a new failure.
+        assert_eq!(desk.coarse_input(lost(t(10)), 2.0), None);
+        // Long after: a meter's restoration the node did not bracket keeps its time, and so
+        // does a loss.
+        assert_eq!(
+            desk.coarse_input(back("bus/meter", t(30)), 2.0),
+            Some(back("bus/meter", t(30)))
+        );
+        assert_eq!(desk.coarse_input(lost(t(30)), 2.0), Some(lost(t(30))));
     }
 }
