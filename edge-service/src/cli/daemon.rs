@@ -491,13 +491,35 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         .context("cannot start the simulated Modbus meter")?;
     let dlt645_meter = sim::meters::start_dlt645_meter(supply.clone())
         .context("cannot start the simulated DL/T 645 meter")?;
-    let modbus_bus = sim::meters::modbus_bus(
+    // The meters live on the simulation's data clock, the node's: the supply's time is that of
+    // the half cycle its levels were copied from (set by the follower below), and the pollers
+    // stamp readings with it. Their poll periods are periods of that clock: at --speed 10 they
+    // poll ten times as often by the wall clock, so they see what they would see in real time.
+    let data_period = |d: Duration| match speed {
+        s if s > 0.0 => d.div_f64(s),
+        _ => d, // as fast as possible: no relation to the wall clock; poll at the real periods
+    };
+    let mut modbus_bus = sim::meters::modbus_bus(
         "demo-modbus",
         &modbus_meter.port.to_string_lossy(),
-        Duration::from_secs(2),
+        data_period(Duration::from_secs(2)),
     )?;
+    modbus_bus.clock = supply.clock();
     // DL/T 645 is 8E1 on a real bus; pseudo-terminals refuse parity, so the demo runs 8N1.
-    let dlt645_bus = sim::meters::dlt645_bus("demo-dlt645", &dlt645_meter.port.to_string_lossy());
+    let mut dlt645_bus =
+        sim::meters::dlt645_bus("demo-dlt645", &dlt645_meter.port.to_string_lossy());
+    dlt645_bus.clock = supply.clock();
+    for poll in dlt645_bus
+        .devices
+        .iter_mut()
+        .flat_map(|d| d.polls.iter_mut())
+    {
+        poll.every = data_period(poll.every);
+    }
+    // A pseudo-terminal needs no line silence between frames; the standard's 50 ms gap would
+    // stretch a cycle of ten reads over 5 s of data at --speed 10.
+    dlt645_bus.inter_frame_ms =
+        (data_period(Duration::from_millis(dlt645_bus.inter_frame_ms)).as_millis() as u64).max(5);
     println!(
         "kare demo: simulated meters: Eastron SDM630 (Modbus RTU, slave {}) on {}, DL/T 645 meter {} on {}",
         sim::meters::MODBUS_SLAVE_ID,
@@ -547,6 +569,8 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
                             supply.set_percent(phase, v / udin * 100.0);
                         }
                     }
+                    // The levels are those of this half cycle: the meters' time is its end.
+                    supply.set_time(r.end);
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,

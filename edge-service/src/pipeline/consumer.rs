@@ -345,10 +345,14 @@ pub(crate) async fn consume(
                 }
                 (Vec::new(), vec![input])
             }
-            _ => (
-                log_message(&msg, &out).into_iter().collect(),
-                rule_input(&msg).into_iter().collect(),
-            ),
+            _ => {
+                let inputs: Vec<RuleInput> = rule_input(&msg).into_iter().collect();
+                // A node's losses and restorations, to time the meters' coarse ones by.
+                for input in &inputs {
+                    meters.half_cycle(input);
+                }
+                (log_message(&msg, &out).into_iter().collect(), inputs)
+            }
         };
         // Events are stored before anyone hears of them, and before any ticket is raised; the
         // first of them is what the message's rule inputs are about (the ticket's cause).

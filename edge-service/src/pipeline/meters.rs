@@ -7,13 +7,22 @@ use crate::pipeline::consumer::Outputs;
 use crate::pipeline::event_log::LoggedEvent;
 use crate::sinks::Sink;
 use crate::sources::meters::readings::{MeterEvent, MeterMessage, Quantity};
-use std::collections::BTreeMap;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How far a meter's time stamp may trail the supply it read (the reply comes after the read;
+/// DL/T 645 reads phase by phase), in the data clock's time.
+const STAMP_SLACK: Duration = Duration::seconds(1);
 
 /// What the service knows of its meter buses: a coarse detector per bus that has a declared
 /// voltage, and the latest values and counters for the status page.
 #[derive(Debug, Default)]
 pub struct MeterDesk {
     coarse: BTreeMap<String, CoarseDetector>,
+    /// Half-cycle witnesses (sensor nodes) that now see the supply gone.
+    half_cycle_down: BTreeSet<String>,
+    /// When a half-cycle witness last saw the supply back.
+    half_cycle_back: Option<DateTime<Utc>>,
 }
 
 impl MeterDesk {
@@ -26,6 +35,44 @@ impl MeterDesk {
                 .into_iter()
                 .map(|(bus, t)| (bus, CoarseDetector::new(t)))
                 .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Hears what a sensor node (a half-cycle witness) told the rules about the supply.
+    pub(crate) fn half_cycle(&mut self, input: &RuleInput) {
+        match input {
+            RuleInput::SupplyLost { source, .. } => {
+                self.half_cycle_down.insert(source.clone());
+            }
+            RuleInput::SupplyBack { source, at } if self.half_cycle_down.remove(source) => {
+                self.half_cycle_back = Some(self.half_cycle_back.map_or(*at, |b| b.max(*at)));
+            }
+            _ => {}
+        }
+    }
+
+    /// A meter's coarse outage as the rules should hear it, given what the sensor nodes saw.
+    /// A poll only brackets a change: the supply went (or came back) between the poll before
+    /// and this one, `resolution_s` earlier. When a node, which times it to the half cycle, saw
+    /// the supply come back within that bracket and sees it present now, the meter saw the
+    /// same outage late: its restoration is the node's (one outage, one end, so the ticket's
+    /// duration is the outage's and not the poll phase's), and a loss it reports only now is
+    /// one that already ended (`None`: the rules would count it as a new failure). Without a
+    /// node, or when no node restoration falls in the bracket, the meter's own time stands.
+    fn coarse_input(&self, input: RuleInput, resolution_s: f64) -> Option<RuleInput> {
+        let (Some(back), true) = (self.half_cycle_back, self.half_cycle_down.is_empty()) else {
+            return Some(input);
+        };
+        let bracket = Duration::milliseconds((resolution_s * 1000.0) as i64) + STAMP_SLACK;
+        match input {
+            RuleInput::SupplyLost { at, .. } if back >= at - bracket => None,
+            RuleInput::SupplyBack { source, at }
+                if back >= at - bracket && back <= at + STAMP_SLACK =>
+            {
+                Some(RuleInput::SupplyBack { source, at: back })
+            }
+            other => Some(other),
         }
     }
 
@@ -77,7 +124,7 @@ impl MeterDesk {
                     for c in det.observe(rs) {
                         let who = format!("{}/{}", c.source, c.device);
                         if c.kind == CoarseKind::Outage {
-                            inputs.push(match c.end {
+                            let input = match c.end {
                                 None => RuleInput::SupplyLost {
                                     source: who,
                                     at: c.start,
@@ -87,7 +134,8 @@ impl MeterDesk {
                                     source: who,
                                     at: end,
                                 },
-                            });
+                            };
+                            inputs.extend(self.coarse_input(input, c.resolution_s));
                         }
                         logged.push(out.log.coarse(c));
                     }
@@ -151,5 +199,61 @@ impl MeterDesk {
             }
         }
         (logged, inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_000_000 + s, 0).unwrap_or_default()
+    }
+
+    fn lost(at: DateTime<Utc>) -> RuleInput {
+        RuleInput::SupplyLost {
+            source: "bus/meter".into(),
+            at,
+            via: "meter".into(),
+        }
+    }
+
+    fn back(source: &str, at: DateTime<Utc>) -> RuleInput {
+        RuleInput::SupplyBack {
+            source: source.into(),
+            at,
+        }
+    }
+
+    #[test]
+    fn a_meter_is_timed_by_the_node_that_saw_the_same_outage() {
+        let mut desk = MeterDesk::default();
+        // No node has spoken: the meter's own times stand.
+        assert_eq!(
+            desk.coarse_input(back("bus/meter", t(12)), 2.0),
+            Some(back("bus/meter", t(12)))
+        );
+        desk.half_cycle(&RuleInput::SupplyLost {
+            source: "node".into(),
+            at: t(1),
+            via: "half-cycle".into(),
+        });
+        // While the node sees the supply gone, a meter's loss is a witness.
+        assert_eq!(desk.coarse_input(lost(t(2)), 2.0), Some(lost(t(2))));
+        desk.half_cycle(&back("node", t(10)));
+        // The meter polled the supply back at 11 (polls 2 s apart): the node's 10 it is.
+        assert_eq!(
+            desk.coarse_input(back("bus/meter", t(11)), 2.0),
+            Some(back("bus/meter", t(10)))
+        );
+        // A loss polled at 10 (before the node's restoration) but heard after it: not a new failure.
+        assert_eq!(desk.coarse_input(lost(t(10)), 2.0), None);
+        // Long after: a meter's restoration the node did not bracket keeps its time, and so
+        // does a loss.
+        assert_eq!(
+            desk.coarse_input(back("bus/meter", t(30)), 2.0),
+            Some(back("bus/meter", t(30)))
+        );
+        assert_eq!(desk.coarse_input(lost(t(30)), 2.0), Some(lost(t(30))));
     }
 }

@@ -6,6 +6,12 @@
 //! their poll period). The load is a constant impedance: currents and powers follow the voltage,
 //! so an outage reads ~0 V, 0 A, 0 kW, and energy stops counting.
 //!
+//! The supply also carries the time it describes ([`Supply::set_time`]): in the demo, the time
+//! of the node's half cycle its levels were copied from, i.e. the simulation's data clock. The
+//! meters keep their time, integrate their energy and (through [`Supply::clock`]) their
+//! pollers stamp readings on that clock, so at `kare demo --speed 10` a meter reports an outage
+//! at the times the node does, not on the wall clock. Unset, it is the wall clock.
+//!
 //! Wiring:
 //!
 //! ```text
@@ -27,17 +33,18 @@ use crate::sources::meters::modbus::{
     self as modbus, ModbusBusConfig, ModbusDevice, Profile, RegisterKind,
 };
 use crate::sources::meters::readings::Quantity;
-use chrono::{FixedOffset, Utc};
+use crate::sources::SourceClock;
+use chrono::{DateTime, FixedOffset, Utc};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::task::JoinHandle;
@@ -58,7 +65,12 @@ pub struct Supply {
     nominal_hz: f64,
     /// f32 bits of each phase's percent: atomics so the reading follower never waits.
     percent: Arc<[AtomicU32; 3]>,
+    /// The time the levels describe, µs since the Unix epoch; [`WALL`]: the wall clock.
+    time_us: Arc<AtomicI64>,
 }
+
+/// `time_us` before anyone set a time: read the wall clock.
+const WALL: i64 = i64::MIN;
 
 impl Supply {
     /// A healthy supply (100 % on every phase) of `udin` volts phase-neutral at `nominal_hz`.
@@ -72,7 +84,30 @@ impl Supply {
                 AtomicU32::new(full),
                 AtomicU32::new(full),
             ]),
+            time_us: Arc::new(AtomicI64::new(WALL)),
         }
+    }
+
+    /// Says what time the levels now set describe (the data clock of whoever sets them). Call
+    /// after setting the levels: a meter stamped `t` then reports levels of `t` or later. A
+    /// time earlier than the one held is ignored (the clock never goes back).
+    pub fn set_time(&self, t: DateTime<Utc>) {
+        self.time_us
+            .fetch_max(t.timestamp_micros().max(WALL + 1), Ordering::Relaxed);
+    }
+
+    /// The supply's time: the last [`Supply::set_time`], or the wall clock if never set.
+    pub fn now(&self) -> DateTime<Utc> {
+        match self.time_us.load(Ordering::Relaxed) {
+            WALL => Utc::now(),
+            us => DateTime::<Utc>::from_timestamp_micros(us).unwrap_or_else(Utc::now),
+        }
+    }
+
+    /// The supply's time as a source clock, for the pollers of the meters measuring it.
+    pub fn clock(&self) -> SourceClock {
+        let supply = self.clone();
+        SourceClock::from_fn(move || supply.now())
     }
 
     /// Sets one phase's level (0 = A), in percent of Udin; other phases are ignored.
@@ -102,8 +137,9 @@ const ENERGY_START_KWH: f64 = 12_345.67;
 #[derive(Debug)]
 struct Model {
     supply: Supply,
-    /// Last integration time and imported energy (kWh), so energy grows with the power drawn.
-    energy: Mutex<(Instant, f64)>,
+    /// Last integration time (the supply's) and imported energy (kWh), so energy grows with the
+    /// power drawn over the supply's time, however fast that runs.
+    energy: Mutex<(DateTime<Utc>, f64)>,
     /// Largest total power seen, kW (the maximum demand register).
     max_demand: Mutex<f64>,
 }
@@ -111,9 +147,9 @@ struct Model {
 impl Model {
     fn new(supply: Supply) -> Model {
         Model {
-            supply,
-            energy: Mutex::new((Instant::now(), ENERGY_START_KWH)),
+            energy: Mutex::new((supply.now(), ENERGY_START_KWH)),
             max_demand: Mutex::new(0.0),
+            supply,
         }
     }
 
@@ -132,9 +168,10 @@ impl Model {
         let live = v.iter().any(|&x| x > 0.1 * udin);
         let energy = {
             let mut e = self.energy.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            e.1 += p_total * now.duration_since(e.0).as_secs_f64() / 3600.0;
-            e.0 = now;
+            let now = self.supply.now();
+            let hours = (now - e.0).num_microseconds().unwrap_or(0).max(0) as f64 / 3.6e9;
+            e.1 += p_total * hours;
+            e.0 = e.0.max(now);
             e.1
         };
         let max_demand = {
@@ -457,7 +494,7 @@ fn answer_dlt645(request: &Frame, address: Address, model: &Model) -> Option<Fra
             let di = Di::from_wire(request.data.get(..4)?.try_into().ok()?);
             let value = IdentifierTable::builtin()
                 .get(di)
-                .and_then(|id| dlt645_value(id, &model.snapshot()));
+                .and_then(|id| dlt645_value(id, &model.snapshot(), model.supply.now()));
             Some(match value {
                 Some(value) => {
                     let mut data = di.to_wire().to_vec();
@@ -480,7 +517,11 @@ fn answer_dlt645(request: &Frame, address: Address, model: &Model) -> Option<Fra
 }
 
 /// An identifier's value bytes (offset not yet added), or `None` for "no data" (`D1`).
-fn dlt645_value(id: &Identifier, values: &HashMap<Quantity, f64>) -> Option<Vec<u8>> {
+fn dlt645_value(
+    id: &Identifier,
+    values: &HashMap<Quantity, f64>,
+    now: DateTime<Utc>,
+) -> Option<Vec<u8>> {
     match id.record {
         // This meter keeps no load profile.
         Some(Record::LoadProfile) => return None,
@@ -497,7 +538,7 @@ fn dlt645_value(id: &Identifier, values: &HashMap<Quantity, f64>) -> Option<Vec<
     let value = *values.get(&quantity)?;
     // DL/T 645 meters keep local time; the bus default is China Standard Time.
     let cst = FixedOffset::east_opt(8 * 3600)?;
-    let now = Utc::now().with_timezone(&cst).naive_local();
+    let now = now.with_timezone(&cst).naive_local();
     let mut out = Vec::with_capacity(id.bytes);
     let mut first_number = true;
     for field in &id.fields {
