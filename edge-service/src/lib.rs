@@ -9,6 +9,7 @@ pub mod config;
 pub mod pipeline;
 pub mod recording;
 pub mod replay;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sinks;
 pub mod sources;

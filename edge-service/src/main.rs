@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use kare::cli::daemon;
 use kare::config::Config;
 use kare::recording;
 use kare::replay::{self, output, ReplayOptions};
@@ -22,15 +21,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole service on a simulated sensor node: no hardware, no configuration needed.
+    #[cfg(feature = "sim")]
     Demo(DemoArgs),
     /// Run the service on the sensor nodes of a configuration file.
     Run(RunArgs),
     /// Run the detector over a recording (COMTRADE .cfg/.cff, or CSV) and print the events found.
     Replay(ReplayArgs),
     /// Be a sensor node: write pqlink frames of a simulated supply to a serial port.
+    #[cfg(feature = "sim")]
     Simulate(kare::sim::SimulateArgs),
 }
 
+#[cfg(feature = "sim")]
 #[derive(clap::Args)]
 struct DemoArgs {
     /// Address of the JSON API [default: 127.0.0.1:8080, or the configuration's `listen`].
@@ -158,6 +160,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+#[cfg(feature = "sim")]
 fn demo_cmd(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(p) => Config::load(p)?,
@@ -181,14 +184,14 @@ fn demo_cmd(args: DemoArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--influx: {e}"))?;
         config.influx = Some(i);
     }
-    let opts = daemon::DemoOptions {
+    let opts = kare::cli::demo::DemoOptions {
         config,
         scenario: args.scenario,
         speed: args.speed,
         duration: seconds(args.duration, "--duration")?,
         data_dir: args.data_dir,
     };
-    runtime()?.block_on(daemon::demo(opts))
+    runtime()?.block_on(kare::cli::demo::demo(opts))
 }
 
 fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
@@ -197,7 +200,7 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
         config.listen = l;
     }
     let until = seconds(args.duration, "--duration")?;
-    runtime()?.block_on(daemon::run(config, until))
+    runtime()?.block_on(kare::cli::run::run(config, until))
 }
 
 fn main() -> ExitCode {
@@ -217,8 +220,10 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Replay(args) => replay_cmd(args),
+        #[cfg(feature = "sim")]
         Command::Demo(args) => demo_cmd(args),
         Command::Run(args) => run_cmd(args),
+        #[cfg(feature = "sim")]
         Command::Simulate(args) => kare::sim::run_cli(args),
     };
     match result {

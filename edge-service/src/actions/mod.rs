@@ -6,4 +6,3 @@ pub mod record;
 pub mod rules;
 pub mod site;
 pub mod tickets;
-

@@ -1,2 +1,7 @@
-//! The `kare run` and `kare demo` commands: serve the API, print events, stop cleanly.
-pub mod daemon;
+//! The long-running commands: `kare run` (real sensor nodes and meters) and `kare demo` (a
+//! simulated node and meters, feature `sim`): the service, the JSON API, a console line per event
+//! and per ticket change, a clean stop on Ctrl-C and SIGTERM.
+pub mod console;
+#[cfg(feature = "sim")]
+pub mod demo;
+pub mod run;

@@ -1,0 +1,220 @@
+//! `kare run`: the service on the configured sensor nodes and meters, serving the API and printing
+//! events until Ctrl-C or SIGTERM; and what `kare demo` shares with it (serving, stopping,
+//! retention, routes).
+
+use super::console::{describe, describe_ticket};
+use crate::config::Config;
+use crate::pipeline::service::{Service, ServiceConfig};
+use crate::web::{router, ApiState};
+use anyhow::Context;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch for SIGTERM ({e}); Ctrl-C still stops kare cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Serves the API and prints events until Ctrl-C or SIGTERM, or until `until` has passed.
+pub(super) async fn serve(
+    service: Service,
+    listen: SocketAddr,
+    until: Option<Duration>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen}: is another kare (or another program) using it? choose another with --listen")
+    })?;
+    let addr = listener.local_addr()?;
+    println!("kare: API on http://{addr}/api/v1/status  /api/v1/events  /api/v1/stream (SSE)");
+    let app = router(ApiState::new(&service));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut updates = service.updates.subscribe();
+    let mut tickets = service.ticket_updates.subscribe();
+    let printer = tokio::spawn(async move {
+        loop {
+            let line = tokio::select! {
+                t = tickets.recv() => match t {
+                    Ok(t) => describe_ticket(&t),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        format!("kare: console fell behind, {n} ticket updates not printed (all are in /api/v1/tickets)")
+                    }
+                    Err(_) => break,
+                },
+                u = updates.recv() => match u {
+                    Ok(ev) => describe(&ev),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        format!("kare: console fell behind, {n} event updates not printed (all are in /api/v1/events)")
+                    }
+                    Err(_) => break,
+                },
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    });
+    // Ctrl-C or SIGTERM (systemd's stop) end it cleanly, with or without a --duration.
+    let stop = async {
+        let limit = async {
+            match until {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = limit => {}
+            _ = stop_requested() => {}
+        }
+    };
+    let battery = service.battery_low.clone();
+    tokio::select! {
+        _ = stop => {}
+        _ = battery.notified() => {
+            println!("kare: UPS battery low: tickets updated, shutting down cleanly");
+        }
+        r = server => {
+            r.context("API server task")?.context("API server")?;
+        }
+    }
+    let all = service.log.all();
+    println!(
+        "kare: stopping; {} event(s) logged, {} still open",
+        all.len(),
+        all.iter().filter(|e| e.is_open()).count()
+    );
+    let influx = service.influx.clone();
+    service.stop().await;
+    if let Some(stats) = influx {
+        let s = stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        println!(
+            "kare: InfluxDB: {} points written, {} kept in the backlog for the next start{}",
+            s.written_points,
+            s.backlog_points,
+            s.last_error
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        );
+    }
+    printer.abort();
+    Ok(())
+}
+
+/// `kare run`: the configured sensor nodes, for real.
+pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> {
+    if config.node.is_empty() {
+        anyhow::bail!(
+            "the configuration has no [[node]]: add one with its serial port and udin (see systemd/kare.toml)"
+        );
+    }
+    let Some(site) = config.site.clone() else {
+        anyhow::bail!(
+            "the configuration has no [site]: tickets need the customer, tier and contacts (see systemd/kare.toml)"
+        );
+    };
+    let store_cfg = config.store.clone().unwrap_or_default();
+    let store = crate::store::StoreHandle::open(&store_cfg).with_context(|| {
+        format!(
+            "cannot open the store {}: check that its directory exists and is writable (set [store] path)",
+            store_cfg.path.display()
+        )
+    })?;
+    let (meter_buses, coarse) = config.meter_buses()?;
+    let ups = config.ups_task()?;
+    if config.delivery.is_none() {
+        tracing::warn!("no [delivery] endpoints: tickets are stored and shown, but sent nowhere");
+    }
+    let service = Service::start(ServiceConfig {
+        nodes: config.sources(),
+        site,
+        rules: config.rules.clone(),
+        meter_buses,
+        ups,
+        coarse,
+        store: Some(store.clone()),
+        delivery: config.delivery.clone(),
+        routes: routes(&config),
+        influx: config.influx_for(
+            store_cfg
+                .path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new(".")),
+        ),
+    });
+    let retention = Retention::start(&store, &store_cfg);
+    let result = serve(service, config.listen, until).await;
+    retention.stop().await;
+    store.close().await;
+    result
+}
+
+/// The store's retention, pruning at start and hourly (by age and size, never an open ticket
+/// or an undelivered row) while the service runs.
+pub(super) struct Retention(CancellationToken, tokio::task::JoinHandle<()>);
+
+impl Retention {
+    pub(super) fn start(
+        store: &crate::store::StoreHandle,
+        cfg: &crate::store::StoreConfig,
+    ) -> Retention {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(crate::store::run_retention(
+            store.clone(),
+            cfg.clone(),
+            Duration::from_secs(3600),
+            stop.clone(),
+        ));
+        Retention(stop, task)
+    }
+
+    pub(super) async fn stop(self) {
+        self.0.cancel();
+        let _ = self.1.await;
+    }
+}
+
+/// The configured routes with each endpoint's channel.
+pub(super) fn routes(config: &Config) -> crate::actions::record::Routes {
+    let channels: std::collections::BTreeMap<&str, crate::store::Channel> = config
+        .delivery
+        .iter()
+        .flat_map(|d| d.endpoint.iter().map(|e| (e.name(), e.channel())))
+        .collect();
+    crate::actions::record::Routes {
+        by_kind: config
+            .routes
+            .iter()
+            .map(|(kind, names)| {
+                (
+                    kind.clone(),
+                    names
+                        .iter()
+                        .filter_map(|n| channels.get(n.as_str()).map(|c| (n.clone(), *c)))
+                        .collect(),
+                )
+            })
+            .collect(),
+    }
+}
