@@ -23,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 /// Readings kept for a slow service before the oldest are dropped, unless a source says.
 pub const DEFAULT_MAX_QUEUED_READINGS: usize = 1000;
 
+/// How long a stopping source may still hand queued messages over: a service that no longer
+/// reads must not hold a shutdown up.
+pub const DRAIN_AT_SHUTDOWN: Duration = Duration::from_secs(1);
+
 /// Dropped readings are warned about at most this often (a slow service would otherwise fill
 /// the log with one line per poll).
 pub const WARN_EVERY: Duration = Duration::from_secs(10);

@@ -13,7 +13,7 @@ pub use stream::{
 };
 
 use crate::sources::link::{Link, PortUser};
-use crate::sources::outbox::{Classify, MessageClass, Outbox};
+use crate::sources::outbox::{Classify, MessageClass, Outbox, DRAIN_AT_SHUTDOWN};
 use chrono::{DateTime, Utc};
 use kare_firmware::detector::Thresholds;
 use kare_firmware::pqlink::Decoder;
@@ -82,9 +82,6 @@ impl Classify for SourceMessage {
         }
     }
 }
-
-/// How long the outbox may keep handing events over after shutdown is asked for.
-const DRAIN_AT_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// Runs one source until `shutdown` is cancelled: open, read, judge, reopen.
 pub async fn run(

@@ -20,16 +20,13 @@ use super::{ModbusBusConfig, ModbusDevice, ModbusError};
 use crate::sources::link::{Link, PortUser};
 use crate::sources::meters::health::Health;
 use crate::sources::meters::readings::{BusStats, MeterMessage, MeterReading};
-use crate::sources::outbox::Outbox;
+use crate::sources::outbox::{Outbox, DRAIN_AT_SHUTDOWN};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// How long queued messages may still be handed over once shutdown is asked for.
-const DRAIN_AT_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// Polls every device of the bus until `shutdown` is cancelled (or the
 /// receiver of `tx` goes away). Refuses only an invalid configuration; a missing port, dead
