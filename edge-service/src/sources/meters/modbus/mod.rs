@@ -18,6 +18,7 @@ pub mod bus;
 pub mod client;
 pub mod plan;
 pub mod profile;
+pub mod register;
 
 pub use bus::run;
 pub use client::inter_frame_gap;
