@@ -6,7 +6,7 @@
 //! `offline_after` failed requests in a row a meter is reported offline (with the reason), and
 //! online again at its next good answer ([`Health`]). A meter refusing one identifier is alive:
 //! the refusal is logged once, not counted as a failure. The time is broadcast when a device
-//! asks for it. What each reply becomes is `reads.rs`'s; the line is the [`Client`]'s.
+//! asks for it. What each reply becomes is `reads.rs`'s; the line is `client.rs`'s.
 
 use super::client::{Client, TxError};
 use super::codec::{
