@@ -2,7 +2,7 @@
 //!
 //! A USB adapter that is unplugged, a UART whose device node is not there yet at boot, a
 //! gateway that resets: every source meets these the same way. [`Link::open`] tries the port;
-//! on failure it tells the source (which reports its devices unreachable), then waits 200 ms,
+//! on failure it tells the source (a closure: it reports its devices unreachable), then waits 200 ms,
 //! doubling to 5 s, before the next try, handing queued messages to the service meanwhile and
 //! stopping at once on shutdown. The operator hears of an outage once (tracing `warn`, "check
 //! the cable or USB adapter"), not at every retry; an open port ends the outage and resets the
@@ -19,18 +19,6 @@ use tokio_util::sync::CancellationToken;
 pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
 /// Longest wait between attempts: a replugged adapter is in use within this.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// The source behind a [`Link`]: where its messages go and what it does while the port is
-/// out of reach.
-pub trait PortUser {
-    /// What the source sends to the service.
-    type Message: Classify;
-    /// The source's outbox (drained while the link waits to retry).
-    fn outbox(&mut self) -> &mut Outbox<Self::Message>;
-    /// The port cannot be used; `reason` names the port and the error, for the source's events.
-    /// Called at every failed attempt: report a change of state only once.
-    fn port_unreachable(&mut self, reason: &str);
-}
 
 /// How to (re)open one port, and where its outage stands.
 pub struct Link<F> {
@@ -84,22 +72,25 @@ where
         self.outages
     }
 
-    /// Opens the port, retrying with back-off. `None` when shutdown is asked for or the service
-    /// has gone: the source should stop.
-    pub async fn open<U: PortUser>(
+    /// Opens the port, retrying with back-off. At each failed attempt `unreachable` hears why
+    /// (the port and the error, for the source's events: it should report a change of state
+    /// once); meanwhile `out` hands queued messages over. `None` when shutdown is asked for or
+    /// the service has gone: the source should stop.
+    pub async fn open<M: Classify>(
         &mut self,
-        user: &mut U,
+        out: &mut Outbox<M>,
         shutdown: &CancellationToken,
+        mut unreachable: impl FnMut(&str, &mut Outbox<M>),
     ) -> Option<P> {
         loop {
             if self.wait_first {
                 let until = Instant::now() + self.backoff;
                 self.backoff = next_backoff(self.backoff);
-                if user.outbox().idle_until(until, shutdown).await.stops() {
+                if out.idle_until(until, shutdown).await.stops() {
                     return None;
                 }
             }
-            if shutdown.is_cancelled() || user.outbox().is_closed() {
+            if shutdown.is_cancelled() || out.is_closed() {
                 return None;
             }
             match (self.open)() {
@@ -122,21 +113,26 @@ where
                         self.reported = true;
                         self.outages += 1;
                     }
-                    user.port_unreachable(&reason);
-                    user.outbox().flush();
+                    unreachable(&reason, out);
+                    out.flush();
                     self.wait_first = true;
                 }
             }
         }
     }
 
-    /// The open port failed (`why`): the source is told, and the next [`Link::open`] waits
+    /// The open port failed (`why`): `unreachable` hears it, and the next [`Link::open`] waits
     /// the back-off first.
-    pub fn lost<U: PortUser>(&mut self, user: &mut U, why: impl Display) {
+    pub fn lost<M: Classify>(
+        &mut self,
+        out: &mut Outbox<M>,
+        why: impl Display,
+        unreachable: impl FnOnce(&str, &mut Outbox<M>),
+    ) {
         let reason = format!("serial port {} lost: {why}", self.port);
         tracing::warn!(source = %self.source, "{reason}; reopening");
-        user.port_unreachable(&reason);
-        user.outbox().flush();
+        unreachable(&reason, out);
+        out.flush();
         self.wait_first = true;
     }
 }
@@ -161,19 +157,24 @@ mod tests {
         }
     }
 
+    /// A source's outbox, and what it was told of the port.
     struct Source {
         outbox: Outbox<Event>,
         reasons: Vec<String>,
     }
 
-    impl PortUser for Source {
-        type Message = Event;
-        fn outbox(&mut self) -> &mut Outbox<Event> {
-            &mut self.outbox
-        }
-        fn port_unreachable(&mut self, reason: &str) {
-            self.reasons.push(reason.to_string());
-            self.outbox.send(Event);
+    impl Source {
+        async fn open(
+            &mut self,
+            link: &mut Link<impl FnMut() -> io::Result<u32>>,
+            stop: &CancellationToken,
+        ) -> Option<u32> {
+            let reasons = &mut self.reasons;
+            link.open(&mut self.outbox, stop, |reason, out| {
+                reasons.push(reason.to_string());
+                out.send(Event);
+            })
+            .await
         }
     }
 
@@ -208,7 +209,7 @@ mod tests {
         let mut link = Link::new("s", "/dev/ttyX", port_after(3));
         let stop = CancellationToken::new();
         let started = Instant::now();
-        assert_eq!(link.open(&mut src, &stop).await, Some(4));
+        assert_eq!(src.open(&mut link, &stop).await, Some(4));
         // Three waits: 200 + 400 + 800 ms.
         assert!(started.elapsed() >= Duration::from_millis(1400));
         assert_eq!(link.backoff(), BACKOFF_MIN);
@@ -233,15 +234,18 @@ mod tests {
         let (mut src, _rx) = source();
         let mut link = Link::new("s", "p", port_after(2));
         let stop = CancellationToken::new();
-        link.open(&mut src, &stop).await.unwrap();
+        src.open(&mut link, &stop).await.unwrap();
         assert_eq!(link.outages(), 1);
-        link.lost(&mut src, "end of file");
+        let reasons = &mut src.reasons;
+        link.lost(&mut src.outbox, "end of file", |r, _| {
+            reasons.push(r.into())
+        });
         assert_eq!(
             src.reasons.last().unwrap(),
             "serial port p lost: end of file"
         );
         // Reopens (after the back-off) without a new open failure: no new outage report.
-        link.open(&mut src, &stop).await.unwrap();
+        src.open(&mut link, &stop).await.unwrap();
         assert_eq!(link.outages(), 1);
     }
 
@@ -253,7 +257,7 @@ mod tests {
         let stop = CancellationToken::new();
         let cancel = stop.clone();
         let opened = tokio::spawn(async move {
-            let got = link.open(&mut src, &stop).await;
+            let got = src.open(&mut link, &stop).await;
             (got, src.reasons.len())
         });
         // The first attempt has failed: the link is now waiting 5 s to retry.

@@ -98,6 +98,17 @@ impl Health {
     }
 }
 
+/// Every meter of a bus is unreachable while its port is (`reason` says why).
+pub fn all_offline<'a>(
+    meters: impl IntoIterator<Item = &'a mut Health>,
+    reason: &str,
+    out: &mut Outbox<MeterMessage>,
+) {
+    for m in meters {
+        m.offline(reason.to_string(), out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

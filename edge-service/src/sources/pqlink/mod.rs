@@ -12,7 +12,7 @@ pub use stream::{
     NodeStream, ProfileRecord, Reading, RmsProfile, StreamOutput, StreamStats, Waveform,
 };
 
-use crate::sources::link::{Link, PortUser};
+use crate::sources::link::Link;
 use crate::sources::outbox::{Classify, MessageClass, Outbox, DRAIN_AT_SHUTDOWN};
 use chrono::{DateTime, Utc};
 use kare_firmware::detector::Thresholds;
@@ -92,10 +92,10 @@ pub async fn run(
 ) {
     let name: Arc<str> = cfg.name.as_str().into();
     let mut stream = NodeStream::new(&cfg.name, cfg.thresholds);
-    let mut node = Node {
+    let mut outbox = Outbox::new(name.clone(), events);
+    let mut node = Heard {
         name: name.clone(),
-        outbox: Outbox::new(name.clone(), events),
-        last_heard: Utc::now(),
+        last: Utc::now(),
         lost: false,
     };
     let (path, baud) = (cfg.port.clone(), cfg.baud);
@@ -103,13 +103,18 @@ pub async fn run(
         tokio_serial::new(&path, baud).open_native_async()
     });
     let mut buf = vec![0u8; 4096];
-    while let Some(mut port) = link.open(&mut node, &shutdown).await {
+    while let Some(mut port) = link
+        .open(&mut outbox, &shutdown, |why, out| {
+            node.lose(why.into(), out)
+        })
+        .await
+    {
         let mut decoder = Decoder::new();
         let mut silent_at = Instant::now() + cfg.silence;
         let lost = loop {
             let read = tokio::select! {
                 r = tokio::time::timeout_at(silent_at, port.read(&mut buf)) => r,
-                _ = node.outbox.hand_over() => continue,
+                _ = outbox.hand_over() => continue,
                 _ = shutdown.cancelled() => break None,
             };
             silent_at = Instant::now() + cfg.silence;
@@ -119,7 +124,7 @@ pub async fn run(
                     if !node.lost {
                         tracing::warn!(source = %name, silence = ?cfg.silence, "sensor node silent");
                     }
-                    node.lose(format!("no frame for {:?}", cfg.silence));
+                    node.lose(format!("no frame for {:?}", cfg.silence), &mut outbox);
                 }
                 Ok(Ok(0)) => break Some("end of file".to_string()),
                 Ok(Err(e)) => break Some(e.to_string()),
@@ -136,7 +141,7 @@ pub async fn run(
                                         let _ = readings.send(r);
                                     }
                                     other => {
-                                        node.outbox.send(SourceMessage::Stream(name.clone(), other))
+                                        outbox.send(SourceMessage::Stream(name.clone(), other))
                                     }
                                 });
                             }
@@ -144,68 +149,55 @@ pub async fn run(
                         }
                     }
                     if got_frame {
-                        node.heard(now);
+                        node.heard(now, &mut outbox);
                     }
                     let mut stats = stream.stats().clone();
                     stats.absorb(decoder.stats());
-                    node.outbox.send(SourceMessage::Stats(name.clone(), stats));
+                    outbox.send(SourceMessage::Stats(name.clone(), stats));
                 }
             }
-            if node.outbox.is_closed() {
+            if outbox.is_closed() {
                 break None;
             }
         };
         match lost {
-            Some(why) => link.lost(&mut node, why),
+            Some(why) => link.lost(&mut outbox, why, |why, out| node.lose(why.into(), out)),
             None => break,
         }
     }
-    node.outbox.drain(DRAIN_AT_SHUTDOWN).await;
+    outbox.drain(DRAIN_AT_SHUTDOWN).await;
 }
 
-/// What the run loop knows of the node beyond its stream.
-struct Node {
+/// Whether the node is heard, and since when.
+struct Heard {
     name: Arc<str>,
-    outbox: Outbox<SourceMessage>,
-    last_heard: DateTime<Utc>,
+    last: DateTime<Utc>,
     lost: bool,
 }
 
-impl Node {
+impl Heard {
     /// Reported once per loss, however it goes on (silence, then the port gone).
-    fn lose(&mut self, reason: String) {
+    fn lose(&mut self, reason: String, out: &mut Outbox<SourceMessage>) {
         if !self.lost {
             self.lost = true;
-            self.outbox.send(SourceMessage::SensorLost {
+            out.send(SourceMessage::SensorLost {
                 source: self.name.clone(),
-                since: self.last_heard,
+                since: self.last,
                 reason,
             });
         }
     }
 
-    fn heard(&mut self, now: DateTime<Utc>) {
-        self.last_heard = now;
+    fn heard(&mut self, now: DateTime<Utc>, out: &mut Outbox<SourceMessage>) {
+        self.last = now;
         if self.lost {
             self.lost = false;
             tracing::info!(source = %self.name, "sensor node heard again");
-            self.outbox.send(SourceMessage::SensorBack {
+            out.send(SourceMessage::SensorBack {
                 source: self.name.clone(),
                 at: now,
             });
         }
-    }
-}
-
-impl PortUser for Node {
-    type Message = SourceMessage;
-
-    fn outbox(&mut self) -> &mut Outbox<SourceMessage> {
-        &mut self.outbox
-    }
-
-    fn port_unreachable(&mut self, reason: &str) {
-        self.lose(reason.to_string());
     }
 }
 

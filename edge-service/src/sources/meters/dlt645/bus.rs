@@ -14,8 +14,7 @@ use super::codec::{
     Frame, Identifier, Record,
 };
 use super::Dlt645BusConfig;
-use crate::sources::link::PortUser;
-use crate::sources::meters::health::Health;
+use crate::sources::meters::health::{self, Health};
 use crate::sources::meters::readings::MeterMessage;
 use crate::sources::outbox::Outbox;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Timelike, Utc};
@@ -74,22 +73,13 @@ pub(super) struct Bus {
     next_time_set: Option<Instant>,
 }
 
-impl PortUser for Bus {
-    type Message = MeterMessage;
-
-    fn outbox(&mut self) -> &mut Outbox<MeterMessage> {
-        &mut self.outbox
-    }
-
-    /// Every meter is unreachable while the port is.
-    fn port_unreachable(&mut self, reason: &str) {
-        for d in &mut self.devices {
-            d.health.offline(reason.to_string(), &mut self.outbox);
-        }
-    }
-}
-
 impl Bus {
+    /// Every meter is unreachable while the port is.
+    pub(super) fn all_offline(&mut self, reason: &str) {
+        let meters = self.devices.iter_mut().map(|d| &mut d.health);
+        health::all_offline(meters, reason, &mut self.outbox);
+    }
+
     pub(super) fn new(cfg: Dlt645BusConfig, tx: mpsc::Sender<MeterMessage>) -> Bus {
         let name: Arc<str> = cfg.name.as_str().into();
         let mut outbox = Outbox::with_reading_bound(name.clone(), tx, cfg.max_queued_readings);

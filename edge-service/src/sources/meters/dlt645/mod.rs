@@ -17,7 +17,8 @@ pub mod client;
 pub mod codec;
 mod reads;
 
-use crate::sources::link::{Link, PortUser};
+use crate::sources::link::Link;
+use crate::sources::meters::health::all_offline;
 use crate::sources::meters::readings::MeterMessage;
 use crate::sources::outbox::DRAIN_AT_SHUTDOWN;
 use bus::{Bus, Stop};
@@ -191,10 +192,21 @@ pub async fn run(
             .parity(parity)
             .open_native_async()
     });
-    while let Some(mut port) = link.open(&mut bus, &shutdown).await {
+    // While the link waits, every meter is offline with the port's error.
+    let offline = |devices: &mut Vec<bus::DeviceState>, why: &str, out: &mut _| {
+        all_offline(devices.iter_mut().map(|d| &mut d.health), why, out)
+    };
+    while let Some(mut port) = link
+        .open(&mut bus.outbox, &shutdown, |why, out| {
+            offline(&mut bus.devices, why, out)
+        })
+        .await
+    {
         match bus.serve(&mut port, &shutdown).await {
             Stop::Shutdown => break,
-            Stop::PortLost(why) => link.lost(&mut bus, why),
+            Stop::PortLost(why) => link.lost(&mut bus.outbox, why, |why, out| {
+                offline(&mut bus.devices, why, out)
+            }),
         }
     }
     bus.outbox.drain(DRAIN_AT_SHUTDOWN).await;
@@ -214,7 +226,7 @@ pub async fn serve<P>(
     if let Stop::PortLost(why) = bus.serve(&mut port, &shutdown).await {
         let reason = format!("stream lost: {why}");
         tracing::warn!(source = %bus.name, "{reason}");
-        bus.port_unreachable(&reason);
+        bus.all_offline(&reason);
     }
     bus.outbox.drain(DRAIN_AT_SHUTDOWN).await;
 }

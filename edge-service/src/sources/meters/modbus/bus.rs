@@ -17,8 +17,8 @@
 use super::client::{open_port, Client, RequestError};
 use super::plan::{plan_reads, Batch};
 use super::{ModbusBusConfig, ModbusDevice, ModbusError};
-use crate::sources::link::{Link, PortUser};
-use crate::sources::meters::health::Health;
+use crate::sources::link::Link;
+use crate::sources::meters::health::{all_offline, Health};
 use crate::sources::meters::readings::{BusStats, MeterMessage, MeterReading};
 use crate::sources::outbox::{Outbox, DRAIN_AT_SHUTDOWN};
 use std::io;
@@ -40,12 +40,19 @@ pub async fn run(
     let mut bus = Bus::new(&cfg, tx);
     let line = cfg.clone();
     let mut link = Link::new(bus.name.clone(), &cfg.port, move || open_port(&line));
-    while let Some(port) = link.open(&mut bus, &shutdown).await {
+    while let Some(port) = link
+        .open(&mut bus.out, &shutdown, |why, out| {
+            all_offline(bus.devices.iter_mut().map(|d| &mut d.health), why, out)
+        })
+        .await
+    {
         bus.port_opened(&cfg);
         let mut client = Client::new(port, &cfg);
         match bus.poll_until_port_lost(&cfg, &mut client, &shutdown).await {
             LoopEnd::Shutdown => break,
-            LoopEnd::PortLost(e) => link.lost(&mut bus, e),
+            LoopEnd::PortLost(e) => link.lost(&mut bus.out, e, |why, out| {
+                all_offline(bus.devices.iter_mut().map(|d| &mut d.health), why, out)
+            }),
         }
     }
     bus.out.drain(DRAIN_AT_SHUTDOWN).await;
@@ -65,20 +72,6 @@ struct Bus {
     out: Outbox<MeterMessage>,
     /// Where the next round-robin cycle starts.
     rr: usize,
-}
-
-impl PortUser for Bus {
-    type Message = MeterMessage;
-
-    fn outbox(&mut self) -> &mut Outbox<MeterMessage> {
-        &mut self.out
-    }
-
-    fn port_unreachable(&mut self, reason: &str) {
-        for st in &mut self.devices {
-            st.health.offline(reason.to_string(), &mut self.out);
-        }
-    }
 }
 
 impl Bus {
