@@ -240,6 +240,8 @@ pub struct BusStats {
     pub error_replies: u64,
     /// Last full poll cycle over every device, milliseconds.
     pub last_cycle_ms: f64,
+    /// Readings dropped, oldest first, because the service was too slow to take them.
+    pub readings_dropped: u64,
 }
 
 /// What a meter-bus task sends to the service.
@@ -255,4 +257,16 @@ pub enum MeterMessage {
     Event(MeterEvent),
     /// Fresh bus counters.
     Stats(Arc<str>, BusStats),
+}
+
+impl crate::sources::outbox::Classify for MeterMessage {
+    fn class(&self) -> crate::sources::outbox::MessageClass {
+        use crate::sources::outbox::MessageClass;
+        match self {
+            MeterMessage::Readings(_) => MessageClass::Reading,
+            // A few per quarter hour, energy data, and not read again by the next poll: kept.
+            MeterMessage::Interval(_) | MeterMessage::Event(_) => MessageClass::Event,
+            MeterMessage::Stats(..) => MessageClass::Stats,
+        }
+    }
 }

@@ -1,26 +1,18 @@
-//! A sensor node on a serial port: pqlink frames in, readings and events out.
+//! A sensor node's stream, judged: decoded pqlink frames in, [`StreamOutput`]s out.
 //!
-//! [`NodeStream`] is the pure part: decoded frames in, [`StreamOutput`]s out, judged by the same
-//! core detector the node and `kare replay` use. [`run`] is the I/O edge: it opens the port with
-//! tokio-serial, reconnects with backoff when the port disappears, notices a node that has gone
-//! silent, and hands outputs to the service without ever waiting on a slow consumer.
-
-pub mod config;
+//! Pure (no I/O, no clock of its own): [`NodeStream`] runs the same core detector as the node
+//! and `kare replay`, anchors the node's sample clock to UTC at its first frame, reassembles
+//! waveform captures and collects each event's RMS profile. The I/O edge is `super::run`.
 
 use crate::pipeline::events::{characterise, Clock, ReportedEvent};
 use chrono::{DateTime, Utc};
 use kare_firmware::detector::{Detector, Observation, Thresholds, Transition};
-use kare_firmware::pqlink::{ChannelFlags, Decoder, DecoderStats, Frame, Hello, MAX_CHANNELS};
+use kare_firmware::pqlink::{ChannelFlags, DecoderStats, Frame, Hello, MAX_CHANNELS};
 use kare_firmware::profile::{ProfilePoint, Profiler};
 use kare_firmware::urms::POS_ONE;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::sync::{broadcast, mpsc};
-use tokio_serial::SerialPortBuilderExt;
-use tokio_util::sync::CancellationToken;
 
 /// One half cycle of one node: every channel's Urms(1/2) over the same window.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -171,7 +163,7 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
-    fn absorb(&mut self, d: &DecoderStats) {
+    pub(crate) fn absorb(&mut self, d: &DecoderStats) {
         self.crc_errors = d.crc_errors as u64;
         self.resyncs = d.resyncs as u64;
         self.bytes_discarded = d.bytes_discarded as u64;
@@ -455,228 +447,6 @@ impl NodeStream {
     }
 }
 
-/// How to reach one sensor node.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PqlinkSourceConfig {
-    /// Name used in events and logs.
-    pub name: String,
-    /// Serial port path (a USB adapter, a UART, a pseudo-terminal).
-    pub port: String,
-    /// Baud rate (pqlink runs at 115 200 8N1).
-    pub baud: u32,
-    /// Declared voltage and thresholds, volts.
-    pub thresholds: Thresholds,
-    /// A node silent this long is reported lost.
-    pub silence: Duration,
-}
-
-/// What a source task sends to the service. Events are never dropped; readings may be.
-#[derive(Clone, Debug, PartialEq)]
-pub enum SourceMessage {
-    /// A voltage event began or ended, or the node said hello.
-    Stream(Arc<str>, StreamOutput),
-    /// Nothing heard from the node for the silence timeout (or the port is gone).
-    SensorLost {
-        /// Source name.
-        source: Arc<str>,
-        /// Last time anything was heard.
-        since: DateTime<Utc>,
-        /// Why: silence, or the port error.
-        reason: String,
-    },
-    /// The node is heard again.
-    SensorBack {
-        /// Source name.
-        source: Arc<str>,
-        /// When it came back.
-        at: DateTime<Utc>,
-    },
-    /// Fresh counters.
-    Stats(Arc<str>, StreamStats),
-    /// Something from a meter bus (Modbus, DL/T 645): the service takes every source's news
-    /// through this one channel.
-    Meter(crate::sources::meters::readings::MeterMessage),
-    /// A delivery the outbox gave up on.
-    DeadLetter(crate::actions::delivery::DeadLetter),
-    /// The UPS changed state (mains lost or back, battery low).
-    Ups(crate::sources::ups::UpsSignal, DateTime<Utc>),
-}
-
-/// Runs one source until `shutdown` is cancelled: open, read, judge, reconnect.
-pub async fn run(
-    cfg: PqlinkSourceConfig,
-    events: mpsc::Sender<SourceMessage>,
-    readings: broadcast::Sender<Reading>,
-    shutdown: CancellationToken,
-) {
-    let name: Arc<str> = cfg.name.as_str().into();
-    let mut stream = NodeStream::new(&cfg.name, cfg.thresholds);
-    let mut outbox = Outbox::new(events);
-    let mut backoff = Duration::from_millis(200);
-    let mut last_heard = Utc::now();
-    let mut lost = false;
-    let mut buf = vec![0u8; 4096];
-    'run: while !shutdown.is_cancelled() {
-        let port = tokio_serial::new(&cfg.port, cfg.baud).open_native_async();
-        let mut port = match port {
-            Ok(p) => {
-                tracing::info!(source = %name, port = %cfg.port, "serial port open");
-                backoff = Duration::from_millis(200);
-                p
-            }
-            Err(e) => {
-                let reason = format!(
-                    "cannot open serial port {}: {e}; check the cable or USB adapter",
-                    cfg.port
-                );
-                if !lost {
-                    tracing::warn!(source = %name, "{reason}; retrying");
-                    lost = true;
-                    outbox.send(SourceMessage::SensorLost {
-                        source: name.clone(),
-                        since: last_heard,
-                        reason,
-                    });
-                }
-                outbox.flush();
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => break 'run,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        let mut decoder = Decoder::new();
-        loop {
-            let read = tokio::select! {
-                r = tokio::time::timeout(cfg.silence, port.read(&mut buf)) => r,
-                _ = shutdown.cancelled() => break 'run,
-            };
-            let now = Utc::now();
-            match read {
-                Err(_) => {
-                    if !lost {
-                        lost = true;
-                        tracing::warn!(source = %name, silence = ?cfg.silence, "sensor node silent");
-                        outbox.send(SourceMessage::SensorLost {
-                            source: name.clone(),
-                            since: last_heard,
-                            reason: format!("no frame for {:?}", cfg.silence),
-                        });
-                    }
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    let why = match read {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "end of file".into(),
-                    };
-                    tracing::warn!(source = %name, port = %cfg.port, "serial port lost: {why}; reconnecting");
-                    if !lost {
-                        lost = true;
-                        outbox.send(SourceMessage::SensorLost {
-                            source: name.clone(),
-                            since: last_heard,
-                            reason: format!("serial port {} lost: {why}", cfg.port),
-                        });
-                    }
-                    break;
-                }
-                Ok(Ok(n)) => {
-                    let mut got_frame = false;
-                    for frame in decoder.feed(&buf[..n]) {
-                        match frame {
-                            Ok(f) => {
-                                got_frame = true;
-                                stream.on_frame(f, now, &mut |o| match o {
-                                    StreamOutput::Reading(r) => {
-                                        // Readings are for live views: a lagging viewer misses some.
-                                        let _ = readings.send(r);
-                                    }
-                                    other => {
-                                        outbox.send(SourceMessage::Stream(name.clone(), other))
-                                    }
-                                });
-                            }
-                            Err(e) => tracing::debug!(source = %name, "bad frame: {e}"),
-                        }
-                    }
-                    if got_frame {
-                        last_heard = now;
-                        if lost {
-                            lost = false;
-                            tracing::info!(source = %name, "sensor node heard again");
-                            outbox.send(SourceMessage::SensorBack {
-                                source: name.clone(),
-                                at: now,
-                            });
-                        }
-                    }
-                    let mut stats = stream.stats().clone();
-                    stats.absorb(decoder.stats());
-                    outbox.send_stats(SourceMessage::Stats(name.clone(), stats));
-                }
-            }
-            outbox.flush();
-        }
-        outbox.flush();
-    }
-}
-
-/// Keeps events that the service could not take yet, so the read loop never waits and never
-/// drops one. Stats are only the latest: an older one is replaced.
-struct Outbox {
-    tx: mpsc::Sender<SourceMessage>,
-    queue: std::collections::VecDeque<SourceMessage>,
-    stats: Option<SourceMessage>,
-}
-
-impl Outbox {
-    fn new(tx: mpsc::Sender<SourceMessage>) -> Self {
-        Outbox {
-            tx,
-            queue: Default::default(),
-            stats: None,
-        }
-    }
-
-    fn send(&mut self, m: SourceMessage) {
-        self.queue.push_back(m);
-        self.flush();
-    }
-
-    fn send_stats(&mut self, m: SourceMessage) {
-        self.stats = Some(m);
-    }
-
-    fn flush(&mut self) {
-        while let Some(m) = self.queue.pop_front() {
-            match self.tx.try_send(m) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(m)) => {
-                    self.queue.push_front(m);
-                    if self.queue.len().is_multiple_of(1000) {
-                        tracing::warn!(
-                            queued = self.queue.len(),
-                            "service is slow: events queued in the source"
-                        );
-                    }
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.queue.clear();
-                    return;
-                }
-            }
-        }
-        if let Some(s) = self.stats.take() {
-            if let Err(mpsc::error::TrySendError::Full(s)) = self.tx.try_send(s) {
-                self.stats = Some(s);
-            }
-        }
-    }
-}
-
 /// The profile's per-channel values (the core's array size).
 fn volts_all(v: &[f32; MAX_CHANNELS]) -> [f32; kare_firmware::detector::MAX_CHANNELS] {
     let mut out = [0.0; kare_firmware::detector::MAX_CHANNELS];
@@ -761,35 +531,5 @@ mod tests {
         let (started, stats) = starts_with_a_zero_run(bad);
         assert_eq!(started, 0);
         assert_eq!(stats.adc_error_windows, 6);
-    }
-
-    #[tokio::test]
-    async fn a_source_waiting_to_reopen_its_port_stops_when_cancelled() {
-        // A port that cannot open: the source waits to retry, and must stop at once when told.
-        let (tx, mut rx) = mpsc::channel(16);
-        let (readings, _) = broadcast::channel(16);
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone();
-        let task = tokio::spawn(run(
-            PqlinkSourceConfig {
-                name: "gone".into(),
-                port: "/nonexistent/kare-test-port".into(),
-                baud: 115_200,
-                thresholds: Thresholds::typical(230.0),
-                silence: Duration::from_secs(2),
-            },
-            tx,
-            readings,
-            shutdown,
-        ));
-        assert!(matches!(
-            rx.recv().await,
-            Some(SourceMessage::SensorLost { .. })
-        ));
-        stop.cancel();
-        tokio::time::timeout(Duration::from_secs(2), task)
-            .await
-            .expect("the source ended")
-            .unwrap();
     }
 }

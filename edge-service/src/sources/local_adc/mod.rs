@@ -30,19 +30,24 @@
 //! parts that do not need them: the `embedded_io` adapter, the frame queue, the SPI transaction
 //! layout, and the configuration.
 
-use embedded_hal::spi::{Operation, SpiDevice};
+use embedded_hal::spi::SpiDevice;
 use kare_firmware::ads131m04::{self, Ads131m04};
 use kare_firmware::detector::Thresholds;
 use kare_firmware::node::{Node, NodeConfig, SampleSource};
-use kare_firmware::pqlink::{
-    ChannelInfo, FirmwareVersion, CHANNEL_NAME_LEN, MAX_CHANNELS, MAX_WIRE_LEN,
-};
+use kare_firmware::pqlink::{ChannelInfo, FirmwareVersion, CHANNEL_NAME_LEN, MAX_CHANNELS};
 use rppal::gpio::{Gpio, InputPin, OutputPin, Trigger};
-use rppal::spi::{Bus, Mode, Segment, SlaveSelect, Spi};
+use rppal::spi::{Bus, Mode, SlaveSelect, Spi};
 use std::io::{self, ErrorKind};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::sync_channel;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod sink;
+mod spidev;
+
+use sink::write_frames;
+pub use sink::{FrameQueue, IoWrite, IoWriteError};
+pub use spidev::SpidevDevice;
 
 /// Waveform kept before a capture's trigger, in samples (100 ms at 4000 samples/s).
 pub const CAPTURE_PRE: usize = 400;
@@ -386,233 +391,11 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(ErrorKind::InvalidInput, msg)
 }
 
-/// An `embedded_io::Write` port over any [`std::io::Write`]: how the no_std node loop writes to
-/// a pipe, a socket or a pseudo-terminal.
-#[derive(Debug)]
-pub struct IoWrite<W> {
-    inner: W,
-}
-
-impl<W> IoWrite<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
-        IoWrite { inner }
-    }
-
-    /// The wrapped writer.
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
-    /// Gives the wrapped writer back.
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
-}
-
-/// A [`std::io::Error`] seen through `embedded_io`.
-#[derive(Debug)]
-pub struct IoWriteError(pub io::Error);
-
-impl embedded_io::Error for IoWriteError {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        use embedded_io::ErrorKind as E;
-        match self.0.kind() {
-            ErrorKind::NotFound => E::NotFound,
-            ErrorKind::PermissionDenied => E::PermissionDenied,
-            ErrorKind::ConnectionRefused => E::ConnectionRefused,
-            ErrorKind::ConnectionReset => E::ConnectionReset,
-            ErrorKind::ConnectionAborted => E::ConnectionAborted,
-            ErrorKind::NotConnected => E::NotConnected,
-            ErrorKind::AddrInUse => E::AddrInUse,
-            ErrorKind::AddrNotAvailable => E::AddrNotAvailable,
-            ErrorKind::BrokenPipe => E::BrokenPipe,
-            ErrorKind::AlreadyExists => E::AlreadyExists,
-            ErrorKind::InvalidInput => E::InvalidInput,
-            ErrorKind::InvalidData => E::InvalidData,
-            ErrorKind::TimedOut => E::TimedOut,
-            ErrorKind::Interrupted => E::Interrupted,
-            ErrorKind::Unsupported => E::Unsupported,
-            ErrorKind::OutOfMemory => E::OutOfMemory,
-            ErrorKind::WriteZero => E::WriteZero,
-            _ => E::Other,
-        }
-    }
-}
-
-impl<W: io::Write> embedded_io::ErrorType for IoWrite<W> {
-    type Error = IoWriteError;
-}
-
-impl<W: io::Write> embedded_io::Write for IoWrite<W> {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, IoWriteError> {
-        match self.inner.write(buf) {
-            // embedded-io's write_all panics on Ok(0); std's "took nothing" becomes an error.
-            Ok(0) if !buf.is_empty() => Err(IoWriteError(ErrorKind::WriteZero.into())),
-            Ok(n) => Ok(n),
-            Err(e) => Err(IoWriteError(e)),
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), IoWriteError> {
-        self.inner.flush().map_err(IoWriteError)
-    }
-}
-
-/// One wire frame (or a piece of a larger write) on its way to the sink.
-type Chunk = heapless::Vec<u8, MAX_WIRE_LEN>;
-
-/// The sampling thread's side of a bounded queue to the writer thread: a [`std::io::Write`]
-/// that never blocks. A full queue refuses the write (`WouldBlock`), so the node drops the frame
-/// and counts it instead of missing samples behind a slow reader.
-#[derive(Debug)]
-pub struct FrameQueue {
-    tx: SyncSender<Chunk>,
-    closed: bool,
-}
-
-impl FrameQueue {
-    /// The sending side of `tx`'s channel.
-    pub fn new(tx: SyncSender<Chunk>) -> Self {
-        FrameQueue { tx, closed: false }
-    }
-
-    /// Whether the receiving side is gone (the writer stopped).
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-}
-
-impl io::Write for FrameQueue {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(MAX_WIRE_LEN);
-        // A pqlink frame is at most MAX_WIRE_LEN bytes, so it always goes as one chunk.
-        let chunk = Chunk::from_slice(&buf[..n]).expect("n <= capacity");
-        match self.tx.try_send(chunk) {
-            Ok(()) => Ok(n),
-            Err(TrySendError::Full(_)) => Err(ErrorKind::WouldBlock.into()),
-            Err(TrySendError::Disconnected(_)) => {
-                self.closed = true;
-                Err(ErrorKind::BrokenPipe.into())
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The writer thread: every queued chunk to `sink`, until the queue closes or `sink` fails.
-fn write_frames(rx: Receiver<Chunk>, mut sink: impl io::Write) -> io::Result<()> {
-    for chunk in rx {
-        sink.write_all(&chunk)?;
-        sink.flush()?;
-    }
-    Ok(())
-}
-
-/// An embedded-hal [`SpiDevice`] over a Linux spidev, chip select handled by the kernel.
-///
-/// rppal's own `SimpleHalSpiDevice` (0.22) sends zeros for `TransferInPlace`, which is the one
-/// operation the ADS131M04 driver uses, so its commands would never reach the ADC. This device
-/// lays every operation of a transaction out in one scratch buffer and hands the kernel one
-/// segment per operation, all under one chip select.
-pub struct SpidevDevice {
-    spi: Spi,
-    tx: Vec<u8>,
-    rx: Vec<u8>,
-}
-
-impl SpidevDevice {
-    /// Wraps an open spidev.
-    pub fn new(spi: Spi) -> Self {
-        SpidevDevice {
-            spi,
-            tx: Vec::new(),
-            rx: Vec::new(),
-        }
-    }
-}
-
-impl embedded_hal::spi::ErrorType for SpidevDevice {
-    type Error = rppal::spi::Error;
-}
-
-impl SpiDevice<u8> for SpidevDevice {
-    fn transaction(&mut self, operations: &mut [Operation<'_, u8>]) -> Result<(), Self::Error> {
-        let SpidevDevice { spi, tx, rx } = self;
-        gather(operations, tx);
-        rx.clear();
-        rx.resize(tx.len(), 0);
-        {
-            let mut segments = Vec::with_capacity(operations.len());
-            let (mut tx_rest, mut rx_rest) = (&tx[..], &mut rx[..]);
-            for op in operations.iter() {
-                let n = wire_len(op);
-                let (tx_now, t) = tx_rest.split_at(n);
-                let (rx_now, r) = std::mem::take(&mut rx_rest).split_at_mut(n);
-                (tx_rest, rx_rest) = (t, r);
-                segments.push(match op {
-                    Operation::DelayNs(ns) => {
-                        let us = ns.div_ceil(1000).min(u16::MAX as u32) as u16;
-                        Segment::with_settings(None, None, 0, us, 0, false)
-                    }
-                    _ => Segment::new(rx_now, tx_now),
-                });
-            }
-            spi.transfer_segments(&segments)?;
-        }
-        scatter(operations, rx);
-        Ok(())
-    }
-}
-
-/// Bytes an operation clocks: the longer buffer of a transfer, nothing for a delay.
-fn wire_len(op: &Operation<'_, u8>) -> usize {
-    match op {
-        Operation::Read(buf) => buf.len(),
-        Operation::Write(buf) => buf.len(),
-        Operation::Transfer(read, write) => read.len().max(write.len()),
-        Operation::TransferInPlace(buf) => buf.len(),
-        Operation::DelayNs(_) => 0,
-    }
-}
-
-/// Lays out what the operations send, one after another (reads and short writes send zeros).
-fn gather(operations: &[Operation<'_, u8>], tx: &mut Vec<u8>) {
-    tx.clear();
-    for op in operations {
-        let start = tx.len();
-        match op {
-            Operation::Write(buf) | Operation::Transfer(_, buf) => tx.extend_from_slice(buf),
-            Operation::TransferInPlace(buf) => tx.extend_from_slice(buf),
-            Operation::Read(_) | Operation::DelayNs(_) => {}
-        }
-        tx.resize(start + wire_len(op), 0);
-    }
-}
-
-/// Copies what came back into the operations' read buffers.
-fn scatter(operations: &mut [Operation<'_, u8>], rx: &[u8]) {
-    let mut at = 0;
-    for op in operations.iter_mut() {
-        let n = wire_len(op);
-        match op {
-            Operation::Read(buf) | Operation::Transfer(buf, _) => {
-                let len = buf.len();
-                buf.copy_from_slice(&rx[at..at + len]);
-            }
-            Operation::TransferInPlace(buf) => buf.copy_from_slice(&rx[at..at + n]),
-            Operation::Write(_) | Operation::DelayNs(_) => {}
-        }
-        at += n;
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::sink::Chunk;
     use super::*;
+    use kare_firmware::pqlink::MAX_WIRE_LEN;
     use kare_firmware::pqlink::{Decoder, Frame};
 
     /// A node fed a steady three-phase wave for `seconds`, writing to `port`.
@@ -718,31 +501,6 @@ mod tests {
         let mut tiny = [0u8; 1];
         let err = write_frames(rx, &mut tiny[..]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::WriteZero);
-    }
-
-    #[test]
-    fn transactions_send_what_transfer_in_place_holds() {
-        // The bug this device exists for: the ADC driver's commands travel in TransferInPlace.
-        let mut frame = [0x00, 0x11, 0x00, 0xAA];
-        let mut read = [0u8; 3];
-        let mut short_read = [0u8; 1];
-        let mut ops = [
-            Operation::Write(&[0x60, 0x01]),
-            Operation::DelayNs(1500),
-            Operation::TransferInPlace(&mut frame),
-            Operation::Read(&mut read),
-            Operation::Transfer(&mut short_read, &[7, 8]),
-        ];
-        let mut tx = Vec::new();
-        gather(&ops, &mut tx);
-        assert_eq!(tx, [0x60, 0x01, 0x00, 0x11, 0x00, 0xAA, 0, 0, 0, 7, 8]);
-        assert_eq!(ops.iter().map(wire_len).sum::<usize>(), tx.len());
-        // A loopback bus that answers every byte with its complement.
-        let rx: Vec<u8> = tx.iter().map(|b| !b).collect();
-        scatter(&mut ops, &rx);
-        assert_eq!(frame, [0xFF, 0xEE, 0xFF, 0x55]);
-        assert_eq!(read, [0xFF; 3]);
-        assert_eq!(short_read, [!7]);
     }
 
     #[test]

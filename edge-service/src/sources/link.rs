@@ -1,0 +1,272 @@
+//! A source's port, reopened with back-off whenever it cannot be opened or goes away.
+//!
+//! A USB adapter that is unplugged, a UART whose device node is not there yet at boot, a
+//! gateway that resets: every source meets these the same way. [`Link::open`] tries the port;
+//! on failure it tells the source (a closure: it reports its devices unreachable), then waits 200 ms,
+//! doubling to 5 s, before the next try, handing queued messages to the service meanwhile and
+//! stopping at once on shutdown. The operator hears of an outage once (tracing `warn`, "check
+//! the cable or USB adapter"), not at every retry; an open port ends the outage and resets the
+//! back-off. How the port is opened is the source's closure, so tests can hand any stream.
+
+use crate::sources::outbox::{Classify, Outbox};
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// First wait before reopening a port.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
+/// Longest wait between attempts: a replugged adapter is in use within this.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How to (re)open one port, and where its outage stands.
+pub struct Link<F> {
+    source: Arc<str>,
+    port: String,
+    open: F,
+    backoff: Duration,
+    /// An open failure was warned about in this outage.
+    reported: bool,
+    /// The last attempt failed or the port was lost: wait before trying again, so a port that
+    /// opens and fails at once is not spun on.
+    wait_first: bool,
+    outages: u64,
+}
+
+impl<F> std::fmt::Debug for Link<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("source", &self.source)
+            .field("port", &self.port)
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, P, E> Link<F>
+where
+    F: FnMut() -> Result<P, E>,
+    E: Display,
+{
+    /// A link for `source` to the port named `port`, opened by `open`.
+    pub fn new(source: impl Into<Arc<str>>, port: impl Into<String>, open: F) -> Link<F> {
+        Link {
+            source: source.into(),
+            port: port.into(),
+            open,
+            backoff: BACKOFF_MIN,
+            reported: false,
+            wait_first: false,
+            outages: 0,
+        }
+    }
+
+    /// The wait before the next attempt, if it fails.
+    pub fn backoff(&self) -> Duration {
+        self.backoff
+    }
+
+    /// Outages reported so far (one per spell of failed opens, however many retries).
+    pub fn outages(&self) -> u64 {
+        self.outages
+    }
+
+    /// Opens the port, retrying with back-off. At each failed attempt `unreachable` hears why
+    /// (the port and the error, for the source's events: it should report a change of state
+    /// once); meanwhile `out` hands queued messages over. `None` when shutdown is asked for or
+    /// the service has gone: the source should stop.
+    pub async fn open<M: Classify>(
+        &mut self,
+        out: &mut Outbox<M>,
+        shutdown: &CancellationToken,
+        mut unreachable: impl FnMut(&str, &mut Outbox<M>),
+    ) -> Option<P> {
+        loop {
+            if self.wait_first {
+                let until = Instant::now() + self.backoff;
+                self.backoff = next_backoff(self.backoff);
+                if out.idle_until(until, shutdown).await.stops() {
+                    return None;
+                }
+            }
+            if shutdown.is_cancelled() || out.is_closed() {
+                return None;
+            }
+            match (self.open)() {
+                Ok(port) => {
+                    tracing::info!(source = %self.source, port = %self.port, "serial port open");
+                    self.backoff = BACKOFF_MIN;
+                    self.reported = false;
+                    self.wait_first = false;
+                    return Some(port);
+                }
+                Err(e) => {
+                    let reason = format!(
+                        "cannot open serial port {}: {e}; check the cable or USB adapter",
+                        self.port
+                    );
+                    if self.reported {
+                        tracing::debug!(source = %self.source, "{reason}");
+                    } else {
+                        tracing::warn!(source = %self.source, "{reason}; retrying");
+                        self.reported = true;
+                        self.outages += 1;
+                    }
+                    unreachable(&reason, out);
+                    out.flush();
+                    self.wait_first = true;
+                }
+            }
+        }
+    }
+
+    /// The open port failed (`why`): `unreachable` hears it, and the next [`Link::open`] waits
+    /// the back-off first.
+    pub fn lost<M: Classify>(
+        &mut self,
+        out: &mut Outbox<M>,
+        why: impl Display,
+        unreachable: impl FnOnce(&str, &mut Outbox<M>),
+    ) {
+        let reason = format!("serial port {} lost: {why}", self.port);
+        tracing::warn!(source = %self.source, "{reason}; reopening");
+        unreachable(&reason, out);
+        out.flush();
+        self.wait_first = true;
+    }
+}
+
+/// The wait after `wait`: twice as long, up to [`BACKOFF_MAX`].
+fn next_backoff(wait: Duration) -> Duration {
+    (wait * 2).min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::outbox::MessageClass;
+    use std::io;
+    use tokio::sync::mpsc;
+
+    struct Event;
+
+    impl Classify for Event {
+        fn class(&self) -> MessageClass {
+            MessageClass::Event
+        }
+    }
+
+    /// A source's outbox, and what it was told of the port.
+    struct Source {
+        outbox: Outbox<Event>,
+        reasons: Vec<String>,
+    }
+
+    impl Source {
+        async fn open(
+            &mut self,
+            link: &mut Link<impl FnMut() -> io::Result<u32>>,
+            stop: &CancellationToken,
+        ) -> Option<u32> {
+            let reasons = &mut self.reasons;
+            link.open(&mut self.outbox, stop, |reason, out| {
+                reasons.push(reason.to_string());
+                out.send(Event);
+            })
+            .await
+        }
+    }
+
+    fn source() -> (Source, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(64);
+        let outbox = Outbox::new("s", tx);
+        (
+            Source {
+                outbox,
+                reasons: vec![],
+            },
+            rx,
+        )
+    }
+
+    /// Fails the first `failures` opens, then opens.
+    fn port_after(failures: u32) -> impl FnMut() -> io::Result<u32> {
+        let mut tries = 0;
+        move || {
+            tries += 1;
+            if tries <= failures {
+                Err(io::Error::new(io::ErrorKind::NotFound, "no such file"))
+            } else {
+                Ok(tries)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn back_off_doubles_from_200_ms_and_resets_when_the_port_opens() {
+        let (mut src, _rx) = source();
+        let mut link = Link::new("s", "/dev/ttyX", port_after(3));
+        let stop = CancellationToken::new();
+        let started = Instant::now();
+        assert_eq!(src.open(&mut link, &stop).await, Some(4));
+        // Three waits: 200 + 400 + 800 ms.
+        assert!(started.elapsed() >= Duration::from_millis(1400));
+        assert_eq!(link.backoff(), BACKOFF_MIN);
+        assert_eq!(src.reasons.len(), 3);
+        assert_eq!(
+            src.reasons[0],
+            "cannot open serial port /dev/ttyX: no such file; check the cable or USB adapter"
+        );
+    }
+
+    #[test]
+    fn back_off_stops_growing_at_five_seconds() {
+        let waits: Vec<u128> = std::iter::successors(Some(BACKOFF_MIN), |w| Some(next_backoff(*w)))
+            .take(7)
+            .map(|w| w.as_millis())
+            .collect();
+        assert_eq!(waits, [200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_reported_once_however_many_retries() {
+        let (mut src, _rx) = source();
+        let mut link = Link::new("s", "p", port_after(2));
+        let stop = CancellationToken::new();
+        src.open(&mut link, &stop).await.unwrap();
+        assert_eq!(link.outages(), 1);
+        let reasons = &mut src.reasons;
+        link.lost(&mut src.outbox, "end of file", |r, _| {
+            reasons.push(r.into())
+        });
+        assert_eq!(
+            src.reasons.last().unwrap(),
+            "serial port p lost: end of file"
+        );
+        // Reopens (after the back-off) without a new open failure: no new outage report.
+        src.open(&mut link, &stop).await.unwrap();
+        assert_eq!(link.outages(), 1);
+    }
+
+    #[tokio::test]
+    async fn waiting_to_retry_stops_at_once_on_shutdown() {
+        let (mut src, mut rx) = source();
+        let mut link = Link::new("s", "p", port_after(u32::MAX));
+        link.backoff = BACKOFF_MAX;
+        let stop = CancellationToken::new();
+        let cancel = stop.clone();
+        let opened = tokio::spawn(async move {
+            let got = src.open(&mut link, &stop).await;
+            (got, src.reasons.len())
+        });
+        // The first attempt has failed: the link is now waiting 5 s to retry.
+        rx.recv().await.unwrap();
+        cancel.cancel();
+        let (got, _) = tokio::time::timeout(Duration::from_secs(2), opened)
+            .await
+            .expect("stopped within the back-off")
+            .unwrap();
+        assert_eq!(got, None);
+    }
+}
