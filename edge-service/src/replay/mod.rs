@@ -580,14 +580,21 @@ fn nominal_frequency(
              give --frequency 50 or 60"
         )));
     }
-    // No line frequency in the file (CSV): count zero crossings of the first channel.
+    // No line frequency in the file (CSV): count zero crossings of the first channel, over
+    // usable values only (one absurd value must not move the mean off the waveform).
     let times = &rec.time_s;
-    let mean = first.iter().filter(|x| x.is_finite()).sum::<f64>() / first.len() as f64;
-    let crossings: Vec<f64> = first
+    let limit = OUT_OF_RANGE_PCT / 100.0 * opts.udin * std::f64::consts::SQRT_2;
+    let usable: Vec<(f64, f64)> = first
+        .iter()
+        .zip(times)
+        .filter(|(x, _)| !unusable(**x, limit))
+        .map(|(x, t)| (*x, *t))
+        .collect();
+    let mean = usable.iter().map(|(x, _)| x).sum::<f64>() / usable.len().max(1) as f64;
+    let crossings: Vec<f64> = usable
         .windows(2)
-        .enumerate()
-        .filter(|(_, w)| (w[0] - mean < 0.0) != (w[1] - mean < 0.0))
-        .map(|(i, _)| times[i])
+        .filter(|w| (w[0].0 - mean < 0.0) != (w[1].0 - mean < 0.0))
+        .map(|w| w[0].1)
         .collect();
     // The median interval between crossings: gaps in the supply (an outage) do not bias it.
     let mut halves: Vec<f64> = crossings.windows(2).map(|w| w[1] - w[0]).collect();
