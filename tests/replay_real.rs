@@ -205,18 +205,35 @@ fn dead_channels_are_an_open_interruption() {
 }
 
 /// The 2013 sample files are a few samples long (40 at 1200/s, two cycles of 60 Hz; 5 at
-/// 15360/s): they read, exit status 0. Five samples hold no whole cycle, so no Urms(1/2) value
-/// and no event.
+/// 15360/s). Two cycles read, exit status 0. Five samples hold no whole cycle, so nothing can be
+/// measured: this used to print "no events" with exit status 0, which claims a measurement that
+/// was never made (issue 11, item 8); now it is refused with the reason, exit status 2.
 #[test]
 fn tiny_sample_files_read() {
     for (file, ch, samples) in [
         ("wisp-set1/sample_ascii.cfg", "IA,IB,IC", 40),
         ("wisp-set1/sample_ascii.cff", "IA,IB,IC", 40),
-        ("wisp-set1/sample_bin.cfg", "VA,VB,VC", 5),
     ] {
         let v = replay(file, ch, "18", &[]);
         assert_eq!(v["samples"], samples, "{file}");
     }
-    let v = replay("wisp-set1/sample_bin.cfg", "VA,VB,VC", "100", &[]);
-    assert_eq!(v["events"], serde_json::json!([]));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/comtrade/wisp-set1/sample_bin.cfg");
+    let out = Command::new(env!("CARGO_BIN_EXE_kare"))
+        .arg("replay")
+        .arg(&path)
+        .args([
+            "--channels",
+            "VA,VB,VC",
+            "--udin",
+            "100",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains("less than one cycle"), "{stderr}");
 }

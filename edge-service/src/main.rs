@@ -128,6 +128,15 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let report =
         replay::analyse(&rec, &opts).with_context(|| format!("{}", args.file.display()))?;
+    // Truncation, flagged data, an impossible date: said on stderr whatever the format, so a
+    // script reading stdout still leaves a trace for the person running it.
+    for w in report.warnings() {
+        eprintln!(
+            "kare: warning: {}: {}",
+            recording::printable(&args.file.display().to_string()),
+            w
+        );
+    }
     if let Some(path) = &args.rms {
         std::fs::write(path, output::rms_csv(&report))
             .with_context(|| format!("cannot write the RMS profile to {}", path.display()))?;
@@ -229,8 +238,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the reason, with its causes joined.
-            eprintln!("kare: {e:#}");
+            // One line: the reason, with its causes joined; anything quoted from a file is
+            // escaped so that it cannot drive the terminal.
+            eprintln!("kare: {}", recording::printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

@@ -173,7 +173,9 @@ fn missing_values_constant_channels_and_no_start() {
         revision: Revision::Y2013,
         line_frequency_hz: None,
         start: None,
+        start_unreadable: None,
         trigger: Some("2024-03-01T12:00:00.123456Z".parse().unwrap()),
+        samples_declared: None,
         time_s: (0..n).map(|k| k as f64 / 4000.0).collect(),
         rates: vec![SampleRate {
             rate_hz: 4000.0,

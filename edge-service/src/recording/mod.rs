@@ -16,6 +16,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use comtrade::WriteFormat;
+pub use text::printable;
+
+/// The highest sample rate kare accepts, in samples per second per channel.
+///
+/// Digital fault and power-quality recorders sample at a few kHz (IEC 61000-4-30 Class A needs
+/// no more than that for Urms(1/2)); transient recorders reach about 1 MHz. A cfg rate beyond
+/// this is not a recording but a corrupt or hostile file, and taking it at its word would make
+/// replay build gigabytes of time axis out of a few kilobytes.
+pub const MAX_SAMPLE_RATE_HZ: f64 = 1_000_000.0;
 
 /// A recording in memory: channel definitions, one time axis and the scaled values.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,8 +40,16 @@ pub struct Recording {
     /// Instant of the first data sample in UTC; `None` when the file does not say (or says
     /// nonsense such as an all-zero date).
     pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// The start date as written (with its cfg line) when the file gives one that is no real
+    /// date and time, such as `31/02/2014,25:61:99.999`; `start` is then `None`. An absent or
+    /// all-zero date leaves this `None` too.
+    pub start_unreadable: Option<String>,
     /// Trigger instant in UTC, as the cfg gives it.
     pub trigger: Option<chrono::DateTime<chrono::Utc>>,
+    /// Number of samples the cfg announces (its last `endsamp`, one more for files numbered
+    /// from 0); `None` for CSV and for a cfg that gives none. More than
+    /// [`Recording::sample_count`] means the data file is shorter than announced (truncated).
+    pub samples_declared: Option<u64>,
     /// One entry per sample: seconds after the first sample (the first is 0.0).
     pub time_s: Vec<f64>,
     /// The cfg's sample-rate segments as written (empty when `nrates` is 0, and for CSV).
@@ -177,6 +194,12 @@ impl Recording {
         self.time_s.len()
     }
 
+    /// Whether the data file holds fewer samples than the cfg announces.
+    pub fn truncated(&self) -> bool {
+        self.samples_declared
+            .is_some_and(|n| n > self.sample_count() as u64)
+    }
+
     /// Some(rate) when the whole recording has one sample rate (one rate segment, or time
     /// stamps evenly spaced within 1 %); None for variable-rate files.
     ///
@@ -230,20 +253,21 @@ pub fn read(path: &Path) -> Result<Recording, RecordingError> {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     /// The operating system refused to read or write a file.
-    #[error("{}: {action}: {source}", .path.display())]
+    #[error("{}: {action}: {reason}", printable(&.path.display().to_string()))]
     Io {
         /// The file.
         path: PathBuf,
         /// "cannot read" or "cannot write".
         action: &'static str,
-        /// What the operating system said.
-        source: std::io::Error,
+        /// What the operating system said. Not a `source`: the message already says it, and
+        /// a chain-printing caller (`anyhow`'s `{:#}`) would say it twice.
+        reason: std::io::Error,
     },
 
     /// The file name does not say which format the file is in.
     #[error(
         "{}: cannot tell the recording format from the file name: expected a .cfg (with its .dat), .cff or .csv file",
-        .path.display()
+        printable(&.path.display().to_string())
     )]
     UnsupportedExtension {
         /// The file.
@@ -251,7 +275,7 @@ pub enum RecordingError {
     },
 
     /// The `.dat` beside a `.cfg` is not there.
-    #[error("{}: data file not found (tried {tried})", .cfg.display())]
+    #[error("{}: data file not found (tried {})", printable(&.cfg.display().to_string()), printable(.tried))]
     DataFileNotFound {
         /// The cfg file.
         cfg: PathBuf,
@@ -260,7 +284,7 @@ pub enum RecordingError {
     },
 
     /// The cfg ends before a line the standard requires.
-    #[error("{file} line {line}: the file ends where {what} should be")]
+    #[error("{} line {line}: the file ends where {} should be", printable(.file), printable(.what))]
     CfgMissingLine {
         /// The cfg file.
         file: String,
@@ -271,7 +295,7 @@ pub enum RecordingError {
     },
 
     /// A cfg field that must be a number is not one.
-    #[error("{file} line {line}: {field} is not a number: `{value}`")]
+    #[error("{} line {line}: {} is not a number: `{}`", printable(.file), printable(.field), printable(.value))]
     CfgNotANumber {
         /// The cfg file.
         file: String,
@@ -285,7 +309,7 @@ pub enum RecordingError {
 
     /// The channel count line does not add up.
     #[error(
-        "{file} line {line}: channel counts do not add up: {total} channels in total, but {analog} analog + {digital} digital"
+        "{} line {line}: channel counts do not add up: {total} channels in total, but {analog} analog + {digital} digital", printable(.file)
     )]
     ChannelCount {
         /// The cfg file.
@@ -302,7 +326,7 @@ pub enum RecordingError {
 
     /// The data file type word is none of the four the standard knows.
     #[error(
-        "{file} line {line}: unknown data file type `{word}` (expected ASCII, BINARY, BINARY32 or FLOAT32)"
+        "{} line {line}: unknown data file type `{}` (expected ASCII, BINARY, BINARY32 or FLOAT32)", printable(.file), printable(.word)
     )]
     UnknownDataFormat {
         /// The cfg (or cff) file.
@@ -314,7 +338,7 @@ pub enum RecordingError {
     },
 
     /// Any other malformed cfg line.
-    #[error("{file} line {line}: {problem}")]
+    #[error("{} line {line}: {}", printable(.file), printable(.problem))]
     Cfg {
         /// The cfg file.
         file: String,
@@ -326,7 +350,7 @@ pub enum RecordingError {
 
     /// A binary data file ends in the middle of a sample record.
     #[error(
-        "{file}: {format} data ends inside sample {sample} of {expected} (expected {expected} samples of {record_bytes} bytes)"
+        "{}: {format} data ends inside sample {sample} of {expected} (expected {expected} samples of {record_bytes} bytes)", printable(.file)
     )]
     DatTruncated {
         /// The data file.
@@ -343,7 +367,7 @@ pub enum RecordingError {
 
     /// An ASCII data line has the wrong number of values.
     #[error(
-        "{file} line {line} (sample {sample}): {found} values, but the cfg announces {expected} (sample number, time stamp, {analog} analog and {digital} digital)"
+        "{} line {line} (sample {sample}): {found} values, but the cfg announces {expected} (sample number, time stamp, {analog} analog and {digital} digital)", printable(.file)
     )]
     DatFieldCount {
         /// The data file.
@@ -363,7 +387,7 @@ pub enum RecordingError {
     },
 
     /// An ASCII data value cannot be read.
-    #[error("{file} line {line} (sample {sample}): {field}: `{value}` is not {expected}")]
+    #[error("{} line {line} (sample {sample}): {}: `{}` is not {expected}", printable(.file), printable(.field), printable(.value))]
     DatValue {
         /// The data file.
         file: String,
@@ -381,7 +405,7 @@ pub enum RecordingError {
 
     /// The time axis must come from the time stamps, and one is missing.
     #[error(
-        "{file}: sample {sample} has no time stamp, and the cfg gives no sample rate to time it by"
+        "{}: sample {sample} has no time stamp, and the cfg gives no sample rate to time it by", printable(.file)
     )]
     MissingTimestamp {
         /// The data file.
@@ -392,7 +416,7 @@ pub enum RecordingError {
 
     /// Time goes backwards (or stands still) from one sample to the next.
     #[error(
-        "{file} {at}: time {value} s is not after the previous sample's {previous} s (time must increase from sample to sample)"
+        "{} {at}: time {value} s is not after the previous sample's {previous} s (time must increase from sample to sample)", printable(.file)
     )]
     TimeNotIncreasing {
         /// The data or CSV file.
@@ -406,7 +430,7 @@ pub enum RecordingError {
     },
 
     /// A `.cff` file is not split into sections as the 2013 standard describes.
-    #[error("{file} line {line}: {problem}")]
+    #[error("{} line {line}: {}", printable(.file), printable(.problem))]
     Cff {
         /// The cff file.
         file: String,
@@ -417,7 +441,7 @@ pub enum RecordingError {
     },
 
     /// A CSV value that must be a number is not one.
-    #[error("{file} line {line}: column `{column}`: `{value}` is not a number")]
+    #[error("{} line {line}: column `{}`: `{}` is not a number", printable(.file), printable(.column), printable(.value))]
     CsvNotANumber {
         /// The CSV file.
         file: String,
@@ -430,7 +454,7 @@ pub enum RecordingError {
     },
 
     /// Any other malformed CSV line.
-    #[error("{file} line {line}: {problem}")]
+    #[error("{} line {line}: {}", printable(.file), printable(.problem))]
     Csv {
         /// The CSV file.
         file: String,
@@ -441,7 +465,7 @@ pub enum RecordingError {
     },
 
     /// The recording cannot be written as asked.
-    #[error("{}: cannot write the recording: {problem}", .path.display())]
+    #[error("{}: cannot write the recording: {}", printable(&.path.display().to_string()), printable(.problem))]
     Write {
         /// The cfg file to be written.
         path: PathBuf,
@@ -452,9 +476,9 @@ pub enum RecordingError {
 
 /// Read a whole file, naming it in the error.
 fn read_file(path: &Path) -> Result<Vec<u8>, RecordingError> {
-    std::fs::read(path).map_err(|source| RecordingError::Io {
+    std::fs::read(path).map_err(|reason| RecordingError::Io {
         path: path.to_path_buf(),
         action: "cannot read",
-        source,
+        reason,
     })
 }

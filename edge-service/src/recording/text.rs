@@ -63,6 +63,31 @@ fn looks_like_gb18030(bytes: &[u8]) -> bool {
     high > 0 && odd * 100 > high * 8
 }
 
+/// Text from a file made safe to print in a message: every control character (ESC, BEL, CR,
+/// …) and every bidirectional override is written as a `\u{..}` escape.
+///
+/// A message quoting a hostile file must not drive the terminal it is printed on (`ESC ] 0 ;
+/// … BEL` retitles a window, `ESC [ 2 J` clears it) nor reorder what the reader sees (U+202E).
+/// Escaping is idempotent: the escaped text holds no such character any more.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Split text into lines ending in CRLF, LF or a lone CR, numbered from `first_line`.
 /// Like [`str::lines`], a final terminator does not start an extra empty line.
 pub(crate) fn lines(text: &str, first_line: usize) -> Lines<'_> {
@@ -111,6 +136,15 @@ mod tests {
         );
         assert_eq!(lines("x\n", 7).collect::<Vec<_>>(), vec![(7, "x")]);
         assert_eq!(lines("", 1).count(), 0);
+    }
+
+    #[test]
+    fn printable_escapes_control_and_bidi_characters() {
+        assert_eq!(printable("Ua"), "Ua");
+        let hostile = "\u{1b}]0;pwned\u{7}x\u{202e}y\r";
+        let p = printable(hostile);
+        assert_eq!(p, "\\u{1b}]0;pwned\\u{7}x\\u{202e}y\\u{d}");
+        assert_eq!(printable(&p), p, "idempotent");
     }
 
     #[test]

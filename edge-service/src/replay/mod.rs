@@ -4,19 +4,32 @@
 //! (the same integer path the sensor node runs), so a recording replayed here and the same
 //! waveform on a node are judged alike.
 
+mod feed;
 pub mod output;
 
 pub use crate::pipeline::events::ReportedEvent;
-use crate::pipeline::events::{characterise, kind_order, Clock};
-use crate::recording::Recording;
-use chrono::{DateTime, Utc};
+use crate::pipeline::events::{characterise, kind_order, round, Clock};
+use crate::recording::{printable, AnalogChannel, Recording, MAX_SAMPLE_RATE_HZ};
+use chrono::{DateTime, Datelike, Utc};
+use feed::{unusable, Feed, Window};
+pub use feed::{Flagged, Gap, MAX_RESAMPLE_PER_CYCLE, OUT_OF_RANGE_PCT};
 use kare_firmware::detector::{self, Event, Thresholds, Transition, MAX_CHANNELS};
 use kare_firmware::monitor::{Monitor, Output};
-use kare_firmware::urms::POS_ONE;
+use kare_firmware::urms::{UrmsConfig, POS_ONE};
 use thiserror::Error;
 
 /// Headroom of the quantisation: the largest value in a channel maps to 2^22, half of full scale.
 const QUANT_PEAK: f64 = (1 << 22) as f64;
+
+/// Smallest `--udin` accepted: 1 mV (or 1 mA, 0.001 kV...), below any declared supply voltage
+/// in any unit a recorder writes.
+pub const UDIN_MIN: f64 = 1e-3;
+/// Largest `--udin` accepted: 10 MV, above the highest transmission voltage in service
+/// (1100 kV) in volts. The core computes in f32; this keeps its levels finite and exact enough.
+pub const UDIN_MAX: f64 = 1e7;
+/// Longest time axis replayed: ten years. A longer one is a corrupt time stamp, and the core's
+/// sample positions (1/256 sample in a u64) must not overflow at the highest rate.
+pub const MAX_SPAN_S: f64 = 10.0 * 365.25 * 86_400.0;
 
 /// What to analyse and with which settings.
 #[derive(Clone, Debug)]
@@ -59,7 +72,11 @@ impl ReplayOptions {
 #[derive(Debug, Error)]
 pub enum ReplayError {
     /// A `--channels` name is not an analog channel of the file.
-    #[error("no analog channel named `{name}` in the recording (it has: {available})")]
+    #[error(
+        "no analog channel named `{}` in the recording (it has: {})",
+        printable(.name),
+        printable(.available)
+    )]
     UnknownChannel {
         /// The name asked for.
         name: String,
@@ -69,8 +86,11 @@ pub enum ReplayError {
     /// No channel names given, or too many.
     #[error("give between 1 and {MAX_CHANNELS} channel names with --channels (one per phase)")]
     ChannelCount,
-    /// The declared voltage is not a positive number.
-    #[error("--udin must be a positive number, not {0}")]
+    /// The declared voltage is out of range.
+    #[error(
+        "--udin must be a number from {UDIN_MIN} to {UDIN_MAX} (the declared voltage in the unit \
+         of the channels' values), not {0}"
+    )]
     Udin(f64),
     /// Nominal frequency unknown or unsupported.
     #[error("{0}")]
@@ -81,6 +101,9 @@ pub enum ReplayError {
     /// Too few samples per cycle, or no samples at all.
     #[error("{0}")]
     Sampling(String),
+    /// The recording's times cannot be written (past the year 9999).
+    #[error("{0}")]
+    Start(String),
 }
 
 /// Everything `kare replay` prints.
@@ -96,14 +119,26 @@ pub struct ReplayReport {
     pub sample_rate_hz: f64,
     /// Whether the recording had to be resampled to a uniform rate.
     pub resampled: bool,
-    /// Number of samples per channel analysed.
+    /// Number of samples per channel analysed (on the uniform clock, gaps left out).
     pub samples: usize,
+    /// Number of samples read from the file.
+    pub samples_read: usize,
+    /// Number of samples the file announces (COMTRADE `endsamp`); `None` when it does not say.
+    pub samples_declared: Option<u64>,
+    /// The data file holds fewer samples than announced: it was cut short.
+    pub truncated: bool,
+    /// Urms(1/2) windows judged by the detector.
+    pub windows_judged: usize,
+    /// What was flagged (IEC 61000-4-30) rather than judged.
+    pub flagged: Flagged,
     /// Length of the data analysed, seconds.
     pub length_s: f64,
     /// Recording start in UTC, as used for event time stamps.
     pub start: DateTime<Utc>,
     /// Whether `start` came from the file (false: the file has none, the Unix epoch is used).
     pub start_from_file: bool,
+    /// The file's start date as written when it is no real date (then `start` is the epoch).
+    pub start_unreadable: Option<String>,
     /// Thresholds in force, % of Udin.
     pub thresholds: Thresholds,
     /// Events in order of start (kind order dip, swell, interruption for equal starts).
@@ -125,14 +160,58 @@ pub struct RmsRecord {
     pub frequency_hz: f64,
     /// Whether the window is bounded by real zero crossings.
     pub locked: bool,
+    /// Whether the window lies over missing or out-of-range samples (measured, not judged).
+    pub flagged: bool,
+}
+
+impl ReplayReport {
+    /// What the reader must be told beside the events: truncation, flagged data, an impossible
+    /// start date. One line each, file content escaped.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.truncated {
+            out.push(format!(
+                "the data is cut short: the file announces {} samples, {} were read",
+                self.samples_declared.unwrap_or(0),
+                self.samples_read
+            ));
+        }
+        let f = &self.flagged;
+        if f.windows > 0 || !f.gaps.is_empty() {
+            let gap_s: f64 = f.gaps.iter().map(|g| g.duration_s).sum();
+            out.push(format!(
+                "{} Urms(1/2) window(s) flagged and not judged ({} missing sample(s), {} out of \
+                 range beyond {OUT_OF_RANGE_PCT} % of Udin); {} gap(s) in the time axis, {} s in \
+                 all, not judged",
+                f.windows,
+                f.missing_samples,
+                f.out_of_range_samples,
+                f.gaps.len(),
+                round(gap_s, 6)
+            ));
+        }
+        if let Some(s) = &self.start_unreadable {
+            out.push(format!(
+                "the start date ({}) is not a real date and time: event times are counted from \
+                 1970-01-01T00:00:00Z instead",
+                printable(s)
+            ));
+        }
+        out
+    }
 }
 
 /// Runs the detector over `rec` and characterises every event.
+///
+/// Refuses (with the reason) what cannot be measured: less than one cycle of data, a sample
+/// rate out of range or too low, a record whose time stamps would run past the year 9999, and
+/// a record in which not one Urms(1/2) window could be judged. What is measured around flagged
+/// data is reported with the flags ([`ReplayReport::flagged`]).
 pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
     if opts.channels.is_empty() || opts.channels.len() > MAX_CHANNELS {
         return Err(ReplayError::ChannelCount);
     }
-    if !(opts.udin.is_finite() && opts.udin > 0.0) {
+    if !(opts.udin.is_finite() && (UDIN_MIN..=UDIN_MAX).contains(&opts.udin)) {
         return Err(ReplayError::Udin(opts.udin));
     }
     let mut channels = Vec::with_capacity(opts.channels.len());
@@ -162,101 +241,179 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
     let n = rec.sample_count();
     if n < 2 {
         return Err(ReplayError::Sampling(
-            "the recording holds fewer than two samples".into(),
+            "the recording holds fewer than two samples: nothing can be measured".into(),
         ));
     }
     let frequency_hz = nominal_frequency(rec, opts, &channels[0].values)?;
+    let t = &rec.time_s;
+    let span = t[n - 1] - t[0];
+    if !(span.is_finite() && span <= MAX_SPAN_S) {
+        return Err(ReplayError::Sampling(format!(
+            "the recording's time stamps span {span:e} s, more than the {MAX_SPAN_S:e} s kare \
+             replays: the time axis is corrupt"
+        )));
+    }
+    // Urms(1/2) is an RMS over one whole cycle: less than that holds no value at all.
+    if span < 1.0 / frequency_hz {
+        return Err(ReplayError::Sampling(format!(
+            "the recording holds {} s of data ({n} samples), less than one cycle of \
+             {frequency_hz} Hz ({} s): Urms(1/2) needs at least one whole cycle, so nothing \
+             can be measured",
+            round(span, 6),
+            round(1.0 / frequency_hz, 6)
+        )));
+    }
+    let (start, start_from_file) = match rec.start {
+        Some(s) => (s, true),
+        None => (DateTime::<Utc>::UNIX_EPOCH, false),
+    };
+    // Every printed time must be valid RFC 3339, whose years have four digits.
+    let last_instant = start
+        .checked_add_signed(chrono::Duration::microseconds((span * 1e6).ceil() as i64))
+        .filter(|end| end.year() <= 9999);
+    if last_instant.is_none() {
+        return Err(ReplayError::Start(format!(
+            "the recording starts {} and runs {} s, past the end of the year 9999: its times \
+             cannot be written as RFC 3339",
+            start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            round(span, 6)
+        )));
+    }
 
-    // A uniform sample clock, resampling variable-rate recordings linearly.
-    let (rate, resampled, series): (f64, bool, Vec<Vec<f64>>) = match rec.uniform_rate_hz() {
-        Some(rate) => (
-            rate,
-            false,
-            channels.iter().map(|c| c.values.clone()).collect(),
-        ),
+    // The uniform clock the core runs on: the file's own, or a grid resampled onto.
+    let uniform = rec.uniform_rate_hz();
+    let (rate, grid) = match uniform {
+        Some(rate) => (rate, None),
         None => {
-            let rate = rec
-                .rates
-                .iter()
-                .map(|r| r.rate_hz)
-                .fold(0.0_f64, f64::max)
-                .max(estimate_rate(&rec.time_s));
-            let series = channels
-                .iter()
-                .map(|c| resample(&rec.time_s, &c.values, rate))
-                .collect();
-            (rate, true, series)
+            let g = Grid::new(rec, frequency_hz);
+            (g.rate, Some(g))
         }
     };
-    if !(rate.is_finite() && rate >= 8.0 * frequency_hz) {
+    if !(rate.is_finite() && rate <= MAX_SAMPLE_RATE_HZ) {
+        return Err(ReplayError::Sampling(format!(
+            "the sample rate ({} samples/s) is out of range: kare replays recordings of up to \
+             {MAX_SAMPLE_RATE_HZ} samples/s",
+            round(rate, 3)
+        )));
+    }
+    if rate < 8.0 * frequency_hz {
         return Err(ReplayError::Sampling(format!(
             "the sample rate ({rate:.1} samples/s) is too low: at least 8 samples per cycle of \
              {frequency_hz} Hz are needed to measure Urms(1/2)"
         )));
     }
 
-    // Quantise each channel so its largest value is at half of the 24-bit full scale.
-    let lsb: Vec<f64> = series
+    // Quantise each channel so its largest usable value is at half of the 24-bit full scale.
+    // Values beyond the range are flagged, so one absurd value cannot squash the channel to 0.
+    let limit = OUT_OF_RANGE_PCT / 100.0 * opts.udin * std::f64::consts::SQRT_2;
+    let floor = opts.udin * std::f64::consts::SQRT_2 * 1e-3;
+    let lsb: Vec<f64> = channels
         .iter()
-        .map(|v| {
-            let peak = v
+        .map(|c| {
+            let peak = c
+                .values
                 .iter()
-                .filter(|x| x.is_finite())
+                .filter(|x| !unusable(**x, limit))
                 .fold(0.0_f64, |m, x| m.max(x.abs()));
-            if peak > 0.0 {
-                peak / QUANT_PEAK
-            } else {
-                opts.udin * 2f64.sqrt() / QUANT_PEAK
-            }
+            // A dead channel keeps a step fine enough to read as ~0 % and coarse enough for f32.
+            peak.max(floor) / QUANT_PEAK
         })
         .collect();
     let scale: Vec<f32> = lsb.iter().map(|l| *l as f32).collect();
+    // The core's Monitor checks the settings and judges; the feed below measures, so that
+    // flagged windows can be kept from the judge.
     let mut monitor = Monitor::new(rate as f32, frequency_hz as f32, &scale, thresholds)
         .map_err(|e| ReplayError::Sampling(e.to_string()))?;
+    let mut flagged = Flagged::default();
+    for k in 0..n {
+        let (mut missing, mut out) = (false, false);
+        for c in &channels {
+            let x = c.values[k];
+            missing |= !x.is_finite();
+            out |= x.is_finite() && x.abs() > limit;
+        }
+        flagged.missing_samples += usize::from(missing);
+        flagged.out_of_range_samples += usize::from(out);
+    }
 
-    let samples = series[0].len();
+    let config = UrmsConfig {
+        sample_rate_hz: rate as f32,
+        nominal_hz: frequency_hz as f32,
+    };
+    let mut feed = Feed::new(config, opts.udin, lsb, limit);
     let mut ended: Vec<Event> = Vec::new();
     let mut rms: Vec<RmsRecord> = Vec::new();
+    let mut judged = 0usize;
     let to_s = |pos: u64| pos as f64 / POS_ONE as f64 / rate;
-    let mut frame = vec![0i32; series.len()];
-    let mut last = vec![0i32; series.len()];
-    for k in 0..samples {
-        for (ch, v) in series.iter().enumerate() {
-            let x = v[k];
-            // A missing value (NaN) holds the previous sample rather than inventing a zero.
-            frame[ch] = if x.is_finite() {
-                (x / lsb[ch]).round() as i32
-            } else {
-                last[ch]
-            };
-            last[ch] = frame[ch];
+    let mut on_window = |w: Window, monitor: &mut Monitor| {
+        let mut values = [0.0f32; MAX_CHANNELS];
+        // Whole sample units times the scale, as the core's Monitor::push does.
+        for (i, v) in w.half.values().iter().enumerate() {
+            values[i] = v.round() * scale[i];
         }
-        monitor.push(&frame, |out| match out {
-            Output::Transition(Transition::Ended(e)) => ended.push(e),
-            Output::Values { half, values } if opts.keep_rms => rms.push(RmsRecord {
-                start_s: to_s(half.start),
-                end_s: to_s(half.end),
-                pct: values[..half.channels as usize]
+        if opts.keep_rms {
+            rms.push(RmsRecord {
+                start_s: to_s(w.half.start),
+                end_s: to_s(w.half.end),
+                pct: values[..w.half.channels as usize]
                     .iter()
                     .map(|v| *v as f64 / opts.udin * 100.0)
                     .collect(),
-                frequency_hz: half.frequency_hz as f64,
-                locked: half.locked,
-            }),
-            _ => {}
+                frequency_hz: w.half.frequency_hz as f64,
+                locked: w.half.locked,
+                flagged: w.flagged,
+            });
+        }
+        if w.flagged {
+            return;
+        }
+        judged += 1;
+        monitor.judge(&w.half, &values[..w.half.channels as usize], |out| {
+            if let Output::Transition(Transition::Ended(e)) = out {
+                ended.push(e)
+            }
         });
+    };
+    let mut frame = vec![0f64; channels.len()];
+    match &grid {
+        None => {
+            for k in 0..n {
+                for (f, c) in frame.iter_mut().zip(&channels) {
+                    *f = c.values[k];
+                }
+                if let Some(w) = feed.push(k as u64, &frame) {
+                    on_window(w, &mut monitor);
+                }
+            }
+        }
+        Some(g) => g.run(rec, &channels, &mut feed, &mut flagged.gaps, |w| {
+            on_window(w, &mut monitor)
+        }),
     }
-    let end_pos = (samples as u64 - 1) * POS_ONE;
+    flagged.windows = feed.flagged_windows;
+    if judged == 0 {
+        return Err(ReplayError::Sampling(if flagged.windows > 0 {
+            format!(
+                "every Urms(1/2) window ({}) lies over missing or out-of-range samples: nothing \
+                 could be measured ({} missing, {} out of range beyond {OUT_OF_RANGE_PCT} % of \
+                 Udin; is --udin in the unit of the channels' values?)",
+                flagged.windows, flagged.missing_samples, flagged.out_of_range_samples
+            )
+        } else {
+            format!(
+                "no whole Urms(1/2) window fits in the {} s of data between gaps: nothing could be \
+                 measured",
+                round(span, 6)
+            )
+        }));
+    }
+
+    let end_pos = feed.last_index * POS_ONE;
     let mut events: Vec<Event> = ended;
     events.extend(monitor.open_events());
     events.sort_by_key(|e| (e.start, kind_order(e.kind)));
 
-    let (start, start_from_file) = match rec.start {
-        Some(s) => (s, true),
-        None => (DateTime::<Utc>::UNIX_EPOCH, false),
-    };
     let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
-    let secs = |pos: u64| pos as f64 / POS_ONE as f64 / rate;
     let clock = Clock {
         start,
         sample_rate_hz: rate,
@@ -273,15 +430,127 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
         frequency_hz,
         channels: names,
         sample_rate_hz: rate,
-        resampled,
-        samples,
-        length_s: secs(end_pos),
+        resampled: grid.is_some(),
+        samples: usize::try_from(feed.fed).unwrap_or(usize::MAX),
+        samples_read: n,
+        samples_declared: rec.samples_declared,
+        truncated: rec.truncated(),
+        length_s: to_s(end_pos),
         start,
         start_from_file,
+        start_unreadable: rec.start_unreadable.clone(),
         thresholds,
+        windows_judged: judged,
+        flagged,
         events: reported,
         rms,
     })
+}
+
+/// The uniform grid a variable-rate or gapped recording is resampled onto as it is fed.
+struct Grid {
+    /// Grid rate, samples per second.
+    rate: f64,
+    /// Longest interval between two file samples that still holds a waveform; longer is a gap.
+    max_interval: f64,
+}
+
+impl Grid {
+    fn new(rec: &Recording, nominal_hz: f64) -> Grid {
+        // Fewer than 8 samples per cycle hold no waveform to interpolate.
+        let mut max_interval = 1.0 / (8.0 * nominal_hz);
+        let from_rates = !rec.rates.is_empty() && rec.rates.iter().all(|r| r.rate_hz > 0.0);
+        let fastest = if from_rates {
+            // The rate segments are the recorder's own clock: no gaps within them.
+            rec.rates
+                .iter()
+                .map(|r| r.rate_hz)
+                .filter(|r| *r <= MAX_SAMPLE_RATE_HZ)
+                .fold(0.0_f64, f64::max)
+        } else {
+            // Time stamps: the typical interval is the median (a gap cannot bias it), and an
+            // interval half as long again means rows are missing.
+            let mut dt: Vec<f64> = rec.time_s.windows(2).map(|w| w[1] - w[0]).collect();
+            let mid = dt.len() / 2;
+            let median = *dt.select_nth_unstable_by(mid, f64::total_cmp).1;
+            max_interval = max_interval.min(1.5 * median);
+            if median > 0.0 {
+                1.0 / median
+            } else {
+                f64::INFINITY
+            }
+        };
+        let rate = if fastest > MAX_SAMPLE_RATE_HZ {
+            fastest
+        } else {
+            fastest.min(MAX_RESAMPLE_PER_CYCLE * nominal_hz)
+        };
+        Grid { rate, max_interval }
+    }
+
+    /// Feeds every grid sample of `rec` in order, skipping gaps (listed in `gaps`).
+    fn run(
+        &self,
+        rec: &Recording,
+        channels: &[&AnalogChannel],
+        feed: &mut Feed,
+        gaps: &mut Vec<Gap>,
+        mut on_window: impl FnMut(Window),
+    ) {
+        let t = &rec.time_s;
+        let n = t.len();
+        let t0 = t[0];
+        let last = ((t[n - 1] - t0) * self.rate).floor() as u64;
+        let mut frame = vec![0f64; channels.len()];
+        let mut j = 0usize;
+        let mut k = 0u64;
+        while k <= last {
+            let tk = t0 + k as f64 / self.rate;
+            while j + 2 < n && t[j + 1] <= tk {
+                j += 1;
+            }
+            let (ta, tb) = (t[j], t[j + 1]);
+            if tb - ta > self.max_interval && tk > ta && tk < tb {
+                // Never interpolate across a gap: stop the meter and start again after it.
+                // Gaps that follow each other (a slow rate segment) are one gap.
+                match gaps.last_mut() {
+                    Some(g) if g.offset_s + g.duration_s >= ta - t0 - 1e-12 => {
+                        g.duration_s = tb - t0 - g.offset_s;
+                    }
+                    _ => gaps.push(Gap {
+                        offset_s: ta - t0,
+                        duration_s: tb - ta,
+                    }),
+                }
+                j += 1;
+                // `max` keeps k moving when rounding puts the next grid point just before tb.
+                k = (((tb - t0) * self.rate).ceil() as u64).max(k + 1);
+                feed.restart(k);
+                continue;
+            }
+            let w = if tb > ta {
+                ((tk - ta) / (tb - ta)).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            for (f, c) in frame.iter_mut().zip(channels) {
+                let (a, b) = (c.values[j], c.values[j + 1]);
+                // On a file sample, its own value; between two, both must be there (NaN
+                // otherwise: a stand-in, flagged).
+                *f = if w == 0.0 {
+                    a
+                } else if w == 1.0 {
+                    b
+                } else {
+                    a + (b - a) * w
+                };
+            }
+            if let Some(win) = feed.push(k, &frame) {
+                on_window(win);
+            }
+            k += 1;
+        }
+    }
 }
 
 /// The nominal frequency: as asked, else the file's own, else estimated from the first channel.
@@ -311,14 +580,21 @@ fn nominal_frequency(
              give --frequency 50 or 60"
         )));
     }
-    // No line frequency in the file (CSV): count zero crossings of the first channel.
+    // No line frequency in the file (CSV): count zero crossings of the first channel, over
+    // usable values only (one absurd value must not move the mean off the waveform).
     let times = &rec.time_s;
-    let mean = first.iter().filter(|x| x.is_finite()).sum::<f64>() / first.len() as f64;
-    let crossings: Vec<f64> = first
+    let limit = OUT_OF_RANGE_PCT / 100.0 * opts.udin * std::f64::consts::SQRT_2;
+    let usable: Vec<(f64, f64)> = first
+        .iter()
+        .zip(times)
+        .filter(|(x, _)| !unusable(**x, limit))
+        .map(|(x, t)| (*x, *t))
+        .collect();
+    let mean = usable.iter().map(|(x, _)| x).sum::<f64>() / usable.len().max(1) as f64;
+    let crossings: Vec<f64> = usable
         .windows(2)
-        .enumerate()
-        .filter(|(_, w)| (w[0] - mean < 0.0) != (w[1] - mean < 0.0))
-        .map(|(i, _)| times[i])
+        .filter(|w| (w[0].0 - mean < 0.0) != (w[1].0 - mean < 0.0))
+        .map(|w| w[0].1)
         .collect();
     // The median interval between crossings: gaps in the supply (an outage) do not bias it.
     let mut halves: Vec<f64> = crossings.windows(2).map(|w| w[1] - w[0]).collect();
@@ -337,52 +613,4 @@ fn nominal_frequency(
          give --frequency 50 or 60"
             .into(),
     ))
-}
-
-/// Mean sample rate from time stamps.
-fn estimate_rate(t: &[f64]) -> f64 {
-    if t.len() < 2 {
-        return 0.0;
-    }
-    let span = t[t.len() - 1] - t[0];
-    if span > 0.0 {
-        (t.len() - 1) as f64 / span
-    } else {
-        0.0
-    }
-}
-
-/// Linear resampling of `(t, v)` onto a uniform grid at `rate` starting at `t[0]`.
-fn resample(t: &[f64], v: &[f64], rate: f64) -> Vec<f64> {
-    let t0 = t[0];
-    let span = t[t.len() - 1] - t0;
-    let n = (span * rate).floor() as usize + 1;
-    let mut out = Vec::with_capacity(n);
-    let mut j = 0;
-    for k in 0..n {
-        let tk = t0 + k as f64 / rate;
-        while j + 2 < t.len() && t[j + 1] < tk {
-            j += 1;
-        }
-        let (ta, tb) = (t[j], t[j + 1]);
-        let w = if tb > ta { (tk - ta) / (tb - ta) } else { 0.0 };
-        out.push(v[j] + (v[j + 1] - v[j]) * w.clamp(0.0, 1.0));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resampling_a_line_keeps_it_a_line() {
-        let t = [0.0, 0.1, 0.25, 0.3, 0.5];
-        let v: Vec<f64> = t.iter().map(|x| 2.0 * x + 1.0).collect();
-        let r = resample(&t, &v, 20.0);
-        assert_eq!(r.len(), 11);
-        for (k, y) in r.iter().enumerate() {
-            assert!((y - (2.0 * (k as f64 / 20.0) + 1.0)).abs() < 1e-9);
-        }
-    }
 }

@@ -4,6 +4,7 @@
 use super::ReplayReport;
 pub use crate::pipeline::events::event_json;
 use crate::pipeline::events::{round, timestamp};
+use crate::recording::printable;
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -21,6 +22,21 @@ pub fn json(r: &ReplayReport) -> Value {
         "length_s": round(r.length_s, 6),
         "recording_start": r.start.to_rfc3339_opts(SecondsFormat::Micros, true),
         "start_from_file": r.start_from_file,
+        "start_unreadable": r.start_unreadable,
+        "samples_read": r.samples_read,
+        "samples_declared": r.samples_declared,
+        "truncated": r.truncated,
+        "windows_judged": r.windows_judged,
+        "flagged": {
+            "windows": r.flagged.windows,
+            "missing_samples": r.flagged.missing_samples,
+            "out_of_range_samples": r.flagged.out_of_range_samples,
+            "gaps": r.flagged.gaps.iter().map(|g| json!({
+                "start": gap_start(r, g.offset_s),
+                "offset_s": round(g.offset_s, 6),
+                "duration_s": round(g.duration_s, 6),
+            })).collect::<Vec<_>>(),
+        },
         "thresholds_pct": {
             "dip": r.thresholds.dip_pct,
             "swell": r.thresholds.swell_pct,
@@ -28,6 +44,13 @@ pub fn json(r: &ReplayReport) -> Value {
             "hysteresis": r.thresholds.hysteresis_pct,
         },
     })
+}
+
+/// A gap's start in UTC, from the recording's start (valid RFC 3339: analyse refuses records
+/// whose times run past the year 9999).
+fn gap_start(r: &ReplayReport, offset_s: f64) -> String {
+    (r.start + chrono::Duration::nanoseconds((offset_s * 1e9).round() as i64))
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn csv_field(s: &str) -> String {
@@ -72,7 +95,7 @@ pub fn table(r: &ReplayReport) -> String {
         out,
         "{} channel(s) {} | Udin {} | {} Hz | {:.1} samples/s{} | {:.3} s of data from {}{}",
         r.channels.len(),
-        r.channels.join(", "),
+        printable(&r.channels.join(", ")),
         r.udin,
         r.frequency_hz,
         r.sample_rate_hz,
@@ -81,10 +104,15 @@ pub fn table(r: &ReplayReport) -> String {
         r.start.to_rfc3339_opts(SecondsFormat::Micros, true),
         if r.start_from_file {
             ""
+        } else if r.start_unreadable.is_some() {
+            " (the file's start date is impossible)"
         } else {
             " (no time stamp in file)"
         },
     );
+    for w in r.warnings() {
+        let _ = writeln!(out, "warning: {w}");
+    }
     let _ = writeln!(
         out,
         "thresholds: dip {} %, swell {} %, interruption {} %, hysteresis {} % of Udin",
@@ -121,7 +149,7 @@ pub fn table(r: &ReplayReport) -> String {
                     .map(|d| format!("{d:.4}"))
                     .unwrap_or_else(|| "open at end".into()),
                 format!("{:.1}", e.extreme_pct),
-                e.worst_channel.clone(),
+                printable(&e.worst_channel).into_owned(),
                 e.itic.as_str().to_string(),
                 e.semi_f47.map(|s| s.as_str()).unwrap_or("-").to_string(),
                 e.en50160
@@ -159,13 +187,17 @@ pub fn rms_csv(r: &ReplayReport) -> String {
     for c in &r.channels {
         let _ = write!(out, ",{}_pct", csv_field(c));
     }
-    out.push_str(",frequency_hz,locked\n");
+    out.push_str(",frequency_hz,locked,flagged\n");
     for rec in &r.rms {
         let _ = write!(out, "{:.6},{:.6}", rec.start_s, rec.end_s);
         for v in &rec.pct {
             let _ = write!(out, ",{v:.3}");
         }
-        let _ = writeln!(out, ",{:.3},{}", rec.frequency_hz, rec.locked);
+        let _ = writeln!(
+            out,
+            ",{:.3},{},{}",
+            rec.frequency_hz, rec.locked, rec.flagged
+        );
     }
     out
 }

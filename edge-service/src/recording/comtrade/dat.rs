@@ -53,7 +53,9 @@ fn sample_limit(cfg: &Cfg, zero_based: bool) -> Option<u64> {
 
 /// Decode ASCII data: lines `n,timestamp,A1..Ak,D1..Dm`; blank lines are skipped.
 ///
-/// A blank value is missing (NaN), as is 99999 in a 1999 file (that revision's marker). A
+/// A blank value is missing (NaN), as is 99999 in a 1999 or 2013 file (those revisions' marker
+/// for a missing ASCII value; read as a voltage it would be a huge spike or, once scaled, a
+/// false reading). A
 /// blank time stamp is missing too; it only matters when the time axis has to come from the
 /// stamps. Extra empty fields at the end of a line (a trailing comma) are ignored.
 pub(crate) fn parse_ascii(
@@ -64,7 +66,7 @@ pub(crate) fn parse_ascii(
 ) -> Result<Dat, RecordingError> {
     let (na, nd) = (cfg.analog.len(), cfg.digital.len());
     let expected = 2 + na + nd;
-    let missing_99999 = cfg.revision == Revision::Y1999;
+    let missing_99999 = matches!(cfg.revision, Revision::Y1999 | Revision::Y2013);
     // A sample line is at least two characters per value: a cheap bound for the capacity.
     let limit_guess = cfg
         .end_sample

@@ -116,6 +116,12 @@ fn decode_dat(
 /// Put cfg and decoded data together into a [`Recording`].
 fn assemble(cfg: Cfg, dat: Dat, dat_name: &str) -> Result<Recording, RecordingError> {
     let time_s = sample_times(&cfg, &dat, dat_name)?;
+    // A file numbered from 0 announces either its count (`0..endsamp-1`, as wisp-set2/5 does) or
+    // its last number (`0..endsamp`): only a file shorter than both is said to be cut short.
+    let read = dat.timestamps.len() as u64;
+    let samples_declared = cfg
+        .end_sample
+        .map(|n| if dat.zero_based && read > n { n + 1 } else { n });
     let start = cfg.utc(cfg.start);
     let trigger = cfg.utc(cfg.trigger);
     let analog = cfg
@@ -136,7 +142,9 @@ fn assemble(cfg: Cfg, dat: Dat, dat_name: &str) -> Result<Recording, RecordingEr
         revision: cfg.revision,
         line_frequency_hz: cfg.line_frequency_hz,
         start,
+        start_unreadable: cfg.start_unreadable,
         trigger,
+        samples_declared,
         time_s,
         rates: cfg.rates,
         analog,

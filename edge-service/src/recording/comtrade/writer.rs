@@ -38,10 +38,10 @@ pub fn write(rec: &Recording, cfg_path: &Path, format: WriteFormat) -> Result<()
         .ok_or_else(|| problem("the cfg file name must end in .cfg".into()))?;
     let (cfg, dat) = encode(rec, format).map_err(problem)?;
     for (path, bytes) in [(cfg_path.to_path_buf(), cfg.into_bytes()), (dat_path, dat)] {
-        std::fs::write(&path, bytes).map_err(|source| RecordingError::Io {
+        std::fs::write(&path, bytes).map_err(|reason| RecordingError::Io {
             path,
             action: "cannot write",
-            source,
+            reason,
         })?;
     }
     Ok(())

@@ -3,7 +3,9 @@
 
 use super::fields::*;
 use super::Cursor;
-use crate::recording::{AnalogChannel, DigitalChannel, RecordingError, Scaling};
+use crate::recording::{
+    AnalogChannel, DigitalChannel, RecordingError, Scaling, MAX_SAMPLE_RATE_HZ,
+};
 
 /// `An,ch_id,ph,ccbm,uu,a,b,skew,min,max[,primary,secondary,PS]`
 pub(super) fn parse_analog(
@@ -135,6 +137,19 @@ pub(super) fn parse_rate_line(
     } else {
         cur.number(ln, f[0], || format!("{what}: sample rate `samp`"))?
     };
+    // A rate is what the file's time axis is built from: a negative one means nothing, and one
+    // beyond what any recorder produces (a hostile `1e9` or `1e300`) would have replay allocate
+    // gigabytes for a few kilobytes of data.
+    if !(0.0..=MAX_SAMPLE_RATE_HZ).contains(&rate) {
+        return Err(cur.problem(
+            ln,
+            format!(
+                "{what}: sample rate `samp` {} is out of range: expected 0 (time from the time \
+                 stamps) up to {MAX_SAMPLE_RATE_HZ} samples/s",
+                f[0]
+            ),
+        ));
+    }
     let end = parse_count(f[1]).ok_or_else(|| {
         cur.not_a_number(ln, format!("{what}: last sample number `endsamp`"), f[1])
     })?;

@@ -103,6 +103,13 @@ pub(crate) fn parse_date(line: &str, revision: Revision) -> Option<CfgTime> {
     })
 }
 
+/// Whether a date line says "no date": empty, or nothing but zeros and separators
+/// (`00/00/0000,00:00:00.000000`, which recorders write when their clock was never set).
+pub(super) fn date_not_set(line: &str) -> bool {
+    line.chars()
+        .all(|c| matches!(c, '0' | '/' | ',' | ':' | '.' | ' ' | '\t'))
+}
+
 pub(super) fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }

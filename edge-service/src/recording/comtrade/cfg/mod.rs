@@ -37,6 +37,9 @@ pub(crate) struct Cfg {
     pub end_sample: Option<u64>,
     pub start: Option<CfgTime>,
     pub trigger: Option<CfgTime>,
+    /// The start date line as written, when it is there but is no real date (`31/02/2014`,
+    /// `25:61:99`): an impossible date is not "no date", and replay says so.
+    pub start_unreadable: Option<String>,
     pub data_format: DataFormat,
     /// Line of the data format word, for errors about it.
     pub data_format_line: usize,
@@ -280,16 +283,27 @@ pub(crate) fn parse_cfg(text: &str, first_line: usize, file: &str) -> Result<Cfg
     }
     let end_sample = end_sample.filter(|&n| n > 0);
 
-    // Start and trigger date/time: an unreadable date is "unknown", never an error.
-    let date_line = |cur: &mut Cursor| match cur.peek() {
-        Some((_, l)) if data_format_word(fields(l)[0]).is_none() => {
-            cur.pos += 1;
-            parse_date(l, revision)
+    // Start and trigger date/time: an unreadable date is "unknown", never an error here; an
+    // impossible start date (as opposed to an absent or all-zero one) is kept as written so
+    // that the reader can be told.
+    fn date_line<'a>(
+        cur: &mut Cursor<'a>,
+        revision: Revision,
+    ) -> Option<(usize, &'a str, Option<CfgTime>)> {
+        match cur.peek() {
+            Some((ln, l)) if data_format_word(fields(l)[0]).is_none() => {
+                cur.pos += 1;
+                Some((ln, l, parse_date(l, revision)))
+            }
+            _ => None,
         }
-        _ => None,
-    };
-    let start = date_line(&mut cur);
-    let trigger = date_line(&mut cur);
+    }
+    let start_line = date_line(&mut cur, revision);
+    let start = start_line.and_then(|(_, _, d)| d);
+    let start_unreadable = start_line
+        .filter(|(_, l, d)| d.is_none() && !date_not_set(l))
+        .map(|(ln, l, _)| format!("line {ln}: `{}`", l.trim()));
+    let trigger = date_line(&mut cur, revision).and_then(|(_, _, d)| d);
 
     // ft
     let (data_format_line, l) =
@@ -349,6 +363,7 @@ pub(crate) fn parse_cfg(text: &str, first_line: usize, file: &str) -> Result<Cfg
         end_sample,
         start,
         trigger,
+        start_unreadable,
         data_format,
         data_format_line,
         time_mult,
