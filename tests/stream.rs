@@ -287,6 +287,66 @@ async fn a_silent_node_is_sensor_lost_not_an_interruption() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_never_make_a_frame_are_sensor_lost_with_the_reason() {
+    // Valid frames, then random bytes at line rate (a wrong baud rate, a failing UART): the
+    // port is busy, but no frame decodes. That must not pass for a node that is heard.
+    let pty = Pty::open().unwrap();
+    let service = Service::start(ServiceConfig {
+        nodes: vec![source(pty.path.to_str().unwrap(), 300)],
+        ..ServiceConfig::new(kare::actions::site::Site::demo())
+    });
+    let mut updates = service.updates.subscribe();
+    let all = frames(1.0);
+    let (first, rest) = all.split_at(all.len() / 2);
+    send(&pty.master, first.to_vec()).join().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = {
+        let mut m = pty.master.try_clone().unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // 0x00 ends a COBS frame: leaving it out keeps every chunk one undecodable frame,
+            // as line noise that never resynchronises would.
+            let mut rng = fastrand::Rng::with_seed(7);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let chunk: Vec<u8> = (0..256).map(|_| rng.u8(1..=255)).collect();
+                if m.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    wait_for(
+        &service,
+        &mut updates,
+        "sensor lost while bytes arrive",
+        |log| {
+            log.iter().any(|e| {
+                matches!(&e.body, EventBody::SensorLost { reason, end: None, .. }
+                if reason.contains("no valid frame") && reason.contains("wrong baud rate"))
+            })
+        },
+    )
+    .await;
+    let connected = service.status.lock().unwrap()["node-a"].connected;
+    assert!(!connected, "a node sending only garbage is not connected");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.join().unwrap();
+    send(&pty.master, rest.to_vec()).join().unwrap();
+    wait_for(
+        &service,
+        &mut updates,
+        "sensor back when frames resume",
+        |log| {
+            log.iter()
+                .any(|e| matches!(e.body, EventBody::SensorLost { end: Some(_), .. }))
+        },
+    )
+    .await;
+    drop(updates);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_port_is_reported_and_reconnected() {
     // The service opens a stable name (as /dev/serial/by-id/... would be); the device behind it
     // goes away and comes back as a new pseudo-terminal.

@@ -458,8 +458,12 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
                 .unwrap_or_else(|p| p.into_inner())
                 .get_mut(&*source)
             {
+                // Connected means valid frames arriving, not counters: a port that delivers only
+                // bytes that never decode keeps sending counters (`sensor_lost` says why).
+                if stats.frames > s.stats.frames {
+                    s.connected = true;
+                }
                 s.stats = stats;
-                s.connected = true;
             }
             None
         }

@@ -111,21 +111,22 @@ pub async fn run(
         .await
     {
         let mut decoder = Decoder::new();
+        // The node is judged on valid frames, not on bytes: a wrong baud rate or a failing UART
+        // delivers a steady stream of bytes that never decode, and must not pass for a node.
         let mut silent_at = Instant::now() + cfg.silence;
+        let mut garbage = 0u64;
         let lost = loop {
             let read = tokio::select! {
                 r = tokio::time::timeout_at(silent_at, port.read(&mut buf)) => r,
                 _ = outbox.hand_over() => continue,
                 _ = shutdown.cancelled() => break None,
             };
-            silent_at = Instant::now() + cfg.silence;
             let now = Utc::now();
             match read {
                 Err(_) => {
-                    if !node.lost {
-                        tracing::warn!(source = %name, silence = ?cfg.silence, "sensor node silent");
-                    }
-                    node.lose(format!("no frame for {:?}", cfg.silence), &mut outbox);
+                    node.no_frame(garbage, cfg.silence, &mut outbox);
+                    silent_at = Instant::now() + cfg.silence;
+                    garbage = 0;
                 }
                 Ok(Ok(0)) => break Some("end of file".to_string()),
                 Ok(Err(e)) => break Some(e.to_string()),
@@ -151,6 +152,17 @@ pub async fn run(
                     }
                     if got_frame {
                         node.heard(now, &mut outbox);
+                        silent_at = Instant::now() + cfg.silence;
+                        garbage = 0;
+                    } else {
+                        garbage += n as u64;
+                        // Bytes keep the read ready, so the silence timeout alone would never
+                        // fire: the deadline is checked here too.
+                        if Instant::now() >= silent_at {
+                            node.no_frame(garbage, cfg.silence, &mut outbox);
+                            silent_at = Instant::now() + cfg.silence;
+                            garbage = 0;
+                        }
                     }
                     let mut stats = stream.stats().clone();
                     stats.absorb(decoder.stats());
@@ -187,6 +199,21 @@ impl Heard {
                 reason,
             });
         }
+    }
+
+    /// No valid frame for the silence limit: silence, or bytes that never made a frame.
+    fn no_frame(&mut self, garbage: u64, silence: Duration, out: &mut Outbox<SourceMessage>) {
+        let reason = if garbage > 0 {
+            format!(
+                "{garbage} bytes but no valid frame for {silence:?}: wrong baud rate or a failing link"
+            )
+        } else {
+            format!("no frame for {silence:?}")
+        };
+        if !self.lost {
+            tracing::warn!(source = %self.name, "sensor node lost: {reason}");
+        }
+        self.lose(reason, out);
     }
 
     fn heard(&mut self, now: DateTime<Utc>, out: &mut Outbox<SourceMessage>) {
