@@ -7,7 +7,9 @@ use kare::actions::delivery::config::{EmailConfig, SmtpTls};
 use kare::actions::delivery::payload::{
     ApplianceInfo, ContactInfo, CustomerInfo, SiteInfo, SCHEMA,
 };
-use kare::actions::delivery::{run_outbox, DeliveryConfig, EndpointConfig, TicketPayload};
+use kare::actions::delivery::{
+    run_outbox, DeliveryConfig, DeliveryNews, EndpointConfig, TicketPayload,
+};
 use kare::store::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -319,7 +321,16 @@ async fn delivery_email_reaches_a_real_smtp_server_with_a_stable_message_id() {
     );
 
     // 550 is final: a dead letter after one attempt, no retry.
-    let letter = tokio::time::timeout(Duration::from_secs(10), dead.recv())
+    let next_dead = async {
+        loop {
+            match dead.recv().await {
+                Some(DeliveryNews::Dead(d)) => return Some(d),
+                Some(DeliveryNews::Recovered { .. }) => continue,
+                None => return None,
+            }
+        }
+    };
+    let letter = tokio::time::timeout(Duration::from_secs(10), next_dead)
         .await
         .expect("a dead letter")
         .unwrap();

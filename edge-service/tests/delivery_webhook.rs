@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use kare::actions::delivery::config::{HttpMethod, SmsConfig, WebhookConfig};
 use kare::actions::delivery::payload::{ApplianceInfo, CustomerInfo, SiteInfo, SCHEMA};
 use kare::actions::delivery::{
-    run_outbox, DeadLetter, DeliveryConfig, EndpointConfig, TicketPayload,
+    run_outbox, DeadLetter, DeliveryConfig, DeliveryNews, EndpointConfig, TicketPayload,
 };
 use kare::store::*;
 use sha2::Sha256;
@@ -290,19 +290,36 @@ async fn save(
 
 struct Worker {
     stop: CancellationToken,
-    dead: mpsc::Receiver<DeadLetter>,
+    news: mpsc::Receiver<DeliveryNews>,
+    /// Endpoints told as accepting again, in order.
+    recovered: Vec<String>,
     task: JoinHandle<()>,
 }
 
 fn start_worker(store: &StoreHandle, cfg: DeliveryConfig) -> Worker {
     let stop = CancellationToken::new();
     let rx = stop.clone();
-    let (dtx, dead) = mpsc::channel(16);
-    let task = tokio::spawn(run_outbox(store.clone(), cfg, rx, dtx));
-    Worker { stop, dead, task }
+    let (ntx, news) = mpsc::channel(16);
+    let task = tokio::spawn(run_outbox(store.clone(), cfg, rx, ntx));
+    Worker {
+        stop,
+        news,
+        recovered: Vec::new(),
+        task,
+    }
 }
 
 impl Worker {
+    /// The next dead letter, noting the recoveries told before it.
+    async fn next_dead(&mut self) -> Option<DeadLetter> {
+        loop {
+            match self.news.recv().await? {
+                DeliveryNews::Dead(d) => return Some(d),
+                DeliveryNews::Recovered { endpoint, .. } => self.recovered.push(endpoint),
+            }
+        }
+    }
+
     async fn shutdown(self) {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), self.task)
@@ -501,7 +518,7 @@ async fn delivery_webhook_client_error_is_a_dead_letter_at_once() {
         &[(Channel::Webhook, "desk")],
     )
     .await;
-    let letter = tokio::time::timeout(Duration::from_secs(5), worker.dead.recv())
+    let letter = tokio::time::timeout(Duration::from_secs(5), worker.next_dead())
         .await
         .expect("a dead letter within 5 s")
         .unwrap();
@@ -541,7 +558,7 @@ async fn delivery_webhook_client_error_is_a_dead_letter_at_once() {
         &[(Channel::Webhook, "gone")],
     )
     .await;
-    let letter = tokio::time::timeout(Duration::from_secs(5), worker.dead.recv())
+    let letter = tokio::time::timeout(Duration::from_secs(5), worker.next_dead())
         .await
         .unwrap()
         .unwrap();
@@ -551,6 +568,9 @@ async fn delivery_webhook_client_error_is_a_dead_letter_at_once() {
         "{}",
         letter.reason
     );
+    // The endpoint that dead-lettered and then accepted again was told once, so that the
+    // maintenance ticket about it can close.
+    assert_eq!(worker.recovered, ["desk"]);
     worker.shutdown().await;
 }
 
@@ -569,7 +589,7 @@ async fn delivery_gives_up_after_max_age_and_reports_it() {
         &[(Channel::Webhook, "desk")],
     )
     .await;
-    let letter = tokio::time::timeout(Duration::from_secs(5), worker.dead.recv())
+    let letter = tokio::time::timeout(Duration::from_secs(5), worker.next_dead())
         .await
         .expect("a dead letter within 5 s")
         .unwrap();

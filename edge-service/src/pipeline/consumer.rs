@@ -319,6 +319,14 @@ pub(crate) async fn consume(
                 }],
             ),
             SourceMessage::DeadLetter(_) => (Vec::new(), Vec::new()),
+            // The endpoint works again: a maintenance ticket about it ends.
+            SourceMessage::Delivered { endpoint, at } => (
+                Vec::new(),
+                vec![RuleInput::Delivered {
+                    endpoint: endpoint.clone(),
+                    at: *at,
+                }],
+            ),
             SourceMessage::Ups(signal, at) => {
                 use crate::sources::ups::UpsSignal;
                 let input = match signal {
@@ -395,7 +403,10 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             Some(log.voltage_ended(&source, core_id, event))
         }
         SourceMessage::Stream(_, StreamOutput::SupplyPresent { .. }) => None,
-        SourceMessage::Meter(_) | SourceMessage::DeadLetter(_) | SourceMessage::Ups(..) => None,
+        SourceMessage::Meter(_)
+        | SourceMessage::DeadLetter(_)
+        | SourceMessage::Delivered { .. }
+        | SourceMessage::Ups(..) => None,
         SourceMessage::Stream(source, StreamOutput::Capture(w)) => {
             match log.attach_waveform(&source, w) {
                 Some(id) => out

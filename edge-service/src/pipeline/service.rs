@@ -196,17 +196,24 @@ impl Service {
         }
         if let (Some(store), Some(delivery)) = (cfg.store.clone(), cfg.delivery.clone()) {
             crate::actions::delivery::init_tls();
-            let (dead_tx, mut dead_rx) = mpsc::channel(64);
+            let (news_tx, mut news_rx) = mpsc::channel(64);
             tasks.push(tokio::spawn(crate::actions::delivery::run_outbox(
                 store,
                 delivery,
                 shutdown_rx.clone(),
-                dead_tx,
+                news_tx,
             )));
             let fwd = tx.clone();
             tasks.push(tokio::spawn(async move {
-                while let Some(d) = dead_rx.recv().await {
-                    if fwd.send(SourceMessage::DeadLetter(d)).await.is_err() {
+                use crate::actions::delivery::DeliveryNews;
+                while let Some(news) = news_rx.recv().await {
+                    let msg = match news {
+                        DeliveryNews::Dead(d) => SourceMessage::DeadLetter(d),
+                        DeliveryNews::Recovered { endpoint, at } => {
+                            SourceMessage::Delivered { endpoint, at }
+                        }
+                    };
+                    if fwd.send(msg).await.is_err() {
                         break;
                     }
                 }

@@ -27,7 +27,7 @@ pub use payload::TicketPayload;
 
 use crate::store::{Attempt, AttemptOutcome, Channel, OutboxRow, StoreHandle};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -60,6 +60,22 @@ pub enum SendResult {
     },
     /// Refused in a way that resending cannot fix.
     Permanent(String),
+}
+
+/// What the outbox worker tells the service besides what it records in the store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeliveryNews {
+    /// A message given up on: the rules raise a maintenance ticket about its endpoint.
+    Dead(DeadLetter),
+    /// An endpoint accepted a message, the first since the worker started or since the endpoint
+    /// last dead-lettered one: a maintenance ticket about that endpoint can close. (Sent once per
+    /// endpoint and start, so a ticket restored after a restart ends too.)
+    Recovered {
+        /// Endpoint name.
+        endpoint: String,
+        /// When it accepted.
+        at: DateTime<Utc>,
+    },
 }
 
 /// A message given up on. The rules turn it into a maintenance ticket (better delivered on
@@ -228,16 +244,20 @@ const IDLE_POLL: Duration = Duration::from_secs(30);
 /// sends. Each row is sent by its own task (at most `concurrency` at once per endpoint,
 /// `max_in_flight` in all); the row stays out of the next reads until its attempt is recorded,
 /// and the store offers only the earliest pending revision per ticket and endpoint, which
-/// together keep revisions in order. Every attempt is recorded; a dead letter is also sent on
-/// `dead`. At shutdown, sends in flight get `shutdown_grace_s` to finish; any cut short stays
+/// together keep revisions in order. Every attempt is recorded; a dead letter, and an endpoint
+/// that accepts again, are also told on `news`. At shutdown, sends in flight get `shutdown_grace_s` to finish; any cut short stays
 /// pending and is sent again after the restart with the same idempotency key.
 pub async fn run_outbox(
     store: StoreHandle,
     cfg: DeliveryConfig,
     shutdown: CancellationToken,
-    dead: mpsc::Sender<DeadLetter>,
+    news: mpsc::Sender<DeliveryNews>,
 ) {
     let senders = Arc::new(Senders::build(&cfg));
+    // Endpoints not yet seen accepting since start or since their last dead letter.
+    let unproven: Arc<std::sync::Mutex<HashSet<String>>> = Arc::new(std::sync::Mutex::new(
+        cfg.endpoint.iter().map(|e| e.name().to_string()).collect(),
+    ));
     for (name, s) in &senders.by_name {
         if let Err(e) = s {
             tracing::error!("delivery endpoint `{name}`: {e}; its messages will be dead letters");
@@ -286,7 +306,8 @@ pub async fn run_outbox(
                             cfg.clone(),
                             limit,
                             row.clone(),
-                            dead.clone(),
+                            news.clone(),
+                            unproven.clone(),
                         ));
                         task_rows.insert(h.id(), row.id);
                     }
@@ -363,7 +384,8 @@ async fn deliver_one(
     cfg: Arc<DeliveryConfig>,
     limit: Arc<Semaphore>,
     row: OutboxRow,
-    dead: mpsc::Sender<DeadLetter>,
+    news: mpsc::Sender<DeliveryNews>,
+    unproven: Arc<std::sync::Mutex<HashSet<String>>>,
 ) -> (i64, bool) {
     let _permit = limit.acquire_owned().await;
     let started = Instant::now();
@@ -421,9 +443,26 @@ async fn deliver_one(
             queued_at: row.created_at,
             at: now,
         };
+        unproven
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.endpoint.clone());
         // Durable already (the row is dead in the store, `dead_letters()` lists it); a closed
         // receiver only means nobody is listening.
-        let _ = dead.send(letter).await;
+        let _ = news.send(DeliveryNews::Dead(letter)).await;
+    } else if outcome == AttemptOutcome::Delivered {
+        let first = unproven
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&row.endpoint);
+        if first {
+            let _ = news
+                .send(DeliveryNews::Recovered {
+                    endpoint: row.endpoint.clone(),
+                    at: now,
+                })
+                .await;
+        }
     }
     (row.id, true)
 }

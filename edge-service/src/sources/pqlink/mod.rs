@@ -69,6 +69,13 @@ pub enum SourceMessage {
     Meter(crate::sources::meters::readings::MeterMessage),
     /// A delivery the outbox gave up on.
     DeadLetter(crate::actions::delivery::DeadLetter),
+    /// A delivery endpoint accepted a message (the first since start or since it failed).
+    Delivered {
+        /// Endpoint name.
+        endpoint: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The UPS changed state (mains lost or back, battery low).
     Ups(crate::sources::ups::UpsSignal, DateTime<Utc>),
 }
