@@ -64,6 +64,50 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The line the problem is on (or the section the missing key belongs in), when known.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Syntax { line, .. } | ConfigError::Value { line, .. } => *line,
+        }
+    }
+
+    /// The refused key of a value that makes no sense (`rules.demand_window_h`); syntax and
+    /// unknown-key errors name theirs in the message.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Value { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The line of a parse error at byte `at`. For an unknown key in a table the parser can only
+/// point at the table (an endpoint's `[[delivery.endpoint]]`, whose fields serde reads through
+/// its `kind` tag): then the key's own line in that table, when it is there.
+fn syntax_line(text: &str, at: usize, message: &str) -> usize {
+    let at = at.min(text.len());
+    let line = text[..at].matches('\n').count() + 1;
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next());
+    if let Some(key) = unknown {
+        for (i, l) in text[at..].lines().enumerate().skip(1) {
+            let l = l.trim_start();
+            if l.starts_with('[') {
+                break;
+            }
+            if l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
+                return line + i;
+            }
+        }
+    }
+    line
+}
+
 /// The whole file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -177,9 +221,7 @@ impl Config {
             // The parser quotes the offending line: a raw escape code in it must not reach the
             // terminal.
             message: check::printable(&e.to_string().trim().replace('\n', " ")),
-            line: e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            line: e.span().map(|s| syntax_line(text, s.start, e.message())),
         })?;
         cfg.validate(path).map_err(|e| match e {
             ConfigError::Value {
