@@ -304,8 +304,10 @@ fn demo_runs_the_store_retention() {
             .unwrap();
     }
     let config = data.path().join("kare.toml");
-    // 0 MB is refused now (it would prune the whole record); the old event is past a day.
-    std::fs::write(&config, "[store]\nretention_days = 1\n").unwrap();
+    // Age counts from a record's last write (just now), and 0 MB is refused (it would prune the
+    // whole record): keep closed records 0.1 s, and let the old event be older than that.
+    std::fs::write(&config, "[store]\nretention_days = 0.000001\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let out = Command::new(env!("CARGO_BIN_EXE_kare"))
         .args(["demo", "--duration", "2", "--listen", "127.0.0.1:0"])
         .arg("--config")
