@@ -278,8 +278,8 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
 
 #[test]
 fn demo_runs_the_store_retention() {
-    // A closed event from an earlier run, and a store bound so small that every closed record
-    // beyond it must go: the service prunes at start (and hourly), not only in tests.
+    // A closed event from an earlier run, older than the store keeps closed records: the
+    // service prunes at start (and hourly), not only in tests.
     let data = tempfile::tempdir().unwrap();
     let db = data.path().join("kare.db");
     {
@@ -304,7 +304,10 @@ fn demo_runs_the_store_retention() {
             .unwrap();
     }
     let config = data.path().join("kare.toml");
-    std::fs::write(&config, "[store]\nmax_db_mb = 0\n").unwrap();
+    // Age counts from a record's last write (just now), and 0 MB is refused (it would prune the
+    // whole record): keep closed records 0.1 s, and let the old event be older than that.
+    std::fs::write(&config, "[store]\nretention_days = 0.000001\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let out = Command::new(env!("CARGO_BIN_EXE_kare"))
         .args(["demo", "--duration", "2", "--listen", "127.0.0.1:0"])
         .arg("--config")

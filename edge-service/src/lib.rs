@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod cli;
 pub mod config;
+pub mod fault;
 pub mod pipeline;
 pub mod recording;
 pub mod replay;

@@ -1,5 +1,8 @@
 //! The `kare` binary: command-line parsing and error reporting at the edge; the work is in the
 //! library.
+//!
+//! Exit status: 0 done, 2 refused (a bad configuration or flag, or a failure it explains),
+//! 70 a panic in any thread or task (see [`install_panic_hook`]).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -154,11 +157,70 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Exit status when a panic ends the process: 70, `EX_SOFTWARE` of sysexits.h ("internal
+/// software error"), distinct from 2 (refused) and from a signal.
+const PANIC_EXIT: i32 = 70;
+
+/// Any panic, in any thread (tokio workers and blocking threads, the store's writer, the
+/// simulator), ends the process at once with [`PANIC_EXIT`]. A task that dies alone leaves a
+/// zombie: the API still answers 200 while nothing is watched, and systemd (`Restart=always`)
+/// never learns. Dying whole, kare is restarted in seconds and its restart logic (open events
+/// closed, tickets restored) takes over. Logged through tracing (the journal) and written to
+/// stderr (in case the subscriber is what failed).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            thread,
+            place,
+            "panic: {what}; kare stops with status {PANIC_EXIT}"
+        );
+        eprintln!(
+            "kare: panic in thread '{thread}' at {place}: {what}\n\
+             kare: stopping with status {PANIC_EXIT} (internal error) so that it is restarted; please report this"
+        );
+        let bt = std::backtrace::Backtrace::capture();
+        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("{bt}");
+        }
+        std::process::exit(PANIC_EXIT);
+    }));
+}
+
+/// A `--duration`: more than 0 and at most ten years of seconds (`Duration` overflows beyond).
 fn seconds(s: Option<f64>, flag: &str) -> anyhow::Result<Option<std::time::Duration>> {
     match s {
         None => Ok(None),
-        Some(v) if v.is_finite() && v > 0.0 => Ok(Some(std::time::Duration::from_secs_f64(v))),
-        Some(v) => anyhow::bail!("{flag} must be a positive number of seconds, not {v}"),
+        Some(v) if kare::config::check_duration(v).is_ok() => {
+            Ok(Some(std::time::Duration::from_secs_f64(v)))
+        }
+        Some(v) => anyhow::bail!(
+            "{flag} must be more than 0 and at most {} seconds (ten years), e.g. {flag} 60; not {v}",
+            kare::config::MAX_DURATION_S
+        ),
+    }
+}
+
+/// A `--speed`: 0 (as fast as possible) to [`kare::config::MAX_SPEED`].
+#[cfg(feature = "sim")]
+fn speed(s: Option<f64>) -> anyhow::Result<Option<f64>> {
+    match s {
+        Some(v) if kare::config::check_speed(v).is_err() => anyhow::bail!(
+            "--speed must be from 0 (as fast as possible) to {} (1 is real time), e.g. --speed 10; not {v}",
+            kare::config::MAX_SPEED
+        ),
+        s => Ok(s),
     }
 }
 
@@ -196,7 +258,7 @@ fn demo_cmd(args: DemoArgs) -> anyhow::Result<()> {
     let opts = kare::cli::demo::DemoOptions {
         config,
         scenario: args.scenario,
-        speed: args.speed,
+        speed: speed(args.speed)?,
         duration: seconds(args.duration, "--duration")?,
         data_dir: args.data_dir,
     };
@@ -213,6 +275,7 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     // A one-shot command keeps stderr for its one-line error; the service says what it does.
     let default_filter = match cli.command {

@@ -107,6 +107,13 @@ impl Thresholds {
         if self.swell_pct <= 100.0 {
             return Err("the swell threshold must be above 100 %");
         }
+        // A dip ends at its threshold + hysteresis, a swell at its threshold − hysteresis: with
+        // a hysteresis as wide as the margin to 100 %, a supply back at exactly Udin would never
+        // end either. Half the margin leaves room for a supply that settles a little off Udin.
+        let margin = (100.0 - self.dip_pct).min(self.swell_pct - 100.0);
+        if self.hysteresis_pct > margin / 2.0 {
+            return Err("the hysteresis must be at most half the smaller margin to 100 % (100 − dip threshold, swell threshold − 100), or a dip or swell may never end; the typical 2 % suits 90/110 %");
+        }
         Ok(())
     }
 
@@ -373,5 +380,34 @@ impl Detector {
         [&self.dip, &self.swell, &self.interruption]
             .into_iter()
             .filter_map(|m| m.active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Thresholds;
+
+    #[test]
+    fn a_hysteresis_wider_than_half_the_margin_is_refused() {
+        let ok = Thresholds::typical(230.0);
+        assert_eq!(ok.validate(), Ok(()));
+        // 50 %: a dip would end only at 140 % of Udin, a swell at 60 %: never.
+        let wide = Thresholds {
+            hysteresis_pct: 50.0,
+            ..ok
+        };
+        assert!(wide.validate().unwrap_err().contains("hysteresis"));
+        // The margin that counts is the smaller one: 95/110 leaves 5 %, so 2.5 % at most.
+        let near = Thresholds {
+            dip_pct: 95.0,
+            hysteresis_pct: 2.5,
+            ..ok
+        };
+        assert_eq!(near.validate(), Ok(()));
+        let over = Thresholds {
+            hysteresis_pct: 2.6,
+            ..near
+        };
+        assert!(over.validate().is_err());
     }
 }

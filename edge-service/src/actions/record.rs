@@ -8,8 +8,9 @@ use crate::actions::delivery::payload::{
     ApplianceInfo, ContactInfo, CustomerInfo, EventSummary, GeneratorRequest, SiteInfo,
     TicketPayload, SCHEMA,
 };
-use crate::actions::rules::{TicketDetail, TicketOp};
+use crate::actions::rules::{TicketDetail, TicketKind, TicketOp};
 use crate::actions::site::{Contact, Site};
+use crate::config::ConfigProblem;
 use crate::store::{DeliverTo, StoreHandle, TicketWrite};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -19,6 +20,120 @@ use std::collections::BTreeMap;
 pub struct Routes {
     /// Ticket kind (`repair`, `generator`, …) → endpoints.
     pub by_kind: BTreeMap<String, Vec<(String, crate::store::Channel)>>,
+}
+
+/// `[routes]` as written: for each kind of ticket, the names of the endpoints it goes to.
+///
+/// One field per [`TicketKind`], unknown keys refused: a free map let `repairs = ["desk"]` (a
+/// typo) start without a word while P1 repair tickets went nowhere. A kind left out is sent
+/// nowhere (a warning at start); `repair` left out at a configured site is refused, and
+/// `repair = []` written out says "on purpose".
+#[derive(Clone, Debug, Default, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTable {
+    /// Supply failures, for the 24-hour repair desk.
+    pub repair: Option<Vec<String>>,
+    /// Mobile-generator requests.
+    pub generator: Option<Vec<String>>,
+    /// Outages inside announced planned windows.
+    pub planned: Option<Vec<String>>,
+    /// The daily power-quality notice.
+    pub pq_notice: Option<Vec<String>>,
+    /// Repeated deep dips.
+    pub engineering: Option<Vec<String>>,
+    /// The appliance's own sensors, meters and delivery.
+    pub maintenance: Option<Vec<String>>,
+}
+
+impl RouteTable {
+    /// The endpoints written for `kind` (`None`: the key is not in the file).
+    pub fn get(&self, kind: TicketKind) -> Option<&Vec<String>> {
+        // Exhaustive: a new kind of ticket cannot be added without its route.
+        match kind {
+            TicketKind::Repair => self.repair.as_ref(),
+            TicketKind::Generator => self.generator.as_ref(),
+            TicketKind::Planned => self.planned.as_ref(),
+            TicketKind::PqNotice => self.pq_notice.as_ref(),
+            TicketKind::Engineering => self.engineering.as_ref(),
+            TicketKind::Maintenance => self.maintenance.as_ref(),
+        }
+    }
+
+    /// Every kind with what is written for it.
+    pub fn iter(&self) -> impl Iterator<Item = (TicketKind, Option<&Vec<String>>)> {
+        TicketKind::ALL.into_iter().map(|k| (k, self.get(k)))
+    }
+
+    /// Checks the names against the endpoints that exist; keys are relative to `[routes]`.
+    pub fn validate(&self, endpoints: &[&str]) -> Result<(), ConfigProblem> {
+        for (kind, names) in self.iter() {
+            for (i, n) in names.into_iter().flatten().enumerate() {
+                if !endpoints.contains(&n.as_str()) {
+                    return Err(ConfigProblem::new(
+                        kind.as_str(),
+                        format!(
+                            "no [[delivery.endpoint]] is named `{}`{}",
+                            crate::config::check::printable(n),
+                            match endpoints {
+                                [] => " (there is no [delivery] endpoint at all)".to_string(),
+                                e => format!("; the endpoints are: {}", e.join(", ")),
+                            }
+                        ),
+                    ));
+                }
+                if names.into_iter().flatten().take(i).any(|o| o == n) {
+                    return Err(ConfigProblem::new(
+                        kind.as_str(),
+                        format!("names `{n}` twice: each ticket would be sent to it twice"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What to say at start: every kind of ticket that goes nowhere.
+    pub fn warnings(&self) -> Vec<String> {
+        self.iter()
+            .filter(|(_, names)| names.is_none_or(|n| n.is_empty()))
+            .map(|(kind, names)| {
+                format!(
+                    "[routes] {k}: {why}: {k} tickets are stored and shown, but sent nowhere{hint}",
+                    k = kind.as_str(),
+                    why = if names.is_some() { "empty" } else { "not set" },
+                    hint = if names.is_some() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (route them with `{} = [\"<endpoint name>\"]`)",
+                            kind.as_str()
+                        )
+                    }
+                )
+            })
+            .collect()
+    }
+
+    /// The routes the service uses: each name with its endpoint's channel.
+    pub fn resolve(&self, endpoints: &[crate::actions::delivery::EndpointConfig]) -> Routes {
+        let channels: BTreeMap<&str, crate::store::Channel> =
+            endpoints.iter().map(|e| (e.name(), e.channel())).collect();
+        Routes {
+            by_kind: self
+                .iter()
+                .map(|(kind, names)| {
+                    (
+                        kind.as_str().to_string(),
+                        names
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|n| channels.get(n.as_str()).map(|c| (n.clone(), *c)))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 fn contact(c: &Contact) -> ContactInfo {

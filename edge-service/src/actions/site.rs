@@ -2,6 +2,7 @@
 //! call, what generator it may get, and when the utility has announced planned outages.
 //! Part of the configuration file (`[site]`), validated at start.
 
+use crate::config::{check, ConfigProblem};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, Offset, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -183,42 +184,109 @@ impl Site {
             .find(|p| p.start <= at && at < p.end)
     }
 
-    /// Checks the values; returns the key and what is wrong.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |k: &str, m: &str| Err((format!("site.{k}"), m.to_string()));
+    /// Checks the values; the problem's key is relative to `[site]` (`generator.connection_kva`).
+    /// Ranges (documented in `systemd/kare.toml`): ids and names without control characters
+    /// (they are on every ticket and console line); nominal_kv 0 (not given) to 1000 kV;
+    /// generator.after_minutes 0 to 1440 min; generator.connection_kva more than 0 (when
+    /// eligible) to 100 000 kVA; utc_offset_minutes −840 to 840; planned outages end after start.
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
         if self.id.trim().is_empty() {
-            return bad("id", "must not be empty: tickets carry it");
+            return Err(ConfigProblem::new(
+                "id",
+                "must not be empty: tickets carry it, e.g. `id = \"SH-0042\"`",
+            ));
         }
+        check::name("id", &self.id)?;
         if self.customer_id.trim().is_empty() {
-            return bad("customer_id", "must not be empty: tickets carry it");
+            return Err(ConfigProblem::new(
+                "customer_id",
+                "must not be empty: tickets carry it, e.g. `customer_id = \"C-10017\"`",
+            ));
         }
-        if self.generator.eligible {
-            if !(self.generator.after_minutes.is_finite() && self.generator.after_minutes >= 0.0) {
-                return bad(
-                    "generator.after_minutes",
-                    "must be zero or a positive number of minutes",
-                );
+        check::name("customer_id", &self.customer_id)?;
+        check::text("customer_name", &self.customer_name, false)?;
+        check::text("address", &self.address, true)?;
+        check::text("access_notes", &self.access_notes, true)?;
+        check::within(
+            "nominal_kv",
+            self.nominal_kv,
+            0.0,
+            1000.0,
+            "kV (0: not given)",
+            "10.0",
+        )?;
+        let people = std::iter::once(("account_manager".to_string(), &self.account_manager)).chain(
+            self.contacts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("contacts[{i}]"), c)),
+        );
+        for (key, c) in people {
+            for (field, v) in [
+                ("name", &c.name),
+                ("role", &c.role),
+                ("phone", &c.phone),
+                ("email", &c.email),
+            ] {
+                check::text(&format!("{key}.{field}"), v, false)?;
             }
-            if !(self.generator.connection_kva.is_finite() && self.generator.connection_kva > 0.0) {
-                return bad(
+        }
+        let g = &self.generator;
+        check::within(
+            "generator.after_minutes",
+            g.after_minutes,
+            0.0,
+            1440.0,
+            "minutes",
+            "30",
+        )?;
+        if g.eligible {
+            if g.connection_kva == 0.0 {
+                return Err(ConfigProblem::new(
                     "generator.connection_kva",
-                    "must be the connection's rating in kVA when the site is eligible",
-                );
+                    "must be the connection's rating in kVA when the site is eligible, e.g. `connection_kva = 800`",
+                ));
             }
+            check::above(
+                "generator.connection_kva",
+                g.connection_kva,
+                0.0,
+                100_000.0,
+                "kVA",
+                "800",
+            )?;
+        } else {
+            check::within(
+                "generator.connection_kva",
+                g.connection_kva,
+                0.0,
+                100_000.0,
+                "kVA",
+                "800",
+            )?;
         }
+        check::text("generator.connection_point", &g.connection_point, true)?;
         if self.utc_offset_minutes.abs() > 14 * 60 {
-            return bad(
+            return Err(ConfigProblem::new(
                 "utc_offset_minutes",
-                "must be within ±840 minutes (±14 h) of UTC",
-            );
+                format!(
+                    "must be from -840 to 840 minutes (±14 h) of UTC, e.g. `utc_offset_minutes = 480` for China; not {}",
+                    self.utc_offset_minutes
+                ),
+            ));
         }
         for (i, p) in self.planned_outage.iter().enumerate() {
             if p.end <= p.start {
-                return Err((
-                    format!("site.planned_outage[{i}].end"),
-                    "must be after its start".into(),
+                return Err(ConfigProblem::new(
+                    format!("planned_outage[{i}].end"),
+                    "must be after its start",
                 ));
             }
+            check::text(
+                &format!("planned_outage[{i}].reference"),
+                &p.reference,
+                false,
+            )?;
         }
         Ok(())
     }

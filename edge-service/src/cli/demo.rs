@@ -1,7 +1,7 @@
 //! `kare demo`: the whole service on a simulated sensor node and two simulated meters, each on a
 //! pseudo-terminal, with a local repair desk (a webhook receiver) and a store in a folder.
 
-use super::run::{routes, serve, Retention};
+use super::run::{routes, serve, warn_at_start, Retention};
 use crate::actions::site::Site;
 use crate::config::Config;
 use crate::pipeline::service::{Service, ServiceConfig};
@@ -131,7 +131,10 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     let store_for_retention = store.clone();
     // Without configured endpoints the demo delivers to its own local repair desk.
     let (delivery, routes) = match &opts.config.delivery {
-        Some(d) => (d.clone(), routes(&opts.config)),
+        Some(d) => {
+            warn_at_start(&opts.config.routes.warnings());
+            (d.clone(), routes(&opts.config))
+        }
         None => {
             const SECRET: &str = "kare-demo-secret";
             let url = demo_desk(SECRET).await?;
@@ -151,16 +154,9 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
                     },
                 ));
             let mut r = crate::actions::record::Routes::default();
-            for kind in [
-                "repair",
-                "generator",
-                "pq_notice",
-                "engineering",
-                "maintenance",
-                "planned",
-            ] {
+            for kind in crate::actions::rules::TicketKind::ALL {
                 r.by_kind.insert(
-                    kind.into(),
+                    kind.as_str().into(),
                     vec![("demo-desk".into(), crate::store::Channel::Webhook)],
                 );
             }
@@ -281,7 +277,10 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     crate::sim::pty::set_nonblocking(&master).context("pseudo-terminal")?;
     let sim = std::thread::Builder::new()
         .name("sensor-sim".into())
-        .spawn(move || sim::run(&scenario, master, pace, &sim_stop))
+        .spawn(move || {
+            crate::fault::trip("panic-sim");
+            sim::run(&scenario, master, pace, &sim_stop)
+        })
         .context("cannot start the simulator thread")?;
 
     let retention = Retention::start(&store_for_retention, &store_cfg);

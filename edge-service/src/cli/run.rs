@@ -145,6 +145,7 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
     if config.delivery.is_none() {
         tracing::warn!("no [delivery] endpoints: tickets are stored and shown, but sent nowhere");
     }
+    warn_at_start(&config.routes.warnings());
     let service = Service::start(ServiceConfig {
         nodes: config.sources(),
         site,
@@ -197,24 +198,19 @@ impl Retention {
 
 /// The configured routes with each endpoint's channel.
 pub(super) fn routes(config: &Config) -> crate::actions::record::Routes {
-    let channels: std::collections::BTreeMap<&str, crate::store::Channel> = config
+    let endpoints = config
         .delivery
-        .iter()
-        .flat_map(|d| d.endpoint.iter().map(|e| (e.name(), e.channel())))
-        .collect();
-    crate::actions::record::Routes {
-        by_kind: config
-            .routes
-            .iter()
-            .map(|(kind, names)| {
-                (
-                    kind.clone(),
-                    names
-                        .iter()
-                        .filter_map(|n| channels.get(n.as_str()).map(|c| (n.clone(), *c)))
-                        .collect(),
-                )
-            })
-            .collect(),
+        .as_ref()
+        .map(|d| d.endpoint.as_slice())
+        .unwrap_or_default();
+    config.routes.resolve(endpoints)
+}
+
+/// Says at start what the configuration leaves undone (a kind of ticket routed nowhere): in the
+/// log, and on stderr where an operator starting kare by hand sees it whatever `KARE_LOG` says.
+pub(super) fn warn_at_start(warnings: &[String]) {
+    for w in warnings {
+        tracing::warn!("{w}");
+        eprintln!("kare: warning: {w}");
     }
 }

@@ -8,6 +8,7 @@
 //! here the key is placed under the section, and what spans sections is checked: unique names,
 //! one serial port per source, routes naming endpoints that exist.
 
+use crate::actions::record::RouteTable;
 use crate::actions::rules::RuleSettings;
 use crate::actions::site::Site;
 use crate::pipeline::service::{MeterBusTask, UpsTask};
@@ -22,6 +23,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use thiserror::Error;
 
+pub mod check;
 mod lines;
 mod problem;
 pub use lines::line_of;
@@ -45,6 +47,8 @@ pub enum ConfigError {
         path: String,
         /// The parser's message, with line and column.
         message: String,
+        /// The line the parser stopped at, when it knows.
+        line: Option<usize>,
     },
     /// A value that makes no sense.
     #[error("configuration {path}{}: `{key}`: {problem}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
@@ -58,6 +62,50 @@ pub enum ConfigError {
         /// Where the key (or the section it is missing from) is written, when it is.
         line: Option<usize>,
     },
+}
+
+impl ConfigError {
+    /// The line the problem is on (or the section the missing key belongs in), when known.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Syntax { line, .. } | ConfigError::Value { line, .. } => *line,
+        }
+    }
+
+    /// The refused key of a value that makes no sense (`rules.demand_window_h`); syntax and
+    /// unknown-key errors name theirs in the message.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Value { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The line of a parse error at byte `at`. For an unknown key in a table the parser can only
+/// point at the table (an endpoint's `[[delivery.endpoint]]`, whose fields serde reads through
+/// its `kind` tag): then the key's own line in that table, when it is there.
+fn syntax_line(text: &str, at: usize, message: &str) -> usize {
+    let at = at.min(text.len());
+    let line = text[..at].matches('\n').count() + 1;
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next());
+    if let Some(key) = unknown {
+        for (i, l) in text[at..].lines().enumerate().skip(1) {
+            let l = l.trim_start();
+            if l.starts_with('[') {
+                break;
+            }
+            if l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
+                return line + i;
+            }
+        }
+    }
+    line
 }
 
 /// The whole file.
@@ -90,7 +138,7 @@ pub struct Config {
     pub delivery: Option<crate::actions::delivery::DeliveryConfig>,
     /// Which endpoints get which kind of ticket: `repair = ["desk-webhook", "desk-sms"]`.
     #[serde(default)]
-    pub routes: std::collections::BTreeMap<String, Vec<String>>,
+    pub routes: RouteTable,
     /// The UPS HAT's GPIO inputs (needs a build with `--features rpi`).
     pub ups: Option<UpsEntry>,
     /// The central InfluxDB (readings, events, tickets, health for Grafana), with
@@ -106,6 +154,30 @@ pub struct DemoEntry {
     pub scenario: Option<String>,
     /// Speed factor (1 = real time).
     pub speed: Option<f64>,
+}
+
+/// The fastest `kare demo` runs its scenario (`--speed`, `[demo] speed`): 0 is "as fast as
+/// possible", 1 real time; beyond 1000 the simulator cannot keep up and the times mean nothing.
+pub const MAX_SPEED: f64 = 1000.0;
+
+/// The longest `--duration` (ten years, in seconds): beyond it a `Duration` overflows.
+pub const MAX_DURATION_S: f64 = 315_360_000.0;
+
+/// Checks a speed factor; the key is `speed`.
+pub fn check_speed(v: f64) -> Result<(), ConfigProblem> {
+    check::within(
+        "speed",
+        v,
+        0.0,
+        MAX_SPEED,
+        "(0: as fast as possible, 1: real time)",
+        "10",
+    )
+}
+
+/// Checks a run time in seconds; the key is `duration`.
+pub fn check_duration(v: f64) -> Result<(), ConfigProblem> {
+    check::above("duration", v, 0.0, MAX_DURATION_S, "seconds", "60")
 }
 
 fn default_listen() -> SocketAddr {
@@ -146,7 +218,10 @@ impl Config {
     pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.into(),
-            message: e.to_string().trim().replace('\n', " "),
+            // The parser quotes the offending line: a raw escape code in it must not reach the
+            // terminal.
+            message: check::printable(&e.to_string().trim().replace('\n', " ")),
+            line: e.span().map(|s| syntax_line(text, s.start, e.message())),
         })?;
         cfg.validate(path).map_err(|e| match e {
             ConfigError::Value {
@@ -163,58 +238,40 @@ impl Config {
     }
 
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let bad = |key: String, problem: &str| ConfigError::Value {
-            path: path.into(),
-            key,
-            problem: problem.into(),
-            line: None,
-        };
-        let at = |p: ConfigProblem| ConfigError::Value {
+        self.problem().map_err(|p| ConfigError::Value {
             path: path.into(),
             key: p.key,
-            problem: p.problem,
+            problem: check::printable(&p.problem),
             line: None,
-        };
+        })
+    }
+
+    /// The first problem, its key placed under its section. Each component checks its own
+    /// section (ranges included); what spans sections is checked here.
+    fn problem(&self) -> Result<(), ConfigProblem> {
+        let bad = |key: String, problem: String| Err(ConfigProblem::new(key, problem));
         let mut names = std::collections::HashSet::new();
         for (i, n) in self.node.iter().enumerate() {
-            n.validate()
-                .map_err(|p| at(p.under(&format!("node[{i}]"))))?;
+            n.validate().map_err(|p| p.under(&format!("node[{i}]")))?;
             if !names.insert(n.name.as_str()) {
-                return Err(bad(
+                return bad(
                     format!("node[{i}].name"),
-                    "is used by another node: names must be unique",
-                ));
+                    "is used by another node: names must be unique".into(),
+                );
             }
         }
         if let Some(site) = &self.site {
-            site.validate()
-                .map_err(|(key, problem)| at(ConfigProblem::new(key, problem)))?;
+            site.validate().map_err(|p| p.under("site"))?;
         }
-        let r = &self.rules;
-        for (key, v) in [
-            ("rules.momentary_max_s", r.momentary_max_s),
-            ("rules.flap_window_s", r.flap_window_s),
-            ("rules.deep_dip_window_h", r.deep_dip_window_h),
-            ("rules.lost_after_s", r.lost_after_s),
-            ("rules.demand_window_h", r.demand_window_h),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(bad(key.into(), "must be zero or a positive number"));
-            }
-        }
-        if !(r.power_factor > 0.0 && r.power_factor <= 1.0) {
-            return Err(bad("rules.power_factor".into(), "must be in (0, 1]"));
-        }
+        self.rules.validate().map_err(|p| p.under("rules"))?;
         for (i, b) in self.modbus.iter().enumerate() {
-            b.validate()
-                .map_err(|p| at(p.under(&format!("modbus[{i}]"))))?;
+            b.validate().map_err(|p| p.under(&format!("modbus[{i}]")))?;
         }
         for (i, b) in self.dlt645.iter().enumerate() {
-            b.validate()
-                .map_err(|p| at(p.under(&format!("dlt645[{i}]"))))?;
+            b.validate().map_err(|p| p.under(&format!("dlt645[{i}]")))?;
         }
         if let Some(u) = &self.ups {
-            u.validate().map_err(|p| at(p.under("ups")))?;
+            u.validate().map_err(|p| p.under("ups"))?;
         }
         // One serial port, one source: two pollers (or a node and a poller) on one port would
         // garble each other's frames, and the appliance would blame the meters.
@@ -238,36 +295,39 @@ impl Config {
             );
         for (key, port) in sections {
             if let Some(first) = ports.get(port.trim()) {
-                return Err(bad(
+                return bad(
                     key,
-                    &format!(
+                    format!(
                         "serial port {port} is already used by `{first}`: each node and bus needs its own port"
                     ),
-                ));
+                );
             }
             ports.insert(port.trim(), key);
         }
         if let Some(st) = &self.store {
-            // `validate` already names the key under `store.`.
-            st.validate().map_err(|(k, p)| bad(k, &p))?;
+            st.validate().map_err(|p| p.under("store"))?;
         }
         if let Some(d) = &self.delivery {
-            d.validate().map_err(at)?;
+            d.validate().map_err(|p| p.under("delivery"))?;
         }
-        let names: Vec<&str> = self
+        let endpoints: Vec<&str> = self
             .delivery
             .iter()
             .flat_map(|d| d.endpoint.iter().map(|e| e.name()))
             .collect();
-        for (kind, endpoints) in &self.routes {
-            for e in endpoints {
-                if !names.contains(&e.as_str()) {
-                    return Err(bad(
-                        format!("routes.{kind}"),
-                        &format!("no [[delivery.endpoint]] is named `{e}`"),
-                    ));
-                }
-            }
+        self.routes
+            .validate(&endpoints)
+            .map_err(|p| p.under("routes"))?;
+        // A configured site's supply failures are what kare is for: leaving them unrouted must
+        // be written out (`repair = []`), never the result of a missing or misspelt key.
+        if self.site.is_some() && self.routes.repair.is_none() {
+            return bad(
+                "routes.repair".into(),
+                "is not set, so the site's repair tickets (P1 for a critical site) would be sent nowhere: \
+                 route them to the 24-hour repair desk, e.g. `[routes]` `repair = [\"repair-desk\"]` naming a \
+                 [[delivery.endpoint]], or write `repair = []` to keep them in the store only, on purpose"
+                    .into(),
+            );
         }
         if let Some(i) = &self.influx {
             // The backlog's place is the service's to choose (beside the store): any will do here.
@@ -275,18 +335,22 @@ impl Config {
             if let Err(crate::sinks::influx::InfluxError::Config { key, message }) =
                 check.validate()
             {
-                return Err(bad(format!("influx.{key}"), &message));
+                return bad(format!("influx.{key}"), message);
             }
+        }
+        if let Some(s) = &self.demo.scenario {
+            check::text("demo.scenario", s, false)?;
         }
         if let Some(s) = self.demo.speed {
-            if !(s.is_finite() && s >= 0.0) {
-                return Err(bad(
-                    "demo.speed".into(),
-                    "must be 0 (as fast as possible) or a positive factor",
-                ));
-            }
+            check_speed(s).map_err(|p| p.under("demo"))?;
         }
         Ok(())
+    }
+
+    /// What the configuration leaves undone, to be said at start (kinds of ticket routed
+    /// nowhere).
+    pub fn warnings(&self) -> Vec<String> {
+        self.routes.warnings()
     }
 
     /// The InfluxDB sink as the service runs it: the backlog beside the store (in `data_dir`)
@@ -348,7 +412,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("`node[1]`") && e.contains("interruption threshold"),
+            e.contains("`node[1].dip_pct`")
+                && e.contains("line 9")
+                && e.contains("interruption threshold"),
             "{e}"
         );
     }
@@ -356,7 +422,7 @@ mod tests {
     #[test]
     fn one_serial_port_for_a_node_and_a_modbus_bus_is_refused() {
         let e = Config::parse(
-            "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"m\"\nport = \"/dev/ttyUSB0\"\n",
+            "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"m\"\nport = \"/dev/ttyUSB0\"\n[[modbus.device]]\nname = \"d\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n",
             "k.toml",
         )
         .unwrap_err()
@@ -427,7 +493,11 @@ mod sample {
         assert_eq!((c.modbus.len(), c.dlt645.len()), (1, 1));
         assert!(c.store.is_some());
         assert_eq!(c.delivery.as_ref().map(|d| d.endpoint.len()), Some(3));
-        assert_eq!(c.routes.len(), 6);
+        assert!(c
+            .routes
+            .iter()
+            .all(|(_, r)| r.is_some_and(|r| !r.is_empty())));
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 }
 

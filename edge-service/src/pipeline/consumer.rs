@@ -270,6 +270,8 @@ pub(crate) async fn consume(
     let mut data_now = DateTime::<Utc>::UNIX_EPOCH;
     let mut ticked = data_now;
     let now = |data: DateTime<Utc>| Utc::now().max(data);
+    // Test-only (`crate::fault`): die at the first message, as a rule bug would.
+    let mut fault = crate::fault::armed("panic-rules");
     loop {
         let msg = tokio::select! {
             m = rx.recv() => match m {
@@ -293,6 +295,9 @@ pub(crate) async fn consume(
                 continue;
             }
         };
+        if std::mem::take(&mut fault) {
+            crate::fault::trip("panic-rules");
+        }
         let (logged, inputs) = match &msg {
             SourceMessage::Meter(m) => {
                 let (logged, mut inputs) = meters.handle(m, &out);

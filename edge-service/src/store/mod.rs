@@ -140,27 +140,80 @@ impl StoreConfig {
         self.max_db_mb.saturating_mul(1 << 20)
     }
 
-    /// Checks the values; `Err((key, problem))` names the key under `[store]`.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |k: &str, p: &str| Err((format!("store.{k}"), p.to_string()));
+    /// Checks the values; the problem's key is relative to `[store]`. Ranges (documented in
+    /// `systemd/kare.toml`): busy_timeout_ms 0 to 600 000; batch_window_ms 0 to 1000;
+    /// max_batch 1 to 100 000; queue 1 to 1 000 000; retention_days more than 0, at most
+    /// 36 500; max_db_mb 1 to 1 048 576 (1 TiB); hard_limit_mb from max_db_mb to 1 048 576.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigProblem> {
+        use crate::config::check::{above, text, within};
+        use crate::config::ConfigProblem;
         if self.path.as_os_str().is_empty() {
-            return bad("path", "must name the database file");
+            return Err(ConfigProblem::new(
+                "path",
+                "must name the database file, e.g. `path = \"/var/lib/kare/kare.db\"`",
+            ));
         }
-        if self.max_batch == 0 {
-            return bad("max_batch", "must be at least 1");
-        }
-        if self.queue == 0 {
-            return bad("queue", "must be at least 1");
-        }
-        if !(self.retention_days.is_finite() && self.retention_days > 0.0) {
-            return bad("retention_days", "must be a positive number of days");
-        }
+        text("path", &self.path.to_string_lossy(), false)?;
+        within(
+            "busy_timeout_ms",
+            self.busy_timeout_ms as f64,
+            0.0,
+            600_000.0,
+            "ms",
+            "5000",
+        )?;
+        within(
+            "batch_window_ms",
+            self.batch_window_ms as f64,
+            0.0,
+            1000.0,
+            "ms",
+            "5",
+        )?;
+        within(
+            "max_batch",
+            self.max_batch as f64,
+            1.0,
+            100_000.0,
+            "commands",
+            "256",
+        )?;
+        within(
+            "queue",
+            self.queue as f64,
+            1.0,
+            1_000_000.0,
+            "commands",
+            "1024",
+        )?;
+        above(
+            "retention_days",
+            self.retention_days,
+            0.0,
+            36_500.0,
+            "days",
+            "730",
+        )?;
+        // 0 MB would prune every closed record at each pass: the record is the point.
+        within(
+            "max_db_mb",
+            self.max_db_mb as f64,
+            1.0,
+            1_048_576.0,
+            "MB",
+            "2048",
+        )?;
         if let Some(h) = self.hard_limit_mb {
+            within("hard_limit_mb", h as f64, 1.0, 1_048_576.0, "MB", "4096")?;
             if h < self.max_db_mb {
-                return bad(
+                return Err(ConfigProblem::new(
                     "hard_limit_mb",
-                    "must be at least max_db_mb, or retention could never make room",
-                );
+                    format!(
+                        "must be at least max_db_mb ({}), or retention could never make room, e.g. `hard_limit_mb = {}`",
+                        self.max_db_mb,
+                        self.max_db_mb.saturating_mul(2)
+                    ),
+                ));
             }
         }
         Ok(())
@@ -193,6 +246,6 @@ mod tests {
             hard_limit_mb: Some(10),
             ..c
         };
-        assert_eq!(bad.validate().unwrap_err().0, "store.hard_limit_mb");
+        assert_eq!(bad.validate().unwrap_err().key, "hard_limit_mb");
     }
 }

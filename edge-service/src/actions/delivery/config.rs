@@ -234,15 +234,10 @@ impl EndpointConfig {
     }
 }
 
-fn secs(key: &str, v: f64, min: f64) -> Result<Duration, ConfigProblem> {
-    if v.is_finite() && v >= min {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(ConfigProblem {
-            key: key.into(),
-            problem: format!("must be a number of seconds, at least {min}"),
-        })
-    }
+/// A number of seconds within `min..=max`: beyond a day or so a retry or a timeout means
+/// "never", and `Duration::from_secs_f64` panics on what does not fit.
+fn secs(key: &str, v: f64, min: f64, max: f64, example: &str) -> Result<(), ConfigProblem> {
+    crate::config::check::within(key, v, min, max, "seconds", example)
 }
 
 impl DeliveryConfig {
@@ -256,38 +251,52 @@ impl DeliveryConfig {
         self.endpoint.iter().find(|e| e.name() == name)
     }
 
-    /// Checks every value; the first problem found names its key.
+    /// Checks every value; the first problem found names its key, relative to `[delivery]`.
+    /// Ranges (documented in `systemd/kare.toml`): max_age_s 1 to 2 592 000 (30 days);
+    /// backoff_base_s 0.001 to 3600; backoff_max_s from backoff_base_s to 86 400;
+    /// shutdown_grace_s 0 to 300; jitter 0 to 1; concurrency 1 to 64; max_in_flight 1 to
+    /// 10 000; endpoint names without control characters, unique; timeouts 0.001 to 600 s;
+    /// max_chars 20 to 10 000.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
+        use crate::config::check::within;
         let bad = |key: String, problem: &str| {
             Err(ConfigProblem {
                 key,
                 problem: problem.into(),
             })
         };
-        secs("delivery.max_age_s", self.max_age_s, 1.0)?;
-        secs("delivery.backoff_base_s", self.backoff_base_s, 0.001)?;
+        secs("max_age_s", self.max_age_s, 1.0, 2_592_000.0, "86400")?;
+        secs("backoff_base_s", self.backoff_base_s, 0.001, 3600.0, "5")?;
         secs(
-            "delivery.backoff_max_s",
+            "backoff_max_s",
             self.backoff_max_s,
             self.backoff_base_s,
+            86_400.0,
+            "600",
         )?;
-        secs("delivery.shutdown_grace_s", self.shutdown_grace_s, 0.0)?;
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return bad("delivery.jitter".into(), "must be a fraction from 0 to 1");
-        }
-        if self.concurrency == 0 {
-            return bad("delivery.concurrency".into(), "must be at least 1");
-        }
-        if self.max_in_flight == 0 {
-            return bad("delivery.max_in_flight".into(), "must be at least 1");
-        }
+        secs("shutdown_grace_s", self.shutdown_grace_s, 0.0, 300.0, "5")?;
+        within("jitter", self.jitter, 0.0, 1.0, "(a fraction)", "0.2")?;
+        within(
+            "concurrency",
+            self.concurrency as f64,
+            1.0,
+            64.0,
+            "messages",
+            "4",
+        )?;
+        within(
+            "max_in_flight",
+            self.max_in_flight as f64,
+            1.0,
+            10_000.0,
+            "messages",
+            "64",
+        )?;
         let mut names = HashSet::new();
         for (i, e) in self.endpoint.iter().enumerate() {
-            let k = |f: &str| format!("delivery.endpoint[{i}].{f}");
+            let k = |f: &str| format!("endpoint[{i}].{f}");
             let name = e.name();
-            if name.trim().is_empty() {
-                return bad(k("name"), "must not be empty");
-            }
+            crate::config::check::name(&k("name"), name)?;
             if !names.insert(name) {
                 return bad(
                     k("name"),
@@ -306,7 +315,7 @@ impl DeliveryConfig {
                             "must be at least 16 characters: receivers verify X-Kare-Signature with it",
                         );
                     }
-                    secs(&k("timeout_s"), c.timeout_s, 0.001)?;
+                    secs(&k("timeout_s"), c.timeout_s, 0.001, 600.0, "10")?;
                     check_headers(&c.headers).map_err(|p| ConfigProblem {
                         key: k("headers"),
                         problem: p,
@@ -328,7 +337,7 @@ impl DeliveryConfig {
                     for (j, t) in c.to.iter().enumerate() {
                         if t.parse::<lettre::message::Mailbox>().is_err() {
                             return bad(
-                                format!("delivery.endpoint[{i}].to[{j}]"),
+                                format!("endpoint[{i}].to[{j}]"),
                                 "is not an e-mail address",
                             );
                         }
@@ -336,7 +345,7 @@ impl DeliveryConfig {
                     if c.username.is_some() != c.password.is_some() {
                         return bad(k("password"), "username and password go together");
                     }
-                    secs(&k("timeout_s"), c.timeout_s, 0.001)?;
+                    secs(&k("timeout_s"), c.timeout_s, 0.001, 600.0, "10")?;
                 }
                 EndpointConfig::Sms(c) => {
                     let body_has_text = c.body.as_deref().is_some_and(|b| b.contains("{text}"));
@@ -355,10 +364,15 @@ impl DeliveryConfig {
                     if c.to.is_empty() {
                         return bad(k("to"), "must list at least one number");
                     }
-                    if c.max_chars < 20 {
-                        return bad(k("max_chars"), "must be at least 20");
-                    }
-                    secs(&k("timeout_s"), c.timeout_s, 0.001)?;
+                    within(
+                        &k("max_chars"),
+                        c.max_chars as f64,
+                        20.0,
+                        10_000.0,
+                        "characters",
+                        "140",
+                    )?;
+                    secs(&k("timeout_s"), c.timeout_s, 0.001, 600.0, "10")?;
                     check_headers(&c.headers).map_err(|p| ConfigProblem {
                         key: k("headers"),
                         problem: p,
@@ -449,15 +463,15 @@ mod tests {
 
         let problem = |text: String| parse(&text).unwrap().validate().unwrap_err();
         let p = problem(base.replace("name = \"desk-mail\"", "name = \"repair-desk\""));
-        assert_eq!(p.key, "delivery.endpoint[1].name");
+        assert_eq!(p.key, "endpoint[1].name");
         let p = problem(base.replace("\"shared secret for X-Kare-Signature\"", "\"short\""));
-        assert_eq!(p.key, "delivery.endpoint[0].secret");
+        assert_eq!(p.key, "endpoint[0].secret");
         let p = problem(base.replace("&text={text}", ""));
-        assert_eq!(p.key, "delivery.endpoint[2].url");
+        assert_eq!(p.key, "endpoint[2].url");
         let p = problem(base.replace("[\"repair-desk@utility.example\"]", "[\"not an address\"]"));
-        assert_eq!(p.key, "delivery.endpoint[1].to[0]");
+        assert_eq!(p.key, "endpoint[1].to[0]");
         let p = problem(base.replace("jitter = 0.2", "jitter = 2"));
-        assert_eq!(p.key, "delivery.jitter");
+        assert_eq!(p.key, "jitter");
         assert!(p.to_string().contains("fraction"));
     }
 }

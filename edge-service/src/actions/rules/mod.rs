@@ -62,6 +62,16 @@ pub enum TicketKind {
 }
 
 impl TicketKind {
+    /// Every kind, in the order `[routes]` documents them.
+    pub const ALL: [TicketKind; 6] = [
+        TicketKind::Repair,
+        TicketKind::Generator,
+        TicketKind::Planned,
+        TicketKind::PqNotice,
+        TicketKind::Engineering,
+        TicketKind::Maintenance,
+    ];
+
     /// snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -304,6 +314,100 @@ impl Default for RuleSettings {
             power_factor: 0.9,
             generator_margin: 1.2,
         }
+    }
+}
+
+impl RuleSettings {
+    /// Checks every value; keys are relative to `[rules]`. Ranges (documented in
+    /// `systemd/kare.toml`): momentary_max_s 1 to 3600 s; flap_window_s 0 to 86 400 s;
+    /// deep_dip_pct 1 to 99 %; deep_dip_count 1 to 1000; deep_dip_window_h and
+    /// engineering_quiet_h more than 0, at most 8760 h; lost_after_s 1 to 86 400 s;
+    /// demand_window_h 1 to 8760 h; power_factor 0.1 to 1; generator_margin 1 to 3. Beyond
+    /// them a window no longer fits in a date (3e9 hours panicked the rules at the first
+    /// reading) or a ticket says nonsense (a margin of −1 asked for a −9 kVA generator).
+    pub fn validate(&self) -> Result<(), crate::config::ConfigProblem> {
+        use crate::config::check::{above, within};
+        within(
+            "momentary_max_s",
+            self.momentary_max_s,
+            1.0,
+            3600.0,
+            "seconds",
+            "300",
+        )?;
+        within(
+            "flap_window_s",
+            self.flap_window_s,
+            0.0,
+            86_400.0,
+            "seconds",
+            "600",
+        )?;
+        within(
+            "deep_dip_pct",
+            self.deep_dip_pct,
+            1.0,
+            99.0,
+            "% of Udin (a residual voltage)",
+            "70.0",
+        )?;
+        within(
+            "deep_dip_count",
+            self.deep_dip_count as f64,
+            1.0,
+            1000.0,
+            "dips",
+            "3",
+        )?;
+        above(
+            "deep_dip_window_h",
+            self.deep_dip_window_h,
+            0.0,
+            8760.0,
+            "hours",
+            "24.0",
+        )?;
+        above(
+            "engineering_quiet_h",
+            self.engineering_quiet_h,
+            0.0,
+            8760.0,
+            "hours",
+            "72.0",
+        )?;
+        within(
+            "lost_after_s",
+            self.lost_after_s,
+            1.0,
+            86_400.0,
+            "seconds",
+            "60",
+        )?;
+        within(
+            "demand_window_h",
+            self.demand_window_h,
+            1.0,
+            8760.0,
+            "hours",
+            "168",
+        )?;
+        within(
+            "power_factor",
+            self.power_factor,
+            0.1,
+            1.0,
+            "(kW per kVA)",
+            "0.9",
+        )?;
+        within(
+            "generator_margin",
+            self.generator_margin,
+            1.0,
+            3.0,
+            "times the peak",
+            "1.2",
+        )?;
+        Ok(())
     }
 }
 

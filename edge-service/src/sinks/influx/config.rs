@@ -287,27 +287,77 @@ impl InfluxConfig {
                 }
             }
         }
-        if self.batch_size == 0 || self.batch_size > 100_000 {
-            return bad("batch_size", "must be 1 to 100000 points");
-        }
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if !positive(self.flush_interval_s) {
-            return bad("flush_interval_s", "must be a positive number of seconds");
-        }
-        if !positive(self.timeout_s) {
-            return bad("timeout_s", "must be a positive number of seconds");
-        }
-        if !(self.retry_max_s.is_finite() && self.retry_max_s >= 0.1) {
-            return bad("retry_max_s", "must be at least 0.1 s");
-        }
-        if !positive(self.backlog_max_mb) {
-            return bad("backlog_max_mb", "must be a positive number of MB");
-        }
-        if self.channel_capacity == 0 {
-            return bad("channel_capacity", "must be at least 1");
-        }
-        if !(self.stats_interval_s.is_finite() && self.stats_interval_s >= 0.0) {
-            return bad("stats_interval_s", "must be 0 (off) or a number of seconds");
+        // Ranges (documented in `systemd/kare.toml`): each turns into a `Duration` or a size,
+        // where a huge value would panic and a zero would spin.
+        use crate::config::check::{above, text, within};
+        let range = |r: Result<(), crate::config::ConfigProblem>| {
+            r.map_err(|p| InfluxError::Config {
+                key: p.key,
+                message: p.problem,
+            })
+        };
+        range(within(
+            "batch_size",
+            self.batch_size as f64,
+            1.0,
+            100_000.0,
+            "points",
+            "5000",
+        ))?;
+        range(above(
+            "flush_interval_s",
+            self.flush_interval_s,
+            0.0,
+            3600.0,
+            "seconds",
+            "5",
+        ))?;
+        range(above(
+            "timeout_s",
+            self.timeout_s,
+            0.0,
+            600.0,
+            "seconds",
+            "10",
+        ))?;
+        range(within(
+            "retry_max_s",
+            self.retry_max_s,
+            0.1,
+            3600.0,
+            "seconds",
+            "30",
+        ))?;
+        range(above(
+            "backlog_max_mb",
+            self.backlog_max_mb,
+            0.0,
+            1_048_576.0,
+            "MB",
+            "256",
+        ))?;
+        range(within(
+            "channel_capacity",
+            self.channel_capacity as f64,
+            1.0,
+            10_000_000.0,
+            "points",
+            "20000",
+        ))?;
+        range(within(
+            "stats_interval_s",
+            self.stats_interval_s,
+            0.0,
+            86_400.0,
+            "seconds (0: off)",
+            "60",
+        ))?;
+        for (k, v) in [
+            ("tags.site", &self.tags.site),
+            ("tags.customer", &self.tags.customer),
+            ("tags.tier", &self.tags.tier),
+        ] {
+            range(text(k, v, false))?;
         }
         if !(self.health_interval_s.is_finite() && (1.0..=3600.0).contains(&self.health_interval_s))
         {

@@ -11,7 +11,7 @@
 //! ```
 
 use super::PqlinkSourceConfig;
-use crate::config::ConfigProblem;
+use crate::config::{check, ConfigProblem};
 use kare_firmware::detector::{self, Thresholds};
 use serde::Deserialize;
 use std::time::Duration;
@@ -68,26 +68,84 @@ fn default_silence() -> f64 {
 }
 
 impl NodeEntry {
-    /// Checks the entry on its own; keys are relative to the entry (`dip_pct`).
+    /// Checks the entry on its own; keys are relative to the entry (`dip_pct`). Ranges
+    /// (documented in `systemd/kare.toml`): baud 300 to 4 000 000; udin more than 0, at most
+    /// 1 000 000 (the node's scale); dip 1 to 99 %, above the interruption threshold; swell 101
+    /// to 200 %; interruption 1 to 50 %; hysteresis 0 to 10 % and at most half the smaller
+    /// margin to 100 %; silence 0.1 to 3600 s.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
-        if self.name.trim().is_empty() {
-            return Err(ConfigProblem::new("name", "must not be empty"));
-        }
+        check::name("name", &self.name)?;
         if self.port.trim().is_empty() {
-            return Err(ConfigProblem::new("port", "must be a serial port path"));
-        }
-        if self.baud == 0 {
             return Err(ConfigProblem::new(
-                "baud",
-                "must be a baud rate such as 115200",
+                "port",
+                "must be a serial port path, e.g. `port = \"/dev/serial/by-id/usb-FTDI_FT232R-if00-port0\"`",
             ));
         }
-        if !(self.silence_s.is_finite() && self.silence_s > 0.0) {
+        check::text("port", &self.port, false)?;
+        check::within("baud", f64::from(self.baud), 300.0, 4e6, "baud", "115200")?;
+        check::above(
+            "udin",
+            f64::from(self.udin),
+            0.0,
+            1e6,
+            "volts (the node's scale)",
+            "230.0",
+        )?;
+        check::within(
+            "dip_pct",
+            f64::from(self.dip_pct),
+            1.0,
+            99.0,
+            "% of Udin",
+            "90.0",
+        )?;
+        check::within(
+            "swell_pct",
+            f64::from(self.swell_pct),
+            101.0,
+            200.0,
+            "% of Udin",
+            "110.0",
+        )?;
+        check::within(
+            "interruption_pct",
+            f64::from(self.interruption_pct),
+            1.0,
+            50.0,
+            "% of Udin",
+            "10.0",
+        )?;
+        if self.interruption_pct >= self.dip_pct {
             return Err(ConfigProblem::new(
-                "silence_s",
-                "must be a positive number of seconds",
+                "dip_pct",
+                format!(
+                    "must be above interruption_pct ({} %): the interruption threshold is below the dip threshold, e.g. `dip_pct = 90.0`",
+                    self.interruption_pct
+                ),
             ));
         }
+        check::within(
+            "hysteresis_pct",
+            f64::from(self.hysteresis_pct),
+            0.0,
+            10.0,
+            "% of Udin",
+            "2.0",
+        )?;
+        let margin = (100.0 - self.dip_pct).min(self.swell_pct - 100.0);
+        if self.hysteresis_pct > margin / 2.0 {
+            return Err(ConfigProblem::new(
+                "hysteresis_pct",
+                format!(
+                    "must be at most {} % here: half the smaller margin to 100 % (dip_pct {} %, swell_pct {} %), or a dip or swell may never end; e.g. `hysteresis_pct = 2.0` with 90/110 %",
+                    margin / 2.0,
+                    self.dip_pct,
+                    self.swell_pct
+                ),
+            ));
+        }
+        check::within("silence_s", self.silence_s, 0.1, 3600.0, "seconds", "2.0")?;
+        // The detector's own check, the same the node and `kare replay` use: a backstop.
         self.thresholds()
             .validate()
             .map_err(|why| ConfigProblem::new("", why))

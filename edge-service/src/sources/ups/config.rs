@@ -8,7 +8,7 @@
 //! active = "low"            # the line is pulled low to signal, as on most HATs
 //! ```
 
-use crate::config::ConfigProblem;
+use crate::config::{check, ConfigProblem};
 use crate::pipeline::service::UpsTask;
 use serde::Deserialize;
 
@@ -31,10 +31,31 @@ fn active_low() -> String {
 
 impl UpsEntry {
     /// Checks the section on its own; keys are relative to it.
+    /// Ranges (documented in `systemd/kare.toml`): GPIOs 0 to 27 (the BCM numbers on the Pi's
+    /// 40-pin header), different from each other.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
         if !matches!(self.active.as_str(), "low" | "high") {
-            return Err(ConfigProblem::new("active", "must be low or high"));
+            return Err(ConfigProblem::new(
+                "active",
+                "must be low or high, e.g. `active = \"low\"`",
+            ));
         }
+        check::within(
+            "mains_lost_gpio",
+            f64::from(self.mains_lost_gpio),
+            0.0,
+            27.0,
+            "(BCM GPIO number)",
+            "17",
+        )?;
+        check::within(
+            "battery_low_gpio",
+            f64::from(self.battery_low_gpio),
+            0.0,
+            27.0,
+            "(BCM GPIO number)",
+            "27",
+        )?;
         if self.mains_lost_gpio == self.battery_low_gpio {
             return Err(ConfigProblem::new(
                 "battery_low_gpio",

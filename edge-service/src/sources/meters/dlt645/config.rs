@@ -14,7 +14,7 @@
 
 use super::codec::Address;
 use super::{Dlt645BusConfig, Dlt645Device};
-use crate::config::ConfigProblem;
+use crate::config::{check, ConfigProblem};
 use crate::sources::meters::parity;
 use serde::Deserialize;
 
@@ -62,7 +62,70 @@ fn default_parity() -> String {
 
 impl Dlt645Entry {
     /// Checks the bus on its own; keys are relative to the entry (`device[0].address`).
+    /// Ranges (documented in `systemd/kare.toml`): baud 300 to 115 200; udin more than 0, at most
+    /// 1 000 000 V; at least one device; names and addresses unique on the bus; a device
+    /// without an address only when it is alone (it is found by broadcast).
     pub fn validate(&self) -> Result<(), ConfigProblem> {
+        check::name("name", &self.name)?;
+        if self.port.trim().is_empty() {
+            return Err(ConfigProblem::new(
+                "port",
+                "must be a serial port path, e.g. `port = \"/dev/ttyUSB2\"`",
+            ));
+        }
+        check::text("port", &self.port, false)?;
+        check::within(
+            "baud",
+            f64::from(self.baud),
+            300.0,
+            115_200.0,
+            "baud",
+            "2400",
+        )?;
+        if let Some(u) = self.udin {
+            check::above(
+                "udin",
+                f64::from(u),
+                0.0,
+                1e6,
+                "volts phase-neutral",
+                "230.0",
+            )?;
+        }
+        if self.device.is_empty() {
+            return Err(ConfigProblem::new(
+                "device",
+                "must list at least one [[dlt645.device]] (name, and address unless it is alone): a bus without one reads nothing",
+            ));
+        }
+        for (j, d) in self.device.iter().enumerate() {
+            let key = |k: &str| format!("device[{j}].{k}");
+            check::name(&key("name"), &d.name)?;
+            if self.device[..j].iter().any(|o| o.name == d.name) {
+                return Err(ConfigProblem::new(
+                    key("name"),
+                    "is used by another device on this bus: names must be unique",
+                ));
+            }
+            if d.address.is_none() && self.device.len() > 1 {
+                return Err(ConfigProblem::new(
+                    key("address"),
+                    "must be set (the nameplate's 12 digits, e.g. `address = \"000000000001\"`): discovery by broadcast needs the meter alone on the bus",
+                ));
+            }
+            if let Some(a) = &d.address {
+                check::text(&key("address"), a, false)?;
+                if self.device[..j]
+                    .iter()
+                    .any(|o| o.address.as_deref() == Some(a))
+                {
+                    return Err(ConfigProblem::new(
+                        key("address"),
+                        "is another device's on this bus: both would read the same meter",
+                    ));
+                }
+            }
+        }
         self.bus_config().map(|_| ())
     }
 

@@ -15,7 +15,7 @@
 //! ```
 
 use super::{find_profile, ModbusBusConfig, ModbusDevice, Parity};
-use crate::config::ConfigProblem;
+use crate::config::{check, ConfigProblem};
 use crate::sources::meters::parity;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -70,17 +70,87 @@ fn default_poll_every() -> f64 {
 
 impl ModbusEntry {
     /// Checks the bus on its own; keys are relative to the entry (`device[0].slave_id`).
+    /// Ranges (documented in `systemd/kare.toml`): baud 300 to 115 200; udin more than 0, at
+    /// most 1 000 000 V; at least one device; slave ids 1 to 247, unique on the bus; device
+    /// names unique; poll_every_s 0.1 to 86 400 s.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
+        check::name("name", &self.name)?;
+        if self.port.trim().is_empty() {
+            return Err(ConfigProblem::new(
+                "port",
+                "must be a serial port path, e.g. `port = \"/dev/ttyUSB1\"`",
+            ));
+        }
+        check::text("port", &self.port, false)?;
+        check::within(
+            "baud",
+            f64::from(self.baud),
+            300.0,
+            115_200.0,
+            "baud",
+            "9600",
+        )?;
+        if let Some(u) = self.udin {
+            check::above(
+                "udin",
+                f64::from(u),
+                0.0,
+                1e6,
+                "volts phase-neutral",
+                "230.0",
+            )?;
+        }
+        parity(&self.parity).ok_or_else(|| {
+            ConfigProblem::new(
+                "parity",
+                "must be none, even or odd, e.g. `parity = \"none\"`",
+            )
+        })?;
+        if self.device.is_empty() {
+            return Err(ConfigProblem::new(
+                "device",
+                "must list at least one [[modbus.device]] (name, slave_id, profile): a bus without one polls nothing",
+            ));
+        }
         for (j, d) in self.device.iter().enumerate() {
             let key = |k: &str| format!("device[{j}].{k}");
+            check::name(&key("name"), &d.name)?;
+            check::text(&key("profile"), &d.profile, false)?;
             find_profile(&d.profile)
                 .map_err(|e| ConfigProblem::new(key("profile"), e.to_string()))?;
             if !(1..=247).contains(&d.slave_id) {
-                return Err(ConfigProblem::new(key("slave_id"), "must be 1..=247"));
+                return Err(ConfigProblem::new(
+                    key("slave_id"),
+                    format!("must be from 1 to 247 (a Modbus device address), e.g. `slave_id = 1`; not {}", d.slave_id),
+                ));
+            }
+            check::within(
+                &key("poll_every_s"),
+                d.poll_every_s,
+                0.1,
+                86_400.0,
+                "seconds",
+                "5.0",
+            )?;
+            if let Some(o) = self.device[..j].iter().find(|o| o.name == d.name) {
+                return Err(ConfigProblem::new(
+                    key("name"),
+                    format!(
+                        "is used by another device on this bus (slave {}): names must be unique",
+                        o.slave_id
+                    ),
+                ));
+            }
+            if let Some(o) = self.device[..j].iter().find(|o| o.slave_id == d.slave_id) {
+                return Err(ConfigProblem::new(
+                    key("slave_id"),
+                    format!(
+                        "is also device `{}`'s: slave ids are unique on a bus",
+                        o.name
+                    ),
+                ));
             }
         }
-        parity(&self.parity)
-            .ok_or_else(|| ConfigProblem::new("parity", "must be none, even or odd"))?;
         Ok(())
     }
 
