@@ -90,13 +90,18 @@ pub fn describe_ticket(t: &TicketRecord) -> String {
         TicketState::Cancelled => "CANCELLED",
     };
     format!(
-        "{}  TICKET {:<11} {:<9} {} [{} rev {}] {}",
+        "{}  TICKET {:<11} {:<9} {} [{} rev {}] {}{}",
         t.updated_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         op.kind.as_str(),
         state,
         op.priority,
         op.key,
         t.revision,
-        op.title
+        op.title,
+        // Never let a line claim a ticket is recorded when it is only in memory (issue 11).
+        t.durability
+            .note()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default()
     )
 }

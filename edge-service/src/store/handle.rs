@@ -1,8 +1,8 @@
 //! [`StoreHandle`]: the async front of the store, with a writer thread that batches commands
 //! into transactions and answers each only after its transaction committed.
 
-use super::model::*;
 use super::health::{cannot_write, StoreHealth, Tracker};
+use super::model::*;
 use super::{ops, Store, StoreConfig, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -543,7 +543,10 @@ fn run_batch(store: &mut Store, jobs: Vec<Job>, shared: &Shared) {
                 shared.transactions.fetch_add(1, Ordering::Relaxed);
                 // A command lost to the medium inside a committed transaction (a statement-level
                 // SQLITE_FULL) still means the store cannot write everything it is given.
-                match done.iter().find_map(|(_, e)| e.as_ref().filter(|e| cannot_write(e))) {
+                match done
+                    .iter()
+                    .find_map(|(_, e)| e.as_ref().filter(|e| cannot_write(e)))
+                {
                     Some(e) => shared.health.failed(e, Utc::now()),
                     None => shared.health.committed(Utc::now()),
                 }

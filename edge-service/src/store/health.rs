@@ -39,9 +39,11 @@ impl StoreHealth {
         if self.writable {
             return None;
         }
-        Some(self.last_error.clone().unwrap_or_else(|| {
-            format!("store {} cannot be written; see the log", self.path)
-        }))
+        Some(
+            self.last_error
+                .clone()
+                .unwrap_or_else(|| format!("store {} cannot be written; see the log", self.path)),
+        )
     }
 }
 

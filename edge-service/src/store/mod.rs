@@ -33,11 +33,11 @@ mod time;
 pub use error::StoreError;
 pub use handle::{StoreHandle, StoreStats};
 pub use health::{alarm_line, cannot_write, free_bytes, StoreHealth};
-pub use retention::run_retention;
 pub use model::{
     Attempt, AttemptOutcome, AttemptRow, Channel, DeliverTo, EventRow, OutboxRow, OutboxState,
     PruneReport, SavedTicket, StoredEvent, TicketRow, TicketState, TicketWrite,
 };
+pub use retention::run_retention;
 pub use sync::Store;
 pub use time::{format_ts, parse_ts};
 
