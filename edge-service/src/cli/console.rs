@@ -90,13 +90,53 @@ pub fn describe_ticket(t: &TicketRecord) -> String {
         TicketState::Cancelled => "CANCELLED",
     };
     format!(
-        "{}  TICKET {:<11} {:<9} {} [{} rev {}] {}",
+        "{}  TICKET {:<11} {:<9} {} [{} rev {}] {}{}",
         t.updated_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         op.kind.as_str(),
         state,
         op.priority,
         op.key,
         t.revision,
-        op.title
+        op.title,
+        // Never let a line claim a ticket is recorded when it is only in memory (issue 11).
+        t.durability
+            .note()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::rules::{TicketDetail, TicketKind, TicketOp};
+    use crate::actions::tickets::Durability;
+
+    #[test]
+    fn console_ticket_line_says_when_a_change_is_only_in_memory() {
+        let t = chrono::Utc::now();
+        let mut rec = TicketRecord {
+            op: TicketOp {
+                key: "K".into(),
+                kind: TicketKind::Repair,
+                state: TicketState::Open,
+                priority: "P1".into(),
+                title: "Supply lost".into(),
+                opened_at: t,
+                closed_at: None,
+                duration_s: None,
+                detail: TicketDetail::Outage(Default::default()),
+            },
+            revision: 1,
+            updated_at: t,
+            durability: Durability::Stored,
+        };
+        assert!(describe_ticket(&rec).ends_with("[K rev 1] Supply lost"));
+        rec.durability = Durability::WaitingForDisk;
+        assert!(describe_ticket(&rec).ends_with("Supply lost  (NOT STORED yet: waiting for disk)"));
+        assert_eq!(rec.to_json()["stored"], false);
+        rec.durability = Durability::StoredAfterWaiting;
+        assert!(describe_ticket(&rec).contains("(stored now, after waiting for disk)"));
+        assert_eq!(rec.to_json()["stored"], true);
+    }
 }

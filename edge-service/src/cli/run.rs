@@ -105,6 +105,8 @@ pub(super) async fn serve(
         all.iter().filter(|e| e.is_open()).count()
     );
     let influx = service.influx.clone();
+    let pending = service.pending.clone();
+    let store = service.store.clone();
     service.stop().await;
     if let Some(stats) = influx {
         let s = stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -118,6 +120,20 @@ pub(super) async fn serve(
         );
     }
     printer.abort();
+    // Issue 11: a run that lost events or ticket changes to a store that could not write must
+    // not end as a success (the consumer has logged each; this is the summary and exit status).
+    let p = pending.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let lost = p.events as u64 + p.events_dropped;
+    let lost_tickets = (p.ticket_changes as u64) + p.ticket_changes_dropped;
+    if lost + lost_tickets > 0 {
+        anyhow::bail!(
+            "{lost} event(s) and {lost_tickets} ticket change(s) never reached the store{}",
+            store
+                .and_then(|s| s.health().problem())
+                .map(|p| format!(": {p}"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

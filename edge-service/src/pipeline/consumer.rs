@@ -1,11 +1,12 @@
 //! The consumer: takes every source's message in turn, logs and stores events before anyone
 //! hears of them, runs the ticket rules on the data clock, and records ticket changes durably
-//! before announcing them.
+//! before announcing them (the writes themselves, and what happens when the store cannot take
+//! them, are in [`super::durable`]).
 
 use crate::actions::rules::{OpenTicket, RuleInput, Rules, TicketDetail, TicketKind, TicketOp};
 use crate::actions::site::Site;
 use crate::actions::tickets::{TicketBook, TicketRecord};
-use crate::pipeline::event_log::{EventBody, EventLog, LoggedEvent};
+use crate::pipeline::event_log::{EventLog, LoggedEvent};
 use crate::pipeline::meters::MeterDesk;
 use crate::pipeline::status::{MeterBusStatus, SourceStatus};
 use crate::sinks::Sink;
@@ -36,126 +37,12 @@ pub(crate) struct Outputs {
     pub(crate) sinks: crate::sinks::Sinks,
     /// The UPS's word on the appliance's supply (`None`: no UPS inputs).
     pub(crate) on_battery: Arc<Mutex<Option<bool>>>,
-}
-
-impl Outputs {
-    async fn store_event(&self, ev: &LoggedEvent) {
-        let Some(store) = &self.store else {
-            return;
-        };
-        let json = ev.to_json();
-        let kind = ev.body.kind().to_string();
-        let start = ev.body.start();
-        let end = ev.body.end();
-        let duration_s = match &ev.body {
-            EventBody::Voltage(e) => e.duration_s,
-            _ => end.map(|e| (e - start).num_microseconds().unwrap_or(0) as f64 / 1e6),
-        };
-        let stored = crate::store::StoredEvent {
-            source: ev.source.clone(),
-            source_key: format!("{kind}@{}", crate::store::format_ts(start)),
-            site_id: Some(self.site.id.clone()),
-            kind,
-            start,
-            end,
-            duration_s,
-            extreme_pct: json["extreme_pct"].as_f64(),
-            worst_channel: json["worst_channel"].as_str().map(str::to_string),
-            open: ev.is_open(),
-            json,
-            profile_json: ev
-                .profile
-                .as_ref()
-                .and_then(|p| serde_json::to_value(&**p).ok()),
-            waveform: None,
-        };
-        match store.upsert_event(stored).await {
-            Ok(id) => {
-                self.stored
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(ev.id, id);
-            }
-            Err(e) => tracing::error!(event = ev.id, "event NOT stored: {e}"),
-        }
-    }
-
-    /// Stores the RMS profiles and waveform captures that arrived for stored events.
-    async fn store_attachments(&self) {
-        let Some(store) = &self.store else {
-            return;
-        };
-        let ids: Vec<u64> =
-            std::mem::take(&mut *self.attached.lock().unwrap_or_else(|p| p.into_inner()));
-        for id in ids {
-            let (Some(ev), Some(sid)) = (
-                self.log.get(id),
-                self.stored
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&id)
-                    .copied(),
-            ) else {
-                continue;
-            };
-            if ev.profile.is_some() {
-                self.sinks.event(&ev);
-            }
-            if let Some(p) = &ev.profile {
-                if let Ok(json) = serde_json::to_value(&**p) {
-                    if let Err(e) = store.attach_profile(sid, json).await {
-                        tracing::error!(event = id, "RMS profile NOT stored: {e}");
-                    }
-                }
-            }
-            if let Some(w) = &ev.waveform {
-                // The capture as JSON (channels, rate, start, volts): readable without kare.
-                if let Ok(bytes) = serde_json::to_vec(&**w) {
-                    if let Err(e) = store.attach_waveform(sid, bytes).await {
-                        tracing::error!(event = id, "waveform NOT stored: {e}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// Records ticket changes: durably (ticket and its deliveries in one transaction) before the
-    /// API, the console or anyone else hears of them.
-    /// `cause`: the stored event whose rule input produced `ops`, if any (linked to the ticket).
-    async fn tickets(&self, ops: Vec<TicketOp>, cause: Option<i64>, now: DateTime<Utc>) {
-        for op in ops {
-            let revision = match &self.store {
-                Some(store) => {
-                    match crate::actions::record::save(
-                        store,
-                        &self.routes,
-                        &self.site,
-                        &op,
-                        cause,
-                        now,
-                    )
-                    .await
-                    {
-                        Ok(r) => Some(r as u32),
-                        Err(e) => {
-                            // Not lost: the rules will state it again (restart or next change), and the
-                            // operator sees why here and in /api/v1/status.
-                            tracing::error!(key = %op.key, "ticket NOT stored: {e}");
-                            None
-                        }
-                    }
-                }
-                None => None,
-            };
-            let mut rec = self.tickets.apply(op, now);
-            if let Some(r) = revision {
-                rec.revision = r;
-            }
-            tracing::info!(key = %rec.op.key, revision = rec.revision, "ticket: {}", rec.op.title);
-            self.sinks.ticket(&rec);
-            let _ = self.ticket_updates.send(rec);
-        }
-    }
+    /// Writes waiting in memory for a store that cannot write (issue 11).
+    pub(crate) pending: Mutex<crate::pipeline::pending::Pending>,
+    /// The store alarm, while it is open.
+    pub(crate) alarm: Mutex<Option<crate::pipeline::store_alarm::StoreAlarm>>,
+    /// The delivery channels, for the store alarm sent from memory (`None`: no delivery).
+    pub(crate) senders: Option<Arc<crate::actions::delivery::Senders>>,
 }
 
 /// What the rules make of a source's message, if anything.
@@ -214,7 +101,11 @@ fn rule_input(msg: &SourceMessage) -> Option<RuleInput> {
 /// Before the first message: events the last run left open are closed (it stopped before it saw
 /// them end: see [`crate::store::StoreHandle::close_open_events`]), and every ticket still open
 /// in the store is handed back to its rule, which carries it on and ends it.
-async fn restore(store: &crate::store::StoreHandle, rules: &mut Rules, started: DateTime<Utc>) {
+async fn restore(
+    store: &crate::store::StoreHandle,
+    rules: &mut Rules,
+    started: DateTime<Utc>,
+) -> Vec<TicketOp> {
     match store.close_open_events(started).await {
         Ok(ids) if !ids.is_empty() => tracing::warn!(
             events = ids.len(),
@@ -227,9 +118,10 @@ async fn restore(store: &crate::store::StoreHandle, rules: &mut Rules, started: 
         Ok(open) => open,
         Err(e) => {
             tracing::error!("cannot read open tickets from the store: {e}");
-            return;
+            return Vec::new();
         }
     };
+    let mut closing = Vec::new();
     for t in open {
         let Ok(kind) = t.kind.parse::<TicketKind>() else {
             tracing::warn!(key = %t.key, kind = %t.kind, "open ticket of an unknown kind left as it is");
@@ -242,6 +134,13 @@ async fn restore(store: &crate::store::StoreHandle, rules: &mut Rules, started: 
                 TicketDetail::Outage(Default::default()),
             )
         });
+        // A store alarm left open (the last run stopped before the store wrote again): the
+        // store has just been read and written (events closed above), so it ends now. No rule
+        // owns it: handed to the maintenance rule it would wait for "store" to be heard.
+        if let Some(op) = crate::pipeline::store_alarm::close_restored(&t, &detail, started) {
+            closing.push(op);
+            continue;
+        }
         rules.restore(OpenTicket {
             key: t.key.clone(),
             kind,
@@ -250,6 +149,7 @@ async fn restore(store: &crate::store::StoreHandle, rules: &mut Rules, started: 
         });
         tracing::info!(key = %t.key, "open ticket carried over from before the restart");
     }
+    closing
 }
 
 pub(crate) async fn consume(
@@ -265,7 +165,9 @@ pub(crate) async fn consume(
     // The rules' clock: the wall clock, or the data's when it runs ahead (an accelerated
     // simulation), so that "an outage lasting 15 minutes" means 15 minutes of the data.
     if let Some(store) = &out.store {
-        restore(store, &mut rules, Utc::now()).await;
+        let started = Utc::now();
+        let closing = restore(store, &mut rules, started).await;
+        out.tickets(closing, None, started).await;
     }
     let mut data_now = DateTime::<Utc>::UNIX_EPOCH;
     let mut ticked = data_now;
@@ -291,6 +193,10 @@ pub(crate) async fn consume(
                 continue;
             }
             _ = tick.tick() => {
+                // What waits for the store is tried again once a second (and the store alarm
+                // raised or closed), before the rules add more.
+                out.flush(now(data_now)).await;
+                out.store_attachments().await;
                 out.tickets(rules.tick(now(data_now)), None, now(data_now)).await;
                 continue;
             }
@@ -369,17 +275,10 @@ pub(crate) async fn consume(
         };
         // Events are stored before anyone hears of them, and before any ticket is raised; the
         // first of them is what the message's rule inputs are about (the ticket's cause).
-        let mut cause = None;
+        // (A log id: its store id is known once written, which may be later: see `durable`.)
+        let cause = logged.first().map(|ev| ev.id);
         for ev in logged {
-            out.store_event(&ev).await;
-            if cause.is_none() {
-                cause = out
-                    .stored
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&ev.id)
-                    .copied();
-            }
+            out.store_event(&ev, now(data_now)).await;
             out.sinks.event(&ev);
             let _ = out.updates.send(ev);
         }
@@ -396,6 +295,7 @@ pub(crate) async fn consume(
             battery_low.notify_one();
         }
     }
+    out.finish().await;
 }
 
 fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {

@@ -1,5 +1,5 @@
-//! The appliance's health report (uptime, supply, sources heard, buffers, clock, UPS), written
-//! to every sink at a fixed interval.
+//! The appliance's health report (uptime, supply, sources heard, buffers, clock, UPS, the
+//! store: writable, why not, what waits in memory), written to every sink at a fixed interval.
 
 use crate::actions::tickets::TicketBook;
 use crate::pipeline::status::{MeterBusStatus, SourceStatus};
@@ -37,6 +37,11 @@ pub struct Health {
     pub on_battery: Option<bool>,
     /// kare's version.
     pub version: String,
+    /// The store: writable or not, the last error and since when, free space (`None`: no
+    /// store).
+    pub store: Option<crate::store::StoreHealth>,
+    /// Events and ticket changes waiting in memory for the store.
+    pub pending: crate::pipeline::pending::PendingStats,
 }
 
 /// What the health report is made of.
@@ -47,6 +52,8 @@ pub(crate) struct HealthSources {
     pub(crate) tickets: Arc<TicketBook>,
     pub(crate) sinks: crate::sinks::Sinks,
     pub(crate) on_battery: Arc<Mutex<Option<bool>>>,
+    pub(crate) store: Option<crate::store::StoreHandle>,
+    pub(crate) pending: Arc<Mutex<crate::pipeline::pending::PendingStats>>,
 }
 
 impl HealthSources {
@@ -95,6 +102,12 @@ impl HealthSources {
             clock_offset_ms: clock.and_then(|c| c.offset_ms),
             on_battery: *self.on_battery.lock().unwrap_or_else(|p| p.into_inner()),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            store: self.store.as_ref().map(|s| s.health()),
+            pending: self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }

@@ -3,9 +3,12 @@
 pub mod clock;
 pub mod coarse;
 pub mod consumer;
+mod durable;
 pub mod event_log;
 pub mod events;
 pub mod health;
 pub mod meters;
+pub mod pending;
 pub mod service;
 pub mod status;
+mod store_alarm;

@@ -121,6 +121,10 @@ pub struct Service {
     pub battery_low: Arc<tokio::sync::Notify>,
     /// The InfluxDB sink's counters, when it runs.
     pub influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
+    /// The store, for its health (writable, last error, free space).
+    pub store: Option<crate::store::StoreHandle>,
+    /// Events and ticket changes waiting in memory for the store, and what the bound dropped.
+    pub pending: Arc<Mutex<crate::pipeline::pending::PendingStats>>,
     shutdown: CancellationToken,
     /// Dropping the service without `stop` stops its tasks too.
     _stop_on_drop: tokio_util::sync::DropGuard,
@@ -194,8 +198,13 @@ impl Service {
                 }
             }));
         }
+        let mut senders = None;
         if let (Some(store), Some(delivery)) = (cfg.store.clone(), cfg.delivery.clone()) {
             crate::actions::delivery::init_tls();
+            // The same channels, for the store alarm sent from memory (no outbox, no disk).
+            senders = Some(Arc::new(crate::actions::delivery::Senders::build(
+                &delivery,
+            )));
             let (news_tx, mut news_rx) = mpsc::channel(64);
             tasks.push(tokio::spawn(crate::actions::delivery::run_outbox(
                 store,
@@ -221,6 +230,7 @@ impl Service {
         }
         drop(tx);
         let started = Utc::now();
+        let pending = Arc::new(Mutex::new(crate::pipeline::pending::PendingStats::default()));
         // Sinks: each started sink's feed joins the one fan-out the consumer hands things to;
         // writers are stopped last. A new sink is one more `if let` here.
         let mut sinks = Sinks::default();
@@ -258,6 +268,8 @@ impl Service {
                     tickets: tickets.clone(),
                     sinks: sinks.clone(),
                     on_battery: on_battery.clone(),
+                    store: cfg.store.clone(),
+                    pending: pending.clone(),
                 },
                 every,
                 shutdown_rx.clone(),
@@ -281,6 +293,9 @@ impl Service {
                 ticket_updates: ticket_updates.clone(),
                 sinks,
                 on_battery,
+                pending: Mutex::new(crate::pipeline::pending::Pending::new(pending.clone())),
+                alarm: Mutex::new(None),
+                senders,
             },
             rules,
             MeterDesk::new(cfg.coarse),
@@ -298,6 +313,8 @@ impl Service {
             started,
             battery_low,
             influx: influx_stats,
+            store: cfg.store,
+            pending,
             _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
             tasks,

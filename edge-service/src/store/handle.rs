@@ -1,6 +1,7 @@
 //! [`StoreHandle`]: the async front of the store, with a writer thread that batches commands
 //! into transactions and answers each only after its transaction committed.
 
+use super::health::{cannot_write, StoreHealth, Tracker};
 use super::model::*;
 use super::{ops, Store, StoreConfig, StoreError};
 use chrono::{DateTime, Utc};
@@ -11,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_util::sync::CancellationToken;
 
 /// Answers one command once the fate of its transaction is known: `None` committed, `Some`
 /// the error that lost it.
@@ -54,13 +54,14 @@ pub struct StoreStats {
     pub last_error: Option<String>,
 }
 
-#[derive(Default)]
 struct Shared {
     transactions: AtomicU64,
     commands: AtomicU64,
     failed: AtomicU64,
     last_error: Mutex<Option<String>>,
     outbox: Notify,
+    /// Writable or not, since when, why (issue 11: a full disk must be visible).
+    health: Tracker,
 }
 
 struct Inner {
@@ -96,8 +97,15 @@ impl StoreHandle {
         let writer = Store::open(cfg)?;
         let reader = Store::open_reader(cfg)?;
         let (tx, rx) = mpsc::channel(cfg.queue.max(1));
-        let shared = Arc::new(Shared::default());
         let path = writer.path().to_string();
+        let shared = Arc::new(Shared {
+            transactions: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            outbox: Notify::new(),
+            health: Tracker::new(&path),
+        });
         let window = Duration::from_millis(cfg.batch_window_ms);
         let max_batch = cfg.max_batch.max(1);
         let sh = shared.clone();
@@ -137,6 +145,11 @@ impl StoreHandle {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         }
+    }
+
+    /// Writable or not, the last failure and since when, free space on its filesystem.
+    pub fn health(&self) -> StoreHealth {
+        self.inner.shared.health.snapshot()
     }
 
     /// Resolves when outbox rows were queued since the last call (or immediately if they were
@@ -389,29 +402,6 @@ impl StoreHandle {
     }
 }
 
-/// Prunes at start and then every `every`, until `shutdown` is cancelled; logs what it removed.
-pub async fn run_retention(
-    store: StoreHandle,
-    cfg: StoreConfig,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        match store.prune(cfg.max_age(), cfg.max_db_bytes()).await {
-            Ok(r) if r.removed_anything() || r.still_over_limit => {
-                tracing::info!(store = store.path(), "{r}")
-            }
-            Ok(_) => {}
-            Err(StoreError::Closed) => return,
-            Err(e) => tracing::warn!("{e}"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
 fn writer_loop(
     mut store: Store,
     mut rx: mpsc::Receiver<Command>,
@@ -527,16 +517,16 @@ fn run_batch(store: &mut Store, jobs: Vec<Job>, shared: &Shared) {
                 return;
             }
         };
-        let mut done: Vec<(Finish, bool)> = Vec::new();
+        let mut done: Vec<(Finish, Option<StoreError>)> = Vec::new();
         let mut lost: Option<StoreError> = None;
         for job in jobs.by_ref() {
             let (finish, err) = job(Ok(&mut tx), &ctx);
-            let failed = err.is_some();
-            done.push((finish, failed));
             // SQLITE_FULL, IOERR, NOMEM and BUSY may roll the whole transaction back, not just
             // the statement: then the commands before this one are lost too and must not be
             // acknowledged. The rest of the batch gets a fresh transaction.
-            if failed && tx.is_autocommit() {
+            let whole = err.is_some() && tx.is_autocommit();
+            done.push((finish, err.clone()));
+            if whole {
                 lost = err;
                 break;
             }
@@ -551,8 +541,17 @@ fn run_batch(store: &mut Store, jobs: Vec<Job>, shared: &Shared) {
         match &lost {
             None => {
                 shared.transactions.fetch_add(1, Ordering::Relaxed);
+                // A command lost to the medium inside a committed transaction (a statement-level
+                // SQLITE_FULL) still means the store cannot write everything it is given.
+                match done
+                    .iter()
+                    .find_map(|(_, e)| e.as_ref().filter(|e| cannot_write(e)))
+                {
+                    Some(e) => shared.health.failed(e, Utc::now()),
+                    None => shared.health.committed(Utc::now()),
+                }
                 for (finish, failed) in done {
-                    if failed {
+                    if failed.is_some() {
                         shared.failed.fetch_add(1, Ordering::Relaxed);
                     } else {
                         shared.commands.fetch_add(1, Ordering::Relaxed);
@@ -576,5 +575,6 @@ fn run_batch(store: &mut Store, jobs: Vec<Job>, shared: &Shared) {
 
 fn note_failed(shared: &Shared, e: &StoreError) {
     shared.failed.fetch_add(1, Ordering::Relaxed);
+    shared.health.failed(e, Utc::now());
     *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
 }

@@ -22,18 +22,22 @@
 
 mod error;
 mod handle;
+mod health;
 mod model;
 mod ops;
+mod retention;
 pub mod schema;
 mod sync;
 mod time;
 
 pub use error::StoreError;
-pub use handle::{run_retention, StoreHandle, StoreStats};
+pub use handle::{StoreHandle, StoreStats};
+pub use health::{alarm_line, cannot_write, free_bytes, StoreHealth};
 pub use model::{
     Attempt, AttemptOutcome, AttemptRow, Channel, DeliverTo, EventRow, OutboxRow, OutboxState,
     PruneReport, SavedTicket, StoredEvent, TicketRow, TicketState, TicketWrite,
 };
+pub use retention::run_retention;
 pub use sync::Store;
 pub use time::{format_ts, parse_ts};
 

@@ -31,6 +31,8 @@ pub struct ApiState {
     meters: Arc<Mutex<BTreeMap<String, crate::pipeline::status::MeterBusStatus>>>,
     meter_readings: broadcast::Sender<crate::sources::meters::readings::MeterReading>,
     ticket_updates: broadcast::Sender<crate::actions::tickets::TicketRecord>,
+    store: Option<crate::store::StoreHandle>,
+    pending: Arc<Mutex<crate::pipeline::pending::PendingStats>>,
 }
 
 impl ApiState {
@@ -47,6 +49,8 @@ impl ApiState {
             meters: service.meters.clone(),
             meter_readings: service.meter_readings.clone(),
             ticket_updates: service.ticket_updates.clone(),
+            store: service.store.clone(),
+            pending: service.pending.clone(),
         }
     }
 }
@@ -126,6 +130,16 @@ async fn status(State(s): State<ApiState>) -> Json<Value> {
         "sources": sources,
         "meters": meters,
         "events": {"total": all.len(), "open": all.iter().filter(|e| e.is_open()).count()},
+        // The store (issue 11: a full disk must be visible): writable, `problem` (what is wrong
+        // and what to do), the last error and since when, free space, and what waits in memory
+        // (null: no store).
+        "store": s.store.as_ref().map(|st| {
+            let h = st.health();
+            let mut v = json!(&h);
+            v["problem"] = json!(h.problem());
+            v["pending"] = json!(&*s.pending.lock().unwrap_or_else(|p| p.into_inner()));
+            v
+        }),
         // The central InfluxDB: up, written, held in the backlog, evicted (null: not configured).
         "influx": s.influx.as_ref().map(|i| json!(&*i.lock().unwrap_or_else(|p| p.into_inner()))),
     }))

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod email;
+pub mod memory;
 pub mod payload;
 pub mod sms;
 pub mod webhook;

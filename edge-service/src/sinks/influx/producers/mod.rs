@@ -340,6 +340,20 @@ pub fn points_from_health(h: &Health) -> Point {
         .field_opt("clock_synced", h.clock_synced.map(|b| b as i64))
         .field_opt("clock_offset_ms", h.clock_offset_ms)
         .field_opt("on_battery", h.on_battery.map(|b| b as i64))
+        // The store (issue 11): a full disk shows on the fleet board, not only on site.
+        .field_opt(
+            "store_writable",
+            h.store.as_ref().map(|s| s.writable as i64),
+        )
+        .field_opt(
+            "store_free_bytes",
+            h.store.as_ref().and_then(|s| s.free_bytes),
+        )
+        .field("store_pending_events", h.pending.events as u64)
+        .field(
+            "store_pending_ticket_changes",
+            h.pending.ticket_changes as u64,
+        )
         .field_opt(
             "version",
             (!h.version.is_empty()).then_some(h.version.as_str()),
@@ -494,6 +508,7 @@ mod tests {
             },
             revision: 3,
             updated_at: t + Duration::seconds(600),
+            durability: Default::default(),
         };
         let p = points_from_ticket(&rec, Some(600.0));
         assert_eq!(p.tags.len(), 2);
