@@ -329,3 +329,40 @@ fn demo_runs_the_store_retention() {
         .unwrap();
     assert_eq!(left, 0, "the old closed event was pruned");
 }
+
+#[test]
+fn ctrl_c_while_the_demo_is_still_starting_stops_it_cleanly() {
+    // The first console line is printed before the store opens and the service starts: a Ctrl-C
+    // (or systemd's SIGTERM) from then on must be a clean stop, not the default disposition
+    // killing the process mid-start.
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let data = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kare"))
+            .args(["demo", "--speed", "20", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("KARE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut demo = Demo(child);
+        let mut lines = BufReader::new(demo.0.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.starts_with("kare demo"), "{first}");
+        unsafe {
+            libc::kill(demo.0.id() as i32, signal);
+        }
+        // Drain the console so the demo never blocks on a full pipe while it stops.
+        for line in lines.by_ref() {
+            if line.is_err() {
+                break;
+            }
+        }
+        let status = demo.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "signal {signal} while starting: {status:?}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! `kare demo`: the whole service on a simulated sensor node and two simulated meters, each on a
 //! pseudo-terminal, with a local repair desk (a webhook receiver) and a store in a folder.
 
-use super::run::{routes, serve, warn_at_start, Retention};
+use super::run::{routes, serve, warn_at_start, Retention, StopSignals};
 use crate::actions::site::Site;
 use crate::config::Config;
 use crate::pipeline::service::{Service, ServiceConfig};
@@ -81,6 +81,7 @@ pub struct DemoOptions {
 /// `kare demo`: a simulated sensor node on a pseudo-terminal pair, and the real pipeline on the
 /// other end, opened as a serial port.
 pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
+    let signals = StopSignals::catch()?;
     let scenario_path = opts
         .scenario
         .clone()
@@ -284,7 +285,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         .context("cannot start the simulator thread")?;
 
     let retention = Retention::start(&store_for_retention, &store_cfg);
-    let result = serve(service, opts.config.listen, opts.duration).await;
+    let result = serve(service, opts.config.listen, opts.duration, signals).await;
     retention.stop().await;
     store_for_retention.close().await;
     stop.store(true, Ordering::Relaxed);

@@ -12,27 +12,59 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn stop_requested() {
+/// Ctrl-C (SIGINT) and SIGTERM (systemd's stop), caught from the moment this is made. Made first
+/// thing by `kare run` and `kare demo`: a signal that arrives while the service is still starting
+/// (the store opening, restored tickets being delivered) is kept and stops it cleanly once it
+/// serves, instead of killing the process with the default disposition.
+pub(super) struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Starts catching the signals now.
+    pub(super) fn catch() -> anyhow::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let int = signal(SignalKind::interrupt()).context("cannot catch Ctrl-C (SIGINT)")?;
+            let term = match signal(SignalKind::terminate()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot watch for SIGTERM ({e}); Ctrl-C still stops kare cleanly"
+                    );
+                    None
+                }
+            };
+            Ok(StopSignals { int, term })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    /// Resolves at the first Ctrl-C or SIGTERM (at once if one came already).
+    async fn requested(&mut self) {
+        #[cfg(unix)]
+        {
+            match &mut self.term {
+                Some(term) => {
+                    tokio::select! {
+                        _ = self.int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                None => {
+                    self.int.recv().await;
                 }
             }
-            Err(e) => {
-                tracing::warn!("cannot watch for SIGTERM ({e}); Ctrl-C still stops kare cleanly");
-                let _ = tokio::signal::ctrl_c().await;
-            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -41,6 +73,7 @@ pub(super) async fn serve(
     service: Service,
     listen: SocketAddr,
     until: Option<Duration>,
+    mut signals: StopSignals,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen}: is another kare (or another program) using it? choose another with --listen")
@@ -85,7 +118,7 @@ pub(super) async fn serve(
         };
         tokio::select! {
             _ = limit => {}
-            _ = stop_requested() => {}
+            _ = signals.requested() => {}
         }
     };
     let battery = service.battery_low.clone();
@@ -139,6 +172,7 @@ pub(super) async fn serve(
 
 /// `kare run`: the configured sensor nodes, for real.
 pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> {
+    let signals = StopSignals::catch()?;
     if config.node.is_empty() {
         anyhow::bail!(
             "the configuration has no [[node]]: add one with its serial port and udin (see systemd/kare.toml)"
@@ -181,7 +215,7 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
         ),
     });
     let retention = Retention::start(&store, &store_cfg);
-    let result = serve(service, config.listen, until).await;
+    let result = serve(service, config.listen, until, signals).await;
     retention.stop().await;
     store.close().await;
     result
