@@ -15,7 +15,7 @@
 use super::codec::Address;
 use super::{Dlt645BusConfig, Dlt645Device};
 use crate::config::{check, ConfigProblem};
-use crate::sources::meters::parity;
+use crate::sources::meters::{check_line, parity};
 use serde::Deserialize;
 
 /// One `[[dlt645]]` bus.
@@ -66,32 +66,14 @@ impl Dlt645Entry {
     /// 1 000 000 V; at least one device; names and addresses unique on the bus; a device
     /// without an address only when it is alone (it is found by broadcast).
     pub fn validate(&self) -> Result<(), ConfigProblem> {
-        check::name("name", &self.name)?;
-        if self.port.trim().is_empty() {
-            return Err(ConfigProblem::new(
-                "port",
-                "must be a serial port path, e.g. `port = \"/dev/ttyUSB2\"`",
-            ));
-        }
-        check::text("port", &self.port, false)?;
-        check::within(
-            "baud",
-            f64::from(self.baud),
-            300.0,
-            115_200.0,
-            "baud",
+        check_line(
+            &self.name,
+            &self.port,
+            self.baud,
+            self.udin,
+            "/dev/ttyUSB2",
             "2400",
         )?;
-        if let Some(u) = self.udin {
-            check::above(
-                "udin",
-                f64::from(u),
-                0.0,
-                1e6,
-                "volts phase-neutral",
-                "230.0",
-            )?;
-        }
         if self.device.is_empty() {
             return Err(ConfigProblem::new(
                 "device",

@@ -16,7 +16,7 @@
 
 use super::{find_profile, ModbusBusConfig, ModbusDevice, Parity};
 use crate::config::{check, ConfigProblem};
-use crate::sources::meters::parity;
+use crate::sources::meters::{check_line, parity};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,32 +74,14 @@ impl ModbusEntry {
     /// most 1 000 000 V; at least one device; slave ids 1 to 247, unique on the bus; device
     /// names unique; poll_every_s 0.1 to 86 400 s.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
-        check::name("name", &self.name)?;
-        if self.port.trim().is_empty() {
-            return Err(ConfigProblem::new(
-                "port",
-                "must be a serial port path, e.g. `port = \"/dev/ttyUSB1\"`",
-            ));
-        }
-        check::text("port", &self.port, false)?;
-        check::within(
-            "baud",
-            f64::from(self.baud),
-            300.0,
-            115_200.0,
-            "baud",
+        check_line(
+            &self.name,
+            &self.port,
+            self.baud,
+            self.udin,
+            "/dev/ttyUSB1",
             "9600",
         )?;
-        if let Some(u) = self.udin {
-            check::above(
-                "udin",
-                f64::from(u),
-                0.0,
-                1e6,
-                "volts phase-neutral",
-                "230.0",
-            )?;
-        }
         parity(&self.parity).ok_or_else(|| {
             ConfigProblem::new(
                 "parity",
