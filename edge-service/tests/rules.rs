@@ -253,7 +253,22 @@ fn dips_become_one_daily_notice_and_repeated_deep_dips_an_engineering_ticket() {
         "dips are not for the repair desk"
     );
     let eng = of(&ops, TicketKind::Engineering);
-    assert_eq!(eng.len(), 1, "raised once, on the third deep dip");
+    assert!(
+        eng.iter().all(|o| o.key == eng[0].key),
+        "raised once, on the third deep dip: one ticket"
+    );
+    assert_eq!(
+        eng.len(),
+        2,
+        "raised on the third deep dip, updated by the one after it"
+    );
+    assert_eq!(
+        eng[1].detail.to_json()["deep_dips"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 }
 
 #[test]
@@ -517,7 +532,23 @@ fn an_engineering_ticket_closes_after_the_quiet_period_and_a_new_run_of_deep_dip
         ],
     );
     let eng = of(&ops, TicketKind::Engineering);
-    assert_eq!(eng.len(), 1, "a deep dip while it is open belongs to it");
+    assert_eq!(
+        eng.len(),
+        2,
+        "raised, then updated by the deep dip while it is open"
+    );
+    assert_eq!(
+        eng[1].key, eng[0].key,
+        "a deep dip while it is open belongs to it"
+    );
+    assert_eq!(
+        eng[1].detail.to_json()["deep_dips"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4,
+        "the later deep dip is recorded, so a restart restores the quiet period from it"
+    );
     let key = eng[0].key.clone();
     assert!(of(&tick(&mut r, 3600.0 + day - 1.0), TicketKind::Engineering).is_empty());
     let closed = tick(&mut r, 3600.0 + day + 500.0);

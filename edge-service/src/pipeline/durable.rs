@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 /// next round, a second later): sources keep their own outboxes, but not for ever.
 const FLUSH_ROUND: Duration = Duration::from_millis(250);
 
+/// How long a stop keeps writing out what waited for the disk, while the disk takes it: well
+/// inside systemd's default 90 s stop timeout.
+const FINISH_LIMIT: Duration = Duration::from_secs(30);
+
 impl Outputs {
     fn stored_event(&self, ev: &LoggedEvent) -> crate::store::StoredEvent {
         let json = ev.to_json();
@@ -353,9 +357,28 @@ impl Outputs {
         }
     }
 
-    /// On the way out: a last try, then what never reached the store is said to be lost.
+    /// On the way out: write out what waits for as long as the store takes it (up to
+    /// [`FINISH_LIMIT`]), then what never reached the store is said to be lost.
     pub(crate) async fn finish(&self) {
-        self.flush(Utc::now()).await;
+        let limit = Instant::now() + FINISH_LIMIT;
+        let waiting = || {
+            let (e, t) = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .counts();
+            e + t
+        };
+        // One round is 250 ms: a queue of thousands (each a synchronous commit) needs many.
+        // Stop as soon as a round writes nothing (the disk is still full) or time is up.
+        loop {
+            let before = waiting();
+            self.flush(Utc::now()).await;
+            let after = waiting();
+            if after == 0 || after >= before || Instant::now() >= limit {
+                break;
+            }
+        }
         self.store_attachments().await;
         let (events, tickets) = self
             .pending

@@ -46,6 +46,18 @@ pub enum StoreError {
         /// Highest version this build knows.
         known: i64,
     },
+    /// The file cannot be written now, though nothing is wrong with what was asked: an I/O
+    /// error, a read-only or vanished filesystem, permissions, another process holding the
+    /// lock. It may pass; a write failing so waits in memory (`pipeline/pending.rs`).
+    #[error("store {path}: {doing}: {message}")]
+    Unavailable {
+        /// The database file.
+        path: String,
+        /// What was being done.
+        doing: &'static str,
+        /// SQLite's message.
+        message: String,
+    },
     /// Any other SQLite failure.
     #[error("store {path}: {doing}: {message}")]
     Sqlite {
@@ -85,6 +97,20 @@ impl StoreError {
                     message: e.to_string(),
                 }
             }
+            Some(
+                ErrorCode::SystemIoFailure
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::PermissionDenied
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked,
+            ) => StoreError::Unavailable {
+                path,
+                doing,
+                message: e.to_string(),
+            },
+            // Anything else (a constraint, a conversion, a statement the schema refuses) fails
+            // the same way every time: waiting would hold up every later write behind it.
             _ => StoreError::Sqlite {
                 path,
                 doing,

@@ -109,7 +109,7 @@ impl Tracker {
 pub fn cannot_write(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::DiskFull { .. } | StoreError::Corrupt { .. } | StoreError::Sqlite { .. }
+        StoreError::DiskFull { .. } | StoreError::Corrupt { .. } | StoreError::Unavailable { .. }
     )
 }
 
@@ -128,7 +128,8 @@ pub fn alarm_line(path: &str, e: &StoreError, free: Option<u64>) -> String {
             format!("the database file is damaged ({message})"),
             "stop kare, move the file and its -wal and -shm files aside, start again".to_string(),
         ),
-        StoreError::Sqlite { doing, message, .. } => (
+        StoreError::Unavailable { doing, message, .. }
+        | StoreError::Sqlite { doing, message, .. } => (
             format!("{message} (while {doing})"),
             "check that its filesystem is mounted read-write and healthy (dmesg) and the file's \
              permissions"

@@ -37,11 +37,23 @@ pub struct Server {
 }
 
 /// A free loopback port (bound then released; the server binds it right after).
+///
+/// Never the same port twice in one test binary: a test that stops a server and starts it again
+/// on its port (a server outage) must not find that port handed meanwhile to a parallel test.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    static HANDED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed = HANDED.lock().unwrap_or_else(|p| p.into_inner());
+    // Hold every probe open until one is new, so the OS cannot offer the same one again.
+    let mut probes = Vec::new();
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("no free loopback port");
+        let port = l.local_addr().expect("loopback address").port();
+        if !handed.contains(&port) {
+            handed.push(port);
+            return port;
+        }
+        probes.push(l);
+    }
 }
 
 /// Tests of one binary run in parallel threads: one apt-get at a time.
@@ -110,7 +122,7 @@ impl Server {
         self.dir.path().to_path_buf()
     }
 
-    fn launch(&mut self) {
+    fn spawn(&mut self) {
         let dir = self.dir();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -167,10 +179,26 @@ bind-address = "127.0.0.1:{rpc}"
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    /// Starts the server and waits until it answers. A fixed port (a restart after an outage)
+    /// can be held for a moment by someone else's connection: that is retried, for 5 s.
+    fn launch(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            self.spawn();
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(log) if log.contains("address already in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(log) => panic!("{:?} exited at start; log:\n{log}", self.kind),
+            }
+        }
+    }
+
+    /// Waits until the server answers; `Err(log)` when it exited instead.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let (path, code) = match self.kind {
             Kind::Influx1 => ("/ping", 204),
             Kind::Victoria => ("/health", 200),
@@ -178,14 +206,11 @@ bind-address = "127.0.0.1:{rpc}"
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if http_status(self.port, path) == Some(code) {
-                return;
+                return Ok(());
             }
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "{:?} exited at start ({st}); log:\n{}",
-                    self.kind,
-                    std::fs::read_to_string(self.dir().join("log")).unwrap_or_default()
-                );
+                let log = std::fs::read_to_string(self.dir().join("log")).unwrap_or_default();
+                return Err(format!("({st})\n{log}"));
             }
             assert!(
                 Instant::now() < deadline,

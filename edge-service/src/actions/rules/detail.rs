@@ -147,7 +147,8 @@ pub struct PqNoticeDetail {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EngineeringDetail {
-    /// Starts of the deep dips within the window when the ticket was raised.
+    /// Starts of the deep dips within the window when the ticket was raised, and of every deep
+    /// dip since while it is open.
     #[serde(with = "millis_list")]
     pub deep_dips: Vec<DateTime<Utc>>,
 }

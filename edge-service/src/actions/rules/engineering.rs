@@ -1,6 +1,6 @@
 //! The engineering rule: `deep_dip_count` dips below `deep_dip_pct` within `deep_dip_window_h`
 //! raise **one engineering ticket** for the utility's engineers; further deep dips belong to it
-//! while it is open. It **closes after `engineering_quiet_h` without a deep dip**, stamped at the
+//! while it is open (each is a new revision listing it). It **closes after `engineering_quiet_h` without a deep dip**, stamped at the
 //! moment the quiet period was complete (last deep dip + quiet period); counting then starts
 //! afresh, so a new ticket needs a new run of deep dips.
 
@@ -16,7 +16,7 @@ struct Open {
     first: DateTime<Utc>,
     /// The latest deep dip it covers.
     last: DateTime<Utc>,
-    /// The deep dips that raised it (its detail).
+    /// The deep dips that raised it and those since (its detail).
     dips: Vec<DateTime<Utc>>,
 }
 
@@ -51,7 +51,12 @@ impl Rules {
             e.deep_dips.pop_front();
         }
         if let Some(o) = &mut e.open {
+            // Recorded, not only remembered: the stored detail is what a restart restores the
+            // quiet period from, and the engineers see the count grow.
             o.last = o.last.max(start);
+            o.dips.push(start);
+            let o = o.clone();
+            out.push(self.engineering_op(&o, None));
             return;
         }
         if e.deep_dips.len() < s.deep_dip_count.max(1) {

@@ -133,7 +133,7 @@ impl ModbusEntry {
                 ));
             }
         }
-        Ok(())
+        self.bus_config().map(|_| ())
     }
 
     /// The poller's configuration. Profiles were checked by `validate`; a profile file that
@@ -153,6 +153,55 @@ impl ModbusEntry {
                 poll_every: Duration::from_secs_f64(d.poll_every_s.max(0.1)),
             });
         }
+        // The 1-s default covers a full 125-register reply only from 2400 baud up: at a slower
+        // line the longest reply of these devices, twice over plus the meter's own latency,
+        // sets the timeout, so that every baud the section accepts can poll.
+        let longest = cfg
+            .devices
+            .iter()
+            .flat_map(|d| super::plan_reads(&d.profile))
+            .map(|b| super::client::wire_time(cfg.baud, cfg.parity, cfg.stop_bits, b.wire_bytes()))
+            .max()
+            .unwrap_or_default();
+        cfg.timeout = cfg.timeout.max(longest * 2 + Duration::from_millis(200));
+        // What the poller itself refuses is refused here, at load, not in a log line at start.
+        cfg.validate()
+            .map_err(|e| ConfigProblem::new("", e.to_string()))?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(baud: u32) -> ModbusEntry {
+        ModbusEntry {
+            name: "rs485-1".into(),
+            port: "/dev/ttyUSB1".into(),
+            baud,
+            parity: "none".into(),
+            udin: None,
+            device: vec![ModbusDeviceEntry {
+                name: "incomer".into(),
+                slave_id: 1,
+                profile: "eastron-sdm630".into(),
+                poll_every_s: 5.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn every_baud_the_section_accepts_can_poll_its_longest_reply() {
+        // At 1200 baud an SDM630's longest read takes ~1.5 s on the wire: the 1-s default
+        // timeout would fail every poll, and the poller would refuse to start.
+        for baud in [300, 1200, 2400, 9600, 115_200] {
+            let e = entry(baud);
+            e.validate().unwrap_or_else(|p| panic!("{baud} baud: {p}"));
+            let cfg = e.bus_config().unwrap();
+            cfg.validate()
+                .unwrap_or_else(|err| panic!("{baud} baud: {err}"));
+            assert!(cfg.timeout >= Duration::from_secs(1));
+        }
     }
 }
