@@ -260,6 +260,29 @@ impl Config {
                 );
             }
         }
+        // Nodes and buses are all sources: one name is one status entry, one coarse detector
+        // and one maintenance ticket key, so a name used twice would mix two sources.
+        let buses = self
+            .modbus
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (format!("modbus[{i}].name"), b.name.as_str()))
+            .chain(
+                self.dlt645
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (format!("dlt645[{i}].name"), b.name.as_str())),
+            );
+        for (key, name) in buses {
+            if !names.insert(name) {
+                return bad(
+                    key,
+                    format!(
+                        "`{name}` is the name of another node or bus: every source needs its own name"
+                    ),
+                );
+            }
+        }
         if let Some(site) = &self.site {
             site.validate().map_err(|p| p.under("site"))?;
         }
@@ -429,6 +452,20 @@ mod tests {
         .to_string();
         assert!(
             e.contains("`modbus[0].port`") && e.contains("already used by `node[0].port`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bus_named_like_another_source_is_refused() {
+        let e = Config::parse(
+            "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"a\"\nport = \"/dev/ttyUSB1\"\n[[modbus.device]]\nname = \"m\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n",
+            "k.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`modbus[0].name`") && e.contains("another node or bus"),
             "{e}"
         );
     }

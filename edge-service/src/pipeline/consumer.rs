@@ -331,6 +331,7 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             s.sample_rate_hz = Some(h.sample_rate_hz);
             s.nominal_hz = Some(h.nominal_hz);
             s.connected = true;
+            s.lost = false;
             None
         }
         SourceMessage::Stream(_, StreamOutput::Reading(_)) => None,
@@ -355,6 +356,7 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
                 .get_mut(&*source)
             {
                 s.connected = false;
+                s.lost = true;
             }
             log.sensor_lost(&source, since, reason)
         }
@@ -365,6 +367,7 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
                 .get_mut(&*source)
             {
                 s.connected = true;
+                s.lost = false;
             }
             log.sensor_back(&source, at)
         }
@@ -376,7 +379,7 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             {
                 // Connected means valid frames arriving, not counters: a port that delivers only
                 // bytes that never decode keeps sending counters (`sensor_lost` says why).
-                if stats.frames > s.stats.frames {
+                if stats.frames > s.stats.frames && !s.lost {
                     s.connected = true;
                 }
                 s.stats = stats;

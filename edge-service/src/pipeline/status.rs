@@ -18,6 +18,9 @@ pub struct SourceStatus {
     pub nominal_hz: Option<u8>,
     /// Whether the source is heard.
     pub connected: bool,
+    /// Declared lost (`sensor_lost`) and not heard since: counters that arrive late (queued
+    /// behind the loss) must not make it look connected; only `sensor_back` or a hello do.
+    pub lost: bool,
     /// Counters.
     pub stats: StreamStats,
     /// Port path.

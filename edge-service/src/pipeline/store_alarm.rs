@@ -59,6 +59,9 @@ fn op(a: &StoreAlarm, back: Option<DateTime<Utc>>) -> TicketOp {
     }
 }
 
+/// Store alarms raised by this process, for unique keys.
+static ALARMS_RAISED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Outputs {
     /// Raises the alarm unless it is open: sends it from memory, says it on stderr, and returns
     /// its opening ticket change for the caller to record (it will wait in memory).
@@ -72,7 +75,14 @@ impl Outputs {
             return None;
         }
         let a = StoreAlarm {
-            key: format!("{}-store-{}", self.site.id, now.format("%Y%m%dT%H%M%SZ")),
+            // The counter: an alarm raised, cleared and raised again within one second is a
+            // new ticket, not a duplicate the desk would drop.
+            key: format!(
+                "{}-store-{}-{}",
+                self.site.id,
+                now.format("%Y%m%dT%H%M%SZ"),
+                ALARMS_RAISED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+            ),
             since: now,
             problem,
         };

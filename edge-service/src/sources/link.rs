@@ -5,8 +5,11 @@
 //! on failure it tells the source (a closure: it reports its devices unreachable), then waits 200 ms,
 //! doubling to 5 s, before the next try, handing queued messages to the service meanwhile and
 //! stopping at once on shutdown. The operator hears of an outage once (tracing `warn`, "check
-//! the cable or USB adapter"), not at every retry; an open port ends the outage and resets the
-//! back-off. How the port is opened is the source's closure, so tests can hand any stream.
+//! the cable or USB adapter"), not at every retry. A port that stays open for [`STABLE_AFTER`]
+//! ends the outage and resets the back-off; one that opens and fails at once (a flaky adapter,
+//! a gateway in a reset loop) keeps the outage and its growing back-off, so it is neither spun
+//! on nor warned about at every retry. How the port is opened is the source's closure, so tests
+//! can hand any stream.
 
 use crate::sources::outbox::{Classify, Outbox};
 use std::fmt::Display;
@@ -19,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
 /// Longest wait between attempts: a replugged adapter is in use within this.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A port open this long before it fails was a working link: its loss is a new outage.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// How to (re)open one port, and where its outage stands.
 pub struct Link<F> {
@@ -32,6 +37,8 @@ pub struct Link<F> {
     /// opens and fails at once is not spun on.
     wait_first: bool,
     outages: u64,
+    /// When the port was last opened (while it is open).
+    opened_at: Option<Instant>,
 }
 
 impl<F> std::fmt::Debug for Link<F> {
@@ -59,6 +66,7 @@ where
             reported: false,
             wait_first: false,
             outages: 0,
+            opened_at: None,
         }
     }
 
@@ -95,9 +103,12 @@ where
             }
             match (self.open)() {
                 Ok(port) => {
-                    tracing::info!(source = %self.source, port = %self.port, "serial port open");
-                    self.backoff = BACKOFF_MIN;
-                    self.reported = false;
+                    if self.reported {
+                        tracing::debug!(source = %self.source, port = %self.port, "serial port open again");
+                    } else {
+                        tracing::info!(source = %self.source, port = %self.port, "serial port open");
+                    }
+                    self.opened_at = Some(Instant::now());
                     self.wait_first = false;
                     return Some(port);
                 }
@@ -130,7 +141,22 @@ where
         unreachable: impl FnOnce(&str, &mut Outbox<M>),
     ) {
         let reason = format!("serial port {} lost: {why}", self.port);
-        tracing::warn!(source = %self.source, "{reason}; reopening");
+        let stable = self
+            .opened_at
+            .take()
+            .is_some_and(|t| t.elapsed() >= STABLE_AFTER);
+        if stable {
+            // A working link went away: a new outage, retried quickly at first.
+            self.backoff = BACKOFF_MIN;
+            self.reported = false;
+        }
+        if self.reported {
+            tracing::debug!(source = %self.source, "{reason}; reopening");
+        } else {
+            tracing::warn!(source = %self.source, "{reason}; reopening");
+            self.reported = true;
+            self.outages += 1;
+        }
         unreachable(&reason, out);
         out.flush();
         self.wait_first = true;
@@ -204,7 +230,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn back_off_doubles_from_200_ms_and_resets_when_the_port_opens() {
+    async fn back_off_doubles_from_200_ms_while_the_port_cannot_open() {
         let (mut src, _rx) = source();
         let mut link = Link::new("s", "/dev/ttyX", port_after(3));
         let stop = CancellationToken::new();
@@ -212,7 +238,11 @@ mod tests {
         assert_eq!(src.open(&mut link, &stop).await, Some(4));
         // Three waits: 200 + 400 + 800 ms.
         assert!(started.elapsed() >= Duration::from_millis(1400));
-        assert_eq!(link.backoff(), BACKOFF_MIN);
+        assert_eq!(
+            link.backoff(),
+            Duration::from_millis(1600),
+            "not reset by an open alone: only by a port that stays up"
+        );
         assert_eq!(src.reasons.len(), 3);
         assert_eq!(
             src.reasons[0],
@@ -247,6 +277,25 @@ mod tests {
         // Reopens (after the back-off) without a new open failure: no new outage report.
         src.open(&mut link, &stop).await.unwrap();
         assert_eq!(link.outages(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_port_that_fails_at_once_keeps_its_back_off_and_one_that_stayed_up_resets_it() {
+        let (mut src, _rx) = source();
+        let mut link = Link::new("s", "p", port_after(3));
+        let stop = CancellationToken::new();
+        src.open(&mut link, &stop).await.unwrap();
+        let grown = link.backoff();
+        // Opens and fails at once (a flaky adapter): still the same outage, still backing off.
+        link.lost(&mut src.outbox, "end of file", |_, _| {});
+        src.open(&mut link, &stop).await.unwrap();
+        assert!(link.backoff() > grown, "{:?}", link.backoff());
+        assert_eq!(link.outages(), 1, "one outage, one warning");
+        // Up for a while, then lost: a new outage, retried quickly at first.
+        tokio::time::advance(STABLE_AFTER).await;
+        link.lost(&mut src.outbox, "end of file", |_, _| {});
+        assert_eq!(link.backoff(), BACKOFF_MIN);
+        assert_eq!(link.outages(), 2);
     }
 
     #[tokio::test]
