@@ -2,48 +2,17 @@
 //! the sink, and what the demo saw (events, tickets, meters, health, the half-cycle stream as
 //! 1-second aggregates) is what the server holds, with the site's tags.
 
+mod demo_support;
 #[path = "../edge-service/tests/influx_support/mod.rs"]
 mod influx_support;
 
+use demo_support::{read_until, Demo};
 use influx_support::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-/// Stops the demo even when an assertion fails.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Console lines until one matches, or panics with what was seen.
-fn read_until(
-    lines: &mpsc::Receiver<String>,
-    seen: &mut Vec<String>,
-    timeout: Duration,
-    done: impl Fn(&str) -> bool,
-) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                let stop = done(&line);
-                seen.push(line);
-                if stop {
-                    return;
-                }
-            }
-            Err(_) => panic!("console ended or timed out:\n{}", seen.join("\n")),
-        }
-    }
-}
+use std::time::Duration;
 
 fn rows(v: &Value) -> Vec<Vec<Value>> {
     series(v)

@@ -1,12 +1,14 @@
 //! `kare demo --speed F` tells the truth: the same scenario at real time and ten times faster
 //! gives the same tickets (counts, failures, durations), with the simulated meters as witnesses.
 
+mod demo_support;
+
+use demo_support::{http_get, read_until, Demo};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A flapping outage (three 1-s interruptions, 6 s apart: inside the 10-s flap window, and
 /// apart by more than the meters' poll periods, 2 s and 5 s, so they see each restoration),
@@ -44,53 +46,6 @@ kind = "interruption"
 "#;
 
 const CONFIG: &str = "[rules]\nflap_window_s = 10.0\n";
-
-/// Stops the demo even when an assertion fails.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
-/// Console lines until one matches; panics with what was seen when the console ends first or
-/// the time is up.
-fn read_until(
-    lines: &mpsc::Receiver<String>,
-    seen: &mut Vec<String>,
-    timeout: Duration,
-    done: impl Fn(&str) -> bool,
-) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                let stop = done(&line);
-                seen.push(line);
-                if stop {
-                    return;
-                }
-            }
-            Err(_) => panic!("console ended or timed out:\n{}", seen.join("\n")),
-        }
-    }
-}
 
 /// What a ticket says, as compared between runs.
 #[derive(Debug)]
@@ -149,7 +104,7 @@ fn run(speed: &str) -> (Vec<Ticket>, String) {
     read_until(&lines, &mut seen, Duration::from_secs(150), |l| {
         l.contains("demo-node") && l.contains("SENSOR LOST")
     });
-    let body = http_get(&addr, "/api/v1/tickets");
+    let (_, body) = http_get(&addr, "/api/v1/tickets");
     let v: Value = serde_json::from_str(&body).unwrap();
     let tickets = v["tickets"]
         .as_array()

@@ -197,6 +197,53 @@ fn supply() -> Supply {
     Supply::new(230.0, 50.0)
 }
 
+/// Either meter bus: its port vanishes (the adapter unplugged) and a new one appears under the
+/// same stable name; the meter goes offline with the port's name, then online and polled again.
+async fn reopens_a_port_that_vanished_and_says_so(
+    meter: impl Fn() -> SimMeter,
+    start: impl Fn(
+        &str,
+    ) -> (
+        mpsc::Receiver<MeterMessage>,
+        CancellationToken,
+        JoinHandle<()>,
+    ),
+) {
+    let name = PortName::new();
+    let first = meter();
+    name.plug(&first.port);
+    let (mut rx, stop, task) = start(name.as_str());
+    let mut got = Vec::new();
+    until(&mut rx, &mut got, "a poll", has_readings).await;
+
+    name.unplug();
+    drop(first);
+    got.clear();
+    until(&mut rx, &mut got, "the meter offline", |all| {
+        !offline_devices(all).is_empty()
+    })
+    .await;
+    let reason = offline_reason(&got).unwrap();
+    assert!(reason.contains("ttyKARE"), "{reason}");
+
+    let second = meter();
+    name.plug(&second.port);
+    got.clear();
+    until(
+        &mut rx,
+        &mut got,
+        "the meter online and polled again",
+        |all| {
+            has_readings(all)
+                && all
+                    .iter()
+                    .any(|m| matches!(m, MeterMessage::Event(MeterEvent::Online { .. })))
+        },
+    )
+    .await;
+    stops_promptly(&stop, task).await;
+}
+
 mod pqlink_node {
     use super::*;
 
@@ -522,39 +569,7 @@ mod modbus_bus {
 
     #[tokio::test]
     async fn modbus_reopens_a_port_that_vanished_and_says_so() {
-        let name = PortName::new();
-        let first = meter();
-        name.plug(&first.port);
-        let (mut rx, stop, task) = start(bus(name.as_str()), 64);
-        let mut got = Vec::new();
-        until(&mut rx, &mut got, "a poll", has_readings).await;
-
-        name.unplug();
-        drop(first);
-        got.clear();
-        until(&mut rx, &mut got, "the meter offline", |all| {
-            !offline_devices(all).is_empty()
-        })
-        .await;
-        let reason = offline_reason(&got).unwrap();
-        assert!(reason.contains("ttyKARE"), "{reason}");
-
-        let second = meter();
-        name.plug(&second.port);
-        got.clear();
-        until(
-            &mut rx,
-            &mut got,
-            "the meter online and polled again",
-            |all| {
-                has_readings(all)
-                    && all
-                        .iter()
-                        .any(|m| matches!(m, MeterMessage::Event(MeterEvent::Online { .. })))
-            },
-        )
-        .await;
-        stops_promptly(&stop, task).await;
+        reopens_a_port_that_vanished_and_says_so(meter, |port| start(bus(port), 64)).await;
     }
 }
 
@@ -644,38 +659,6 @@ mod dlt645_bus {
 
     #[tokio::test]
     async fn dlt645_reopens_a_port_that_vanished_and_says_so() {
-        let name = PortName::new();
-        let first = meter();
-        name.plug(&first.port);
-        let (mut rx, stop, task) = start(bus(name.as_str()), 64);
-        let mut got = Vec::new();
-        until(&mut rx, &mut got, "a poll", has_readings).await;
-
-        name.unplug();
-        drop(first);
-        got.clear();
-        until(&mut rx, &mut got, "the meter offline", |all| {
-            !offline_devices(all).is_empty()
-        })
-        .await;
-        let reason = offline_reason(&got).unwrap();
-        assert!(reason.contains("ttyKARE"), "{reason}");
-
-        let second = meter();
-        name.plug(&second.port);
-        got.clear();
-        until(
-            &mut rx,
-            &mut got,
-            "the meter online and polled again",
-            |all| {
-                has_readings(all)
-                    && all
-                        .iter()
-                        .any(|m| matches!(m, MeterMessage::Event(MeterEvent::Online { .. })))
-            },
-        )
-        .await;
-        stops_promptly(&stop, task).await;
+        reopens_a_port_that_vanished_and_says_so(meter, |port| start(bus(port), 64)).await;
     }
 }
