@@ -1,133 +1,131 @@
 //! The configuration's own checks: defaults, lines of refused keys, the shipped sample, site
 //! sections.
 
-mod tests {
-    use super::super::*;
+use super::*;
 
-    #[test]
-    fn a_minimal_node_takes_the_defaults() {
-        let c = Config::parse(
-            "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n",
-            "k.toml",
-        )
-        .unwrap();
-        assert_eq!(c.listen, default_listen());
-        assert_eq!(c.node[0].baud, 115_200);
-        assert_eq!(c.node[0].thresholds(), Thresholds::typical(230.0));
-    }
+#[test]
+fn a_minimal_node_takes_the_defaults() {
+    let c = Config::parse(
+        "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n",
+        "k.toml",
+    )
+    .unwrap();
+    assert_eq!(c.listen, default_listen());
+    assert_eq!(c.node[0].baud, 115_200);
+    assert_eq!(c.node[0].thresholds(), Thresholds::typical(230.0));
+}
 
-    #[test]
-    fn a_wrong_type_names_the_line() {
-        let e = Config::parse(
-            "listen = \"127.0.0.1:1\"\n[[node]]\nname = \"a\"\nport = \"p\"\nudin = \"high\"\n",
-            "k.toml",
-        )
+#[test]
+fn a_wrong_type_names_the_line() {
+    let e = Config::parse(
+        "listen = \"127.0.0.1:1\"\n[[node]]\nname = \"a\"\nport = \"p\"\nudin = \"high\"\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("k.toml") && e.contains("line 5"), "{e}");
+}
+
+#[test]
+fn an_unknown_key_is_refused() {
+    let e = Config::parse(
+        "[[node]]\nname = \"a\"\nport = \"p\"\nudin = 230\ndip = 80\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("dip"), "{e}");
+}
+
+#[test]
+fn a_bad_threshold_names_the_node() {
+    let e = Config::parse(
+        "[[node]]\nname = \"a\"\nport = \"p\"\nudin = 230\n[[node]]\nname = \"b\"\nport = \"q\"\nudin = 230\ndip_pct = 5\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`node[1].dip_pct`")
+            && e.contains("line 9")
+            && e.contains("interruption threshold"),
+        "{e}"
+    );
+}
+
+#[test]
+fn one_serial_port_for_a_node_and_a_modbus_bus_is_refused() {
+    let e = Config::parse(
+        "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"m\"\nport = \"/dev/ttyUSB0\"\n[[modbus.device]]\nname = \"d\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`modbus[0].port`") && e.contains("already used by `node[0].port`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bus_named_like_another_source_is_refused() {
+    let e = Config::parse(
+        "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"a\"\nport = \"/dev/ttyUSB1\"\n[[modbus.device]]\nname = \"m\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`modbus[0].name`") && e.contains("another node or bus"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_names_are_refused() {
+    let e = Config::parse(
+        "[[node]]\nname = \"a\"\nport = \"p\"\nudin = 230\n[[node]]\nname = \"a\"\nport = \"q\"\nudin = 230\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("node[1].name"), "{e}");
+}
+
+#[test]
+fn a_bad_store_value_names_its_key_once() {
+    let e = Config::parse("[store]\nmax_batch = 0\n", "k.toml")
         .unwrap_err()
         .to_string();
-        assert!(e.contains("k.toml") && e.contains("line 5"), "{e}");
-    }
+    assert!(e.contains("`store.max_batch`"), "{e}");
+}
 
-    #[test]
-    fn an_unknown_key_is_refused() {
-        let e = Config::parse(
-            "[[node]]\nname = \"a\"\nport = \"p\"\nudin = 230\ndip = 80\n",
-            "k.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("dip"), "{e}");
-    }
-
-    #[test]
-    fn a_bad_threshold_names_the_node() {
-        let e = Config::parse(
-            "[[node]]\nname = \"a\"\nport = \"p\"\nudin = 230\n[[node]]\nname = \"b\"\nport = \"q\"\nudin = 230\ndip_pct = 5\n",
-            "k.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("`node[1].dip_pct`")
-                && e.contains("line 9")
-                && e.contains("interruption threshold"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn one_serial_port_for_a_node_and_a_modbus_bus_is_refused() {
-        let e = Config::parse(
-            "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"m\"\nport = \"/dev/ttyUSB0\"\n[[modbus.device]]\nname = \"d\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n",
-            "k.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("`modbus[0].port`") && e.contains("already used by `node[0].port`"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_bus_named_like_another_source_is_refused() {
-        let e = Config::parse(
-            "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"a\"\nport = \"/dev/ttyUSB1\"\n[[modbus.device]]\nname = \"m\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n",
-            "k.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("`modbus[0].name`") && e.contains("another node or bus"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn duplicate_names_are_refused() {
-        let e = Config::parse(
-            "[[node]]\nname = \"a\"\nport = \"p\"\nudin = 230\n[[node]]\nname = \"a\"\nport = \"q\"\nudin = 230\n",
-            "k.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("node[1].name"), "{e}");
-    }
-
-    #[test]
-    fn a_bad_store_value_names_its_key_once() {
-        let e = Config::parse("[store]\nmax_batch = 0\n", "k.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("`store.max_batch`"), "{e}");
-    }
-
-    #[test]
-    fn an_influx_section_is_checked_at_load_and_names_the_key() {
-        let e = Config::parse(
-            "[influx]\napi = \"v2\"\nurl = \"http://influx:8086\"\norg = \"utility\"\n",
-            "k.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("`influx.bucket`"), "{e}");
-        let e = Config::parse(
-            "[influx]\nurl = \"http://influx:8086\"\ndatabase = \"kare\"\nbatch = 10\n",
-            "k.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("batch") && e.contains("line 4"), "{e}");
-        let c = Config::parse(
-            "[influx]\nurl = \"http://influx:8086\"\ndatabase = \"kare\"\n",
-            "k.toml",
-        )
-        .unwrap();
-        let i = c.influx_for(Path::new("/var/lib/kare")).unwrap();
-        assert_eq!(
-            i.backlog_path.as_deref(),
-            Some(Path::new("/var/lib/kare/influx-backlog.sqlite"))
-        );
-    }
+#[test]
+fn an_influx_section_is_checked_at_load_and_names_the_key() {
+    let e = Config::parse(
+        "[influx]\napi = \"v2\"\nurl = \"http://influx:8086\"\norg = \"utility\"\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`influx.bucket`"), "{e}");
+    let e = Config::parse(
+        "[influx]\nurl = \"http://influx:8086\"\ndatabase = \"kare\"\nbatch = 10\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("batch") && e.contains("line 4"), "{e}");
+    let c = Config::parse(
+        "[influx]\nurl = \"http://influx:8086\"\ndatabase = \"kare\"\n",
+        "k.toml",
+    )
+    .unwrap();
+    let i = c.influx_for(Path::new("/var/lib/kare")).unwrap();
+    assert_eq!(
+        i.backlog_path.as_deref(),
+        Some(Path::new("/var/lib/kare/influx-backlog.sqlite"))
+    );
 }
 
 mod sample {
