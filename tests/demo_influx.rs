@@ -6,12 +6,10 @@ mod demo_support;
 #[path = "../edge-service/tests/influx_support/mod.rs"]
 mod influx_support;
 
-use demo_support::{read_until, Demo};
+use demo_support::{console_lines, read_until, Demo};
 use influx_support::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 fn rows(v: &Value) -> Vec<Vec<Value>> {
@@ -43,15 +41,7 @@ async fn demo_writes_what_it_sees_to_a_real_influxdb() {
         .unwrap();
     let mut demo = Demo(child);
     let stdout = demo.0.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = console_lines(stdout);
     let mut seen = Vec::new();
     read_until(&lines, &mut seen, Duration::from_secs(60), |l| {
         l.contains("TICKET generator") && l.contains("CANCELLED")

@@ -3,11 +3,9 @@
 
 mod demo_support;
 
-use demo_support::{http_get, read_until, Demo};
+use demo_support::{console_lines, http_get, read_until, Demo};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// A flapping outage (three 1-s interruptions, 6 s apart: inside the 10-s flap window, and
@@ -80,15 +78,7 @@ fn run(speed: &str) -> (Vec<Ticket>, String) {
         .unwrap();
     let mut demo = Demo(child);
     let stdout = demo.0.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = console_lines(stdout);
     let mut seen = Vec::new();
     read_until(&lines, &mut seen, Duration::from_secs(30), |l| {
         l.contains("/api/v1/status")

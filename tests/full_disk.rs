@@ -6,6 +6,9 @@
 //!
 //! Needs root (mount). A failed mount fails the test, with the reason: it never skips.
 
+mod demo_support;
+
+use demo_support::desk_config;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -185,15 +188,7 @@ async fn full_disk_raises_the_alarm_from_memory_and_loses_nothing() {
     };
     let (url, got) = receiver().await;
     let config = dir.path().join("kare.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[delivery]\nbackoff_base_s = 0.2\nbackoff_max_s = 1.0\n\n\
-             [[delivery.endpoint]]\nkind = \"webhook\"\nname = \"desk\"\nurl = \"{url}\"\nsecret = \"kare-test-secret-0123\"\n\n\
-             [routes]\nrepair = [\"desk\"]\ngenerator = [\"desk\"]\npq_notice = [\"desk\"]\nmaintenance = [\"desk\"]\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, desk_config(&url)).unwrap();
     // 40 s of steady supply first (2 s at 20x: time to fill the disk), then a dip, a short
     // interruption and a 25 s outage (a repair ticket that flaps, a generator request that is
     // cancelled), then steady supply for good.

@@ -2,8 +2,11 @@
 //! every ticket revision it stored reaches the repair desk's webhook, none is lost, and a restart
 //! in the middle of an outage keeps its one ticket (closed on restoration).
 
+mod demo_support;
+
 use axum::body::Bytes;
 use axum::http::HeaderMap;
+use demo_support::desk_config;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -82,15 +85,7 @@ async fn kill_dash_nine_loses_no_ticket() {
     let (url, got) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kare.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[delivery]\nbackoff_base_s = 0.2\nbackoff_max_s = 1.0\n\n\
-             [[delivery.endpoint]]\nkind = \"webhook\"\nname = \"desk\"\nurl = \"{url}\"\nsecret = \"kare-test-secret-0123\"\n\n\
-             [routes]\nrepair = [\"desk\"]\ngenerator = [\"desk\"]\npq_notice = [\"desk\"]\nmaintenance = [\"desk\"]\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, desk_config(&url)).unwrap();
     let data = dir.path().join("data");
 
     // Kill it at different moments: while raising the first tickets, mid-outage, after.

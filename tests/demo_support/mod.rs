@@ -1,8 +1,9 @@
 //! Fixtures shared by the end-to-end tests that run the built `kare demo`: the process guard,
-//! a plain HTTP GET of its API, and reading its console until a line.
+//! a plain HTTP GET of its API, its console as a channel of lines read until one matches, and a
+//! configuration that routes every ticket to one test webhook.
 #![allow(dead_code)] // each test binary uses a part of it
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Child;
 use std::sync::mpsc;
@@ -55,4 +56,28 @@ pub fn read_until(
             Err(_) => panic!("console ended or timed out:\n{}", seen.join("\n")),
         }
     }
+}
+
+/// The demo's console, line by line, from a thread (so a test can wait with a deadline).
+pub fn console_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// A configuration routing repair, generator, PQ-notice and maintenance tickets to the webhook
+/// at `url` (the tests' repair desk), retried quickly.
+pub fn desk_config(url: &str) -> String {
+    format!(
+        "[delivery]\nbackoff_base_s = 0.2\nbackoff_max_s = 1.0\n\n\
+         [[delivery.endpoint]]\nkind = \"webhook\"\nname = \"desk\"\nurl = \"{url}\"\nsecret = \"kare-test-secret-0123\"\n\n\
+         [routes]\nrepair = [\"desk\"]\ngenerator = [\"desk\"]\npq_notice = [\"desk\"]\nmaintenance = [\"desk\"]\n"
+    )
 }
