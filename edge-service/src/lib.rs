@@ -10,6 +10,7 @@ pub mod fault;
 pub mod pipeline;
 pub mod recording;
 pub mod replay;
+pub mod report;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod sinks;

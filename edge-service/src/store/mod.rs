@@ -34,8 +34,9 @@ pub use error::StoreError;
 pub use handle::{StoreHandle, StoreStats};
 pub use health::{alarm_line, cannot_write, free_bytes, StoreHealth};
 pub use model::{
-    Attempt, AttemptOutcome, AttemptRow, Channel, DeliverTo, EventRow, OutboxRow, OutboxState,
-    PruneReport, SavedTicket, StoredEvent, TicketRow, TicketState, TicketWrite,
+    AggregateRow, Attempt, AttemptOutcome, AttemptRow, Channel, DeliverTo, EventRow, FrequencyRow,
+    MeterIntervalRow, OutboxRow, OutboxState, PruneReport, SavedTicket, SiteRecord, StoredEvent,
+    TicketRow, TicketState, TicketWrite,
 };
 pub use retention::run_retention;
 pub use sync::Store;

@@ -380,3 +380,127 @@ impl fmt::Display for PruneReport {
         )
     }
 }
+
+/// The site as the reports need it, saved at every start (`site` table): the header of a report
+/// read from a store alone (`kare report --store DIR`), and the settings its figures depend on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SiteRecord {
+    /// Site id.
+    pub id: String,
+    /// Customer id.
+    pub customer_id: String,
+    /// Customer name.
+    pub customer_name: String,
+    /// Service tier (`critical`, `important`, `standard`).
+    pub tier: String,
+    /// Street address.
+    pub address: String,
+    /// Nominal supply voltage, kV: picks the GB/T 12325 and GB/T 14549 limits.
+    pub nominal_kv: f64,
+    /// Minutes east of UTC: where the site's days and months begin.
+    pub utc_offset_minutes: i32,
+    /// The momentary / sustained threshold, seconds (`[rules] momentary_max_s`).
+    pub momentary_max_s: f64,
+    /// Nominal frequency, Hz.
+    pub nominal_hz: f64,
+    /// The customer's power-factor standard for the tariff adjustment (0.90, 0.85, 0.80).
+    pub pf_standard: f64,
+    /// The account manager's name, for the report's footer.
+    pub account_manager: String,
+}
+
+impl Default for SiteRecord {
+    fn default() -> Self {
+        SiteRecord {
+            id: String::new(),
+            customer_id: String::new(),
+            customer_name: String::new(),
+            tier: String::new(),
+            address: String::new(),
+            nominal_kv: 0.0,
+            utc_offset_minutes: 0,
+            momentary_max_s: 300.0,
+            nominal_hz: 50.0,
+            pf_standard: 0.90,
+            account_manager: String::new(),
+        }
+    }
+}
+
+/// One IEC 61000-4-30 10-minute aggregate of one channel's Urms (table `aggregates`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AggregateRow {
+    /// Sensor node (source name).
+    pub source: String,
+    /// Channel name (`VA`).
+    pub channel: String,
+    /// Interval start (a multiple of `seconds` since the epoch, UTC).
+    pub start: DateTime<Utc>,
+    /// Interval length, seconds (600).
+    pub seconds: f64,
+    /// The source's declared voltage, V.
+    pub udin_v: f64,
+    /// Mean of the half-cycle values (RMS of RMS would be the standard's; see ARCHITECTURE), V.
+    pub mean_v: f64,
+    /// Lowest Urms(1/2), V.
+    pub min_v: f64,
+    /// Highest Urms(1/2), V.
+    pub max_v: f64,
+    /// Urms(1/2) windows folded in.
+    pub windows: u32,
+    /// A dip, swell or interruption overlapped the interval: left out of compliance statistics.
+    pub flagged: bool,
+}
+
+/// One 10-second frequency value of one source (table `frequency`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrequencyRow {
+    /// Sensor node.
+    pub source: String,
+    /// Interval start.
+    pub start: DateTime<Utc>,
+    /// Interval length, seconds (10).
+    pub seconds: f64,
+    /// Nominal frequency, Hz.
+    pub nominal_hz: f64,
+    /// Mean, Hz.
+    pub mean_hz: f64,
+    /// Lowest, Hz.
+    pub min_hz: f64,
+    /// Highest, Hz.
+    pub max_hz: f64,
+    /// Windows folded in.
+    pub windows: u32,
+    /// An event overlapped the interval.
+    pub flagged: bool,
+}
+
+/// One meter's 15-minute interval (table `meter_intervals`): registers at its end, demand over it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeterIntervalRow {
+    /// Meter bus (source name).
+    pub source: String,
+    /// Device on the bus.
+    pub device: String,
+    /// Interval start.
+    pub start: DateTime<Utc>,
+    /// Interval length, seconds (900).
+    pub seconds: f64,
+    /// Import active energy register, last read in the interval, kWh.
+    pub import_kwh: Option<f64>,
+    /// Export active energy register, kWh.
+    pub export_kwh: Option<f64>,
+    /// Import reactive energy register, kvarh.
+    pub import_kvarh: Option<f64>,
+    /// Mean active power read in the interval, kW (the interval's demand).
+    pub demand_kw: Option<f64>,
+    /// Highest active power read in the interval, kW.
+    pub max_kw: Option<f64>,
+    /// Last total power factor read.
+    pub power_factor: Option<f64>,
+    /// Highest voltage THD of any phase, %.
+    pub thd_u_pct: Option<f64>,
+    /// Polls folded in.
+    pub samples: u32,
+}

@@ -103,6 +103,67 @@ CREATE TABLE delivery_attempts (
 CREATE INDEX delivery_attempts_outbox ON delivery_attempts (outbox_id, at);
 CREATE INDEX delivery_attempts_at ON delivery_attempts (at);
 "#,
+    // 2: what reports need besides events and tickets (issue 12): the site as configured, the
+    // IEC 61000-4-30 10-minute aggregates per channel, 10-second frequency, and the meters'
+    // registers and demand per 15 minutes. Keyed by (source, …, start): a re-written interval
+    // (a restart inside it) replaces the row instead of doubling it.
+    r#"
+CREATE TABLE site (
+    id         TEXT PRIMARY KEY,
+    -- crate::store::SiteRecord as JSON: what the report's header and settings need
+    json       TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE aggregates (
+    source     TEXT    NOT NULL,
+    channel    TEXT    NOT NULL,
+    start_utc  TEXT    NOT NULL,
+    seconds    REAL    NOT NULL,
+    udin_v     REAL    NOT NULL,
+    mean_v     REAL    NOT NULL,
+    min_v      REAL    NOT NULL,
+    max_v      REAL    NOT NULL,
+    windows    INTEGER NOT NULL,
+    flagged    INTEGER NOT NULL CHECK (flagged IN (0, 1)),
+    PRIMARY KEY (source, channel, start_utc)
+) WITHOUT ROWID;
+CREATE INDEX aggregates_start ON aggregates (start_utc);
+
+CREATE TABLE frequency (
+    source     TEXT    NOT NULL,
+    start_utc  TEXT    NOT NULL,
+    seconds    REAL    NOT NULL,
+    nominal_hz REAL    NOT NULL,
+    mean_hz    REAL    NOT NULL,
+    min_hz     REAL    NOT NULL,
+    max_hz     REAL    NOT NULL,
+    windows    INTEGER NOT NULL,
+    flagged    INTEGER NOT NULL CHECK (flagged IN (0, 1)),
+    PRIMARY KEY (source, start_utc)
+) WITHOUT ROWID;
+CREATE INDEX frequency_start ON frequency (start_utc);
+
+CREATE TABLE meter_intervals (
+    source      TEXT    NOT NULL,
+    device      TEXT    NOT NULL,
+    start_utc   TEXT    NOT NULL,
+    seconds     REAL    NOT NULL,
+    -- registers as last read inside the interval (kWh, kvarh), null when the meter has none
+    import_kwh  REAL,
+    export_kwh  REAL,
+    import_kvarh REAL,
+    -- mean and highest active power read inside the interval, kW
+    demand_kw   REAL,
+    max_kw      REAL,
+    power_factor REAL,
+    -- highest voltage THD of any phase, %
+    thd_u_pct   REAL,
+    samples     INTEGER NOT NULL,
+    PRIMARY KEY (source, device, start_utc)
+) WITHOUT ROWID;
+CREATE INDEX meter_intervals_start ON meter_intervals (start_utc);
+"#,
 ];
 
 /// The version a fully migrated file has.
