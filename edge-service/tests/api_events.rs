@@ -140,6 +140,10 @@ async fn api_events_pages_filters_and_ids_that_survive_a_restart() {
         assert_eq!(one["id"], stored[4]);
         assert_eq!(one["rms_profile"]["records"], json!([1, 2, 3]));
         service.stop().await;
+        // The history sink saved the site record the reports read (stopped with the service).
+        let site = store.site().await.unwrap().expect("the site record");
+        assert_eq!(site.id, Site::demo().id);
+        assert_eq!(site.momentary_max_s, 300.0);
         server.abort();
         store.close().await;
     }
