@@ -112,8 +112,9 @@ fn demo_shows_the_scenario_live_and_its_api_answers() {
         "{outage}"
     );
 
-    // One event in detail, with its RMS profile.
-    let dip_id = events.iter().find(|e| e["kind"] == "dip").unwrap()["id"]
+    // One event in detail, with its RMS profile: the first dip (the list is newest first), the
+    // short one the node captured a waveform of.
+    let dip_id = events.iter().rev().find(|e| e["kind"] == "dip").unwrap()["id"]
         .as_u64()
         .unwrap();
     let (_, body) = http_get(&addr, &format!("/api/v1/events/{dip_id}"));

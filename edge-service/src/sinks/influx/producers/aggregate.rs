@@ -5,68 +5,38 @@
 use super::phase;
 use crate::pipeline::events::round;
 use crate::sinks::influx::point::{Class, Point};
+use crate::sinks::interval::{Interval, IntervalAggregator};
 use crate::sources::pqlink::Reading;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
-
-#[derive(Clone, Copy, Debug)]
-struct MinMax {
-    min: f64,
-    max: f64,
-    sum: f64,
-    n: u32,
-}
-
-impl Default for MinMax {
-    fn default() -> Self {
-        MinMax {
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            sum: 0.0,
-            n: 0,
-        }
-    }
-}
-
-impl MinMax {
-    fn push(&mut self, v: f64) {
-        if v.is_finite() {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
-            self.sum += v;
-            self.n += 1;
-        }
-    }
-    fn mean(&self) -> f64 {
-        self.sum / self.n as f64
-    }
-}
-
-#[derive(Clone, Debug, Default)]
-struct Second {
-    /// Unix second the windows start in.
-    second: i64,
-    channels: Vec<MinMax>,
-    frequency: MinMax,
-    windows: u32,
-    unlocked: u32,
-    flagged: bool,
-}
 
 /// Turns the half-cycle stream (100–120 Urms(1/2) values per channel per second) into one
 /// point per source, phase and second: min / mean / max Urms and the count of windows, plus
-/// one frequency point per source and second. A window belongs to the second its start falls
-/// in; a second is emitted when a window of a later second arrives, or by
-/// [`flush_before`](Self::flush_before) when its source has gone quiet.
+/// one frequency point per source and second. The fold is the history sink's
+/// ([`IntervalAggregator`], 1 s wide); this adds the Influx points. A second is emitted when a
+/// window of a later second arrives, or by [`flush_before`](Self::flush_before) when its source
+/// has gone quiet.
 ///
 /// Per IEC 61000-4-30, an aggregate containing a dip, swell or interruption is *flagged*:
 /// the service says when a source's event starts and ends ([`set_event_active`](Self::set_event_active)),
 /// and windows that are not locked to a real zero crossing (an interruption) flag it too.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SecondAggregator {
-    current: HashMap<String, Second>,
+    fold: IntervalAggregator,
     udin: HashMap<String, f64>,
     in_event: HashMap<String, bool>,
+    done: Vec<Interval>,
+}
+
+impl Default for SecondAggregator {
+    fn default() -> Self {
+        SecondAggregator {
+            fold: IntervalAggregator::new(1),
+            udin: HashMap::new(),
+            in_event: HashMap::new(),
+            done: Vec::new(),
+        }
+    }
 }
 
 impl SecondAggregator {
@@ -88,87 +58,50 @@ impl SecondAggregator {
     pub fn set_event_active(&mut self, source: &str, active: bool) {
         self.in_event.insert(source.to_string(), active);
         if active {
-            if let Some(s) = self.current.get_mut(source) {
-                s.flagged = true;
-            }
+            self.fold.flag(source);
         }
     }
 
     /// Adds one half-cycle reading; completed seconds are appended to `out`.
     pub fn push(&mut self, r: &Reading, out: &mut Vec<Point>) {
-        let second = r.start.timestamp();
-        let key: &str = &r.source;
-        if self.current.get(key).is_some_and(|s| s.second != second) {
-            if let Some(done) = self.current.remove(key) {
-                self.emit(key, done, out);
-            }
-        }
-        let flagged_now = self.in_event.get(key).copied().unwrap_or(false);
-        let s = self
-            .current
-            .entry(key.to_string())
-            .or_insert_with(|| Second {
-                second,
-                ..Default::default()
-            });
-        let n = (r.channels as usize).min(r.volts.len());
-        if s.channels.len() < n {
-            s.channels.resize(n, MinMax::default());
-        }
-        for (acc, v) in s.channels.iter_mut().zip(&r.volts[..n]) {
-            acc.push(*v as f64);
-        }
-        s.windows += 1;
-        if r.locked {
-            s.frequency.push(r.frequency_hz as f64);
-        } else {
-            s.unlocked += 1;
-            s.flagged = true;
-        }
-        s.flagged |= flagged_now;
+        let flag = self.in_event.get(&*r.source).copied().unwrap_or(false);
+        self.fold.push(r, flag, &mut self.done);
+        self.emit_done(out);
     }
 
-    /// Emits every second that started before `now - 1 s` (a source that went quiet).
+    /// Emits every second that ended a second or more before `now` (a source that went quiet).
     pub fn flush_before(&mut self, now: DateTime<Utc>, out: &mut Vec<Point>) {
-        let limit = now.timestamp() - 1;
-        let done: Vec<String> = self
-            .current
-            .iter()
-            .filter(|(_, s)| s.second < limit)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in done {
-            if let Some(s) = self.current.remove(&k) {
-                self.emit(&k, s, out);
-            }
-        }
+        self.fold
+            .flush_before(now - TimeDelta::seconds(1), &mut self.done);
+        self.emit_done(out);
     }
 
     /// Emits every second in progress (at shutdown).
     pub fn finish(&mut self, out: &mut Vec<Point>) {
-        let all: Vec<(String, Second)> = self.current.drain().collect();
-        for (k, s) in all {
-            self.emit(&k, s, out);
+        self.fold.finish(&mut self.done);
+        self.emit_done(out);
+    }
+
+    fn emit_done(&mut self, out: &mut Vec<Point>) {
+        for s in std::mem::take(&mut self.done) {
+            self.emit(s, out);
         }
     }
 
     /// Values are written to 1 mV, 0.001 % and 0.1 mHz: ten times finer than Class A's
     /// uncertainty (0.1 % of Udin, 10 mHz), and half the line length of a full f64 (the
     /// backlog holds twice the hours).
-    fn emit(&self, source: &str, s: Second, out: &mut Vec<Point>) {
-        let Some(t) = Utc.timestamp_opt(s.second, 0).single() else {
-            return;
-        };
+    fn emit(&self, s: Interval, out: &mut Vec<Point>) {
+        let t = s.start;
+        let source = s.source.as_str();
         let udin = self.udin.get(source).copied();
         for (i, c) in s.channels.iter().enumerate() {
-            if c.n == 0 {
-                continue;
-            }
+            let Some(mean) = c.mean() else { continue };
             let mut p = Point::new("urms", Class::Readings, t)
                 .tag("source", source)
                 .tag("phase", phase(i))
                 .field("min", round(c.min, 3))
-                .field("mean", round(c.mean(), 3))
+                .field("mean", round(mean, 3))
                 .field("max", round(c.max, 3))
                 .field("count", c.n)
                 .field("unlocked", s.unlocked)
@@ -176,17 +109,17 @@ impl SecondAggregator {
             if let Some(u) = udin {
                 p = p
                     .field("min_pct", round(c.min / u * 100.0, 3))
-                    .field("mean_pct", round(c.mean() / u * 100.0, 3))
+                    .field("mean_pct", round(mean / u * 100.0, 3))
                     .field("max_pct", round(c.max / u * 100.0, 3));
             }
             out.push(p);
         }
-        if s.frequency.n > 0 {
+        if let Some(mean) = s.frequency.mean() {
             out.push(
                 Point::new("frequency", Class::Readings, t)
                     .tag("source", source)
                     .field("min", round(s.frequency.min, 4))
-                    .field("mean", round(s.frequency.mean(), 4))
+                    .field("mean", round(mean, 4))
                     .field("max", round(s.frequency.max, 4))
                     .field("count", s.frequency.n)
                     .field("flagged", s.flagged),
