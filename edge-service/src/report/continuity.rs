@@ -288,10 +288,12 @@ fn group_momentary(list: &mut [Interruption], momentary_max_s: f64) -> u32 {
     n
 }
 
+/// To 0.001; never `-0` (an empty `f64` sum is `-0.0`, which JSON would print).
 pub(crate) fn round3(x: f64) -> f64 {
-    (x * 1e3).round() / 1e3
+    (x * 1e3).round() / 1e3 + 0.0
 }
 
+/// To 0.00001; never `-0`.
 pub(crate) fn round5(x: f64) -> f64 {
-    (x * 1e5).round() / 1e5
+    (x * 1e5).round() / 1e5 + 0.0
 }
