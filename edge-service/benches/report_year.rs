@@ -170,8 +170,8 @@ fn fill(store: &mut Store, from: DateTime<Utc>, to: DateTime<Utc>) {
         profile_json: None,
         waveform: None,
     };
-    for d in 0..365 {
-        let day = from + Duration::days(d) + Duration::hours(9);
+    for d in 0..365u32 {
+        let day = from + Duration::days(i64::from(d)) + Duration::hours(9);
         if d.is_multiple_of(2) {
             store.upsert_event(&event("dip", day, 0.12, 62.0)).unwrap();
         }
