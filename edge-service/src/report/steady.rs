@@ -45,7 +45,7 @@ pub fn gbt14549_thd_limit(nominal_kv: f64) -> f64 {
 }
 
 /// GB/T 15945-2008: ±0.2 Hz on a normal system.
-pub const GBT15945_LIMIT_HZ: f64 = 0.2;
+pub use crate::store::GBT15945_LIMIT_HZ;
 
 /// EN 50160: 10-minute means within ±10 % of the nominal voltage for 95 % of the time.
 pub const EN50160_VOLTAGE_PCT: f64 = 10.0;

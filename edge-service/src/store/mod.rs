@@ -41,7 +41,11 @@ pub use model::{
 };
 pub use retention::run_retention;
 pub use sync::Store;
-pub use time::{format_ts, parse_ts};
+pub use time::{format_ts, hour_start, parse_ts};
+
+/// GB/T 15945's frequency deviation limit for a normal system, Hz: the hourly frequency roll-up
+/// counts the values within it (the report's figure).
+pub const GBT15945_LIMIT_HZ: f64 = 0.2;
 
 use serde::Deserialize;
 use std::path::PathBuf;

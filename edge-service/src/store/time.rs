@@ -30,3 +30,9 @@ mod tests {
         assert_eq!(parse_ts(&format_ts(b)), Some(b));
     }
 }
+
+/// The start of the UTC hour `t` falls in.
+pub fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    let s = t.timestamp().div_euclid(3600) * 3600;
+    DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(t)
+}

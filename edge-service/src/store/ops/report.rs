@@ -164,6 +164,33 @@ pub(crate) fn save_frequency(
         ])
         .map_err(&err)?;
     }
+    // The hours these values fall in, rolled up again from their 10-s rows (a batch touches one
+    // or two hours of a source: a few hundred rows read back).
+    let hours: std::collections::BTreeSet<(&str, DateTime<Utc>)> = rows
+        .iter()
+        .map(|f| (f.source.as_str(), crate::store::hour_start(f.start)))
+        .collect();
+    let mut roll = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO frequency_hours (source, hour_utc, nominal_hz, intervals, \
+                 flagged, gbt15945_in, en50160_in, min_hz, max_hz) \
+             SELECT ?1, ?2, MAX(nominal_hz), COUNT(*), SUM(flagged), \
+                 SUM(flagged = 0 AND abs(mean_hz - nominal_hz) <= ?4), \
+                 SUM(flagged = 0 AND abs(mean_hz - nominal_hz) <= nominal_hz * 0.01 + 1e-9), \
+                 MIN(CASE WHEN flagged = 0 THEN mean_hz END), \
+                 MAX(CASE WHEN flagged = 0 THEN mean_hz END) \
+             FROM frequency WHERE source = ?1 AND start_utc >= ?2 AND start_utc < ?3",
+        )
+        .map_err(&err)?;
+    for (source, hour) in hours {
+        roll.execute(params![
+            source,
+            format_ts(hour),
+            format_ts(hour + chrono::TimeDelta::hours(1)),
+            crate::store::GBT15945_LIMIT_HZ + 1e-9
+        ])
+        .map_err(&err)?;
+    }
     Ok(())
 }
 
