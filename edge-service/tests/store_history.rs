@@ -461,3 +461,73 @@ async fn store_handle_writes_history_and_reads_it_back() {
     assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id]);
     h.close().await;
 }
+
+#[test]
+fn store_retention_ages_out_history_and_prunes_it_before_records_for_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&cfg(&dir)).unwrap();
+    let day = |d: i64| t(0, 0, 0) + CDuration::days(d);
+    // Ten days of history, one row a day in each table.
+    for d in 0..10 {
+        s.save_aggregates(&[aggregate("VA", day(d), 230.0)])
+            .unwrap();
+        s.save_frequency(&[frequency(day(d), 50.0)]).unwrap();
+        s.save_meter_intervals(&[interval(day(d), 100.0 + d as f64)])
+            .unwrap();
+    }
+    let all = |s: &Store| {
+        (
+            s.aggregates_between(day(-1), day(20)).unwrap().len(),
+            s.frequency_between(day(-1), day(20)).unwrap().len(),
+            s.meter_intervals_between(day(-1), day(20)).unwrap().len(),
+        )
+    };
+    assert_eq!(all(&s), (10, 10, 10));
+
+    // Retention of 5 days at day 10: days 0–4 are gone, 5–9 kept.
+    let r = s
+        .prune_as_of(day(10), Duration::from_secs(5 * 86_400), u64::MAX)
+        .unwrap();
+    assert_eq!(all(&s), (5, 5, 5));
+    assert!(r.history >= 15, "{r}");
+    assert_eq!(
+        s.aggregates_between(day(-1), day(20)).unwrap()[0].start,
+        day(5)
+    );
+
+    // Over its size with nothing old enough by age: history goes, a day at a time, and no
+    // record with it.
+    s.upsert_event(&StoredEvent {
+        source: "feeder-1".into(),
+        source_key: "dip@1".into(),
+        site_id: Some("S".into()),
+        kind: "dip".into(),
+        start: day(6),
+        end: Some(day(6)),
+        duration_s: Some(0.1),
+        extreme_pct: Some(60.0),
+        worst_channel: Some("VA".into()),
+        open: false,
+        json: json!({"kind": "dip"}),
+        profile_json: None,
+        waveform: None,
+    })
+    .unwrap();
+    // Days 5–9 hold a 10-s value every 10 s (8 640 a day): megabytes.
+    for d in 5..10 {
+        let rows: Vec<FrequencyRow> = (1..8_640)
+            .map(|i| frequency(day(d) + CDuration::seconds(10 * i), 50.0))
+            .collect();
+        s.save_frequency(&rows).unwrap();
+    }
+    let used = s.used_bytes().unwrap();
+    let r = s
+        .prune_as_of(day(10), Duration::MAX, used - 200 * 1024)
+        .unwrap();
+    assert!(r.history > 0 && !r.still_over_limit, "{r}");
+    assert_eq!(r.events, 0, "history goes before records: {r}");
+    assert_eq!(s.events(day(0), day(20)).unwrap().len(), 1);
+    // The oldest day went; the newest is whole.
+    assert!(s.frequency_between(day(5), day(6)).unwrap().is_empty());
+    assert_eq!(s.frequency_between(day(9), day(10)).unwrap().len(), 8_640);
+}

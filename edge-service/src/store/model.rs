@@ -345,6 +345,8 @@ pub struct PruneReport {
     pub outbox: u64,
     /// Delivery attempts removed with them.
     pub attempts: u64,
+    /// Report history rows removed (10-min aggregates, frequency, meter intervals).
+    pub history: u64,
     /// Live data before, bytes (pages in use × page size).
     pub bytes_before: u64,
     /// Live data after, bytes.
@@ -357,7 +359,7 @@ pub struct PruneReport {
 impl PruneReport {
     /// Whether anything was removed.
     pub fn removed_anything(&self) -> bool {
-        self.events + self.tickets + self.outbox + self.attempts > 0
+        self.events + self.tickets + self.outbox + self.attempts + self.history > 0
     }
 }
 
@@ -365,11 +367,13 @@ impl fmt::Display for PruneReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "pruned {} events, {} tickets, {} delivered outbox rows ({} attempts); {} → {} kB{}",
+            "pruned {} events, {} tickets, {} delivered outbox rows ({} attempts), {} history rows; \
+             {} → {} kB{}",
             self.events,
             self.tickets,
             self.outbox,
             self.attempts,
+            self.history,
             self.bytes_before / 1024,
             self.bytes_after / 1024,
             if self.still_over_limit {

@@ -353,7 +353,18 @@ impl Store {
                 break;
             }
         }
+        report.history += self.write("pruning old report history", |c, p| {
+            ops::prune_history(c, p, before)
+        })?;
         while self.used_bytes()? > max_db_bytes {
+            // Measurements go before records: the oldest day of history first, then the oldest
+            // closed events and tickets.
+            if let Some(day) = self.write("finding old report history", ops::oldest_history_day)? {
+                report.history += self.write("pruning report history for size", |c, p| {
+                    ops::prune_history(c, p, day)
+                })?;
+                continue;
+            }
             let n = self.write("pruning for size", |c, p| {
                 ops::prune_step(c, p, None, PRUNE_CHUNK / 4)
             })?;

@@ -115,3 +115,49 @@ pub(crate) fn cutoff(now: DateTime<Utc>, max_age: Duration) -> DateTime<Utc> {
         .and_then(|d| now.checked_sub_signed(d))
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
+
+/// The report history tables and their time columns.
+const HISTORY: [(&str, &str); 4] = [
+    ("aggregates", "start_utc"),
+    ("frequency", "start_utc"),
+    ("frequency_hours", "hour_utc"),
+    ("meter_intervals", "start_utc"),
+];
+
+/// Removes report history (10-min aggregates, 10-s and hourly frequency, meter intervals) older
+/// than `before`. History is measurements, never an event or a ticket: it ages out with the same
+/// `retention_days`, and goes first when the file is over its size (a day at a time,
+/// [`oldest_history_day`]).
+pub(crate) fn prune_history(
+    conn: &Connection,
+    path: &str,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let err = sq(path, "pruning report history");
+    let mut n = 0;
+    for (table, col) in HISTORY {
+        n += conn
+            .prepare_cached(&format!("DELETE FROM {table} WHERE {col} < ?1"))
+            .and_then(|mut st| st.execute([format_ts(before)]))
+            .map_err(&err)? as u64;
+    }
+    Ok(n)
+}
+
+/// The end of the oldest day of history held (its first row plus a day), if any.
+pub(crate) fn oldest_history_day(
+    conn: &Connection,
+    path: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let err = sq(path, "finding the oldest report history");
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for (table, col) in HISTORY {
+        let t: Option<String> = conn
+            .query_row(&format!("SELECT MIN({col}) FROM {table}"), [], |r| r.get(0))
+            .map_err(&err)?;
+        if let Some(t) = t.as_deref().and_then(parse_ts) {
+            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+        }
+    }
+    Ok(oldest.map(|t| t + chrono::TimeDelta::days(1)))
+}
