@@ -1,5 +1,14 @@
-//! The JSON API: `/api/v1/status`, `/api/v1/events`, and `/api/v1/stream` (server-sent events
-//! of live readings and event updates). The web UI of a later issue is built on these.
+//! The web layer: the JSON API (`/api/v1/status`, `/api/v1/events`, `/api/v1/stream`: server-sent
+//! events of live readings and event updates) and the pages built on the same state ([`pages`]:
+//! Now, Events, Tickets, Report; [`report`]: the printable report; [`i18n`], [`charts`]).
+
+pub mod charts;
+pub mod i18n;
+pub mod pages;
+pub mod report;
+
+pub use i18n::Lang;
+pub use report::report_document;
 
 use crate::pipeline::event_log::LoggedEvent;
 use crate::pipeline::service::Service;
@@ -64,7 +73,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/events/{id}/waveform", get(waveform))
         .route("/api/v1/tickets", get(tickets))
         .route("/api/v1/stream", get(stream))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(pages::router(state))
 }
 
 async fn status(State(s): State<ApiState>) -> Json<Value> {
