@@ -416,7 +416,8 @@ async fn full_disk_raises_the_alarm_from_memory_and_loses_nothing() {
         logged.len()
     );
     let mut last_id = 0;
-    for e in &logged {
+    // The API lists newest first (those still waiting for the disk on top): oldest first here.
+    for e in logged.iter().rev() {
         let start: chrono::DateTime<chrono::Utc> = e["start"].as_str().unwrap().parse().unwrap();
         let row = rows
             .iter()

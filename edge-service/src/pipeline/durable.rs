@@ -135,6 +135,7 @@ impl Outputs {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(ev.id, id);
+                self.log.set_store_id(ev.id, id);
             }
             Err(e) if cannot_write(&e) => {
                 tracing::error!(event = ev.id, "event NOT stored yet, kept in memory: {e}");
@@ -280,6 +281,7 @@ impl Outputs {
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .insert(ev.id, id);
+                            self.log.set_store_id(ev.id, id);
                             if ev.waveform.is_some() {
                                 self.attached
                                     .lock()

@@ -1,12 +1,13 @@
-//! The live event log: every event since start, in order, open ones updated in place. It serves
-//! the console and the stream; the store is the record.
+//! The live event log: the latest events, in order, open ones updated in place, bounded (the
+//! oldest closed ones go first). It serves the console and the stream; the store is the record
+//! (and the API's list, when there is a store).
 
 use crate::pipeline::coarse::CoarseEvent;
 use crate::pipeline::events::{event_json, round, ReportedEvent};
 use crate::sources::pqlink::{RmsProfile, Waveform};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// What an event in the log is about.
@@ -147,47 +148,94 @@ impl LoggedEvent {
     }
 }
 
-/// The events seen since start, in order, with open events updated in place.
-#[derive(Debug, Default)]
+/// How many events the live log keeps by default: the store is the record, the log only serves
+/// the console and the stream, so it keeps what a viewer may still be looking at.
+pub const DEFAULT_CAP: usize = 10_000;
+
+/// The events seen since start, in order, with open events updated in place. Bounded: past its
+/// cap the oldest *closed* event is dropped first (an open one is still being written, and
+/// there are only as many as sources × kinds).
+#[derive(Debug)]
 pub struct EventLog {
     inner: Mutex<LogInner>,
+    cap: usize,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        EventLog::with_cap(DEFAULT_CAP)
+    }
 }
 
 #[derive(Debug, Default)]
 struct LogInner {
-    events: Vec<LoggedEvent>,
-    /// (source, detector id) → index of the open voltage event.
-    open_voltage: HashMap<(String, u32), usize>,
-    /// source → index of its open sensor-lost event.
-    open_lost: HashMap<String, usize>,
-    /// (source, detector id) → index of the latest voltage event with that id, for its profile.
-    by_core: HashMap<(String, u32), usize>,
-    /// source/device/kind → index of the open coarse event.
-    open_coarse: HashMap<String, usize>,
+    /// Id → event, oldest first.
+    events: BTreeMap<u64, LoggedEvent>,
+    /// The last id given.
+    last_id: u64,
+    /// Events dropped to keep within the cap.
+    dropped: u64,
+    /// Log id → store id, once the event is written.
+    stored: HashMap<u64, i64>,
+    /// (source, detector id) → id of the open voltage event.
+    open_voltage: HashMap<(String, u32), u64>,
+    /// source → id of its open sensor-lost event.
+    open_lost: HashMap<String, u64>,
+    /// (source, detector id) → id of the latest voltage event with that id, for its profile.
+    by_core: HashMap<(String, u32), u64>,
+    /// source/device/kind → id of the open coarse event.
+    open_coarse: HashMap<String, u64>,
 }
 
 impl LogInner {
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    fn push(&mut self, ev: LoggedEvent, cap: usize) {
+        self.events.insert(ev.id, ev);
+        while self.events.len() > cap {
+            let Some(oldest_closed) = self.events.values().find(|e| !e.is_open()).map(|e| e.id)
+            else {
+                break;
+            };
+            self.events.remove(&oldest_closed);
+            self.stored.remove(&oldest_closed);
+            self.by_core.retain(|_, id| *id != oldest_closed);
+            self.dropped += 1;
+        }
+    }
+
     fn push_voltage(
         &mut self,
         source: &str,
         core_id: u32,
         e: ReportedEvent,
-    ) -> (usize, LoggedEvent) {
+        cap: usize,
+    ) -> LoggedEvent {
         let ev = LoggedEvent {
-            id: self.events.len() as u64 + 1,
+            id: self.next_id(),
             source: source.to_string(),
             body: EventBody::Voltage(e),
             profile: None,
             waveform: None,
         };
-        let idx = self.events.len();
-        self.events.push(ev.clone());
-        self.by_core.insert((source.to_string(), core_id), idx);
-        (idx, ev)
+        self.by_core.insert((source.to_string(), core_id), ev.id);
+        self.push(ev.clone(), cap);
+        ev
     }
 }
 
 impl EventLog {
+    /// A log that keeps at most `cap` closed events (at least 1).
+    pub fn with_cap(cap: usize) -> Self {
+        EventLog {
+            inner: Mutex::new(LogInner::default()),
+            cap: cap.max(1),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
         // A panic elsewhere must not take the log with it.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -196,20 +244,21 @@ impl EventLog {
     /// Records a new voltage event; returns it as logged.
     pub fn voltage_started(&self, source: &str, core_id: u32, e: ReportedEvent) -> LoggedEvent {
         let mut g = self.lock();
-        let (idx, ev) = g.push_voltage(source, core_id, e);
-        g.open_voltage.insert((source.to_string(), core_id), idx);
+        let ev = g.push_voltage(source, core_id, e, self.cap);
+        g.open_voltage.insert((source.to_string(), core_id), ev.id);
         ev
     }
 
     /// Closes a voltage event (or records it whole, if its start was never seen).
     pub fn voltage_ended(&self, source: &str, core_id: u32, e: ReportedEvent) -> LoggedEvent {
         let mut g = self.lock();
-        match g.open_voltage.remove(&(source.to_string(), core_id)) {
-            Some(idx) => {
-                g.events[idx].body = EventBody::Voltage(e);
-                g.events[idx].clone()
+        let open = g.open_voltage.remove(&(source.to_string(), core_id));
+        match open.and_then(|id| g.events.get_mut(&id)) {
+            Some(ev) => {
+                ev.body = EventBody::Voltage(e);
+                ev.clone()
             }
-            None => g.push_voltage(source, core_id, e).1,
+            None => g.push_voltage(source, core_id, e, self.cap),
         }
     }
 
@@ -221,9 +270,10 @@ impl EventLog {
         profile: RmsProfile,
     ) -> Option<LoggedEvent> {
         let mut g = self.lock();
-        let idx = *g.by_core.get(&(source.to_string(), core_id))?;
-        g.events[idx].profile = Some(Arc::new(profile));
-        Some(g.events[idx].clone())
+        let id = *g.by_core.get(&(source.to_string(), core_id))?;
+        let ev = g.events.get_mut(&id)?;
+        ev.profile = Some(Arc::new(profile));
+        Some(ev.clone())
     }
 
     /// Attaches a waveform capture to the source's voltage event whose start it covers (the
@@ -233,7 +283,7 @@ impl EventLog {
         let secs =
             w.volts.first().map(|v| v.len()).unwrap_or(0) as f64 / w.sample_rate_hz.max(1) as f64;
         let end = w.start + chrono::Duration::milliseconds((secs * 1000.0) as i64);
-        let ev = g.events.iter_mut().rev().find(|e| {
+        let ev = g.events.values_mut().rev().find(|e| {
             e.source == source
                 && e.waveform.is_none()
                 && matches!(&e.body, EventBody::Voltage(v) if v.start >= w.start && v.start <= end)
@@ -242,10 +292,9 @@ impl EventLog {
         Some(ev.id)
     }
 
-    /// One event by id.
+    /// One event by id (while the log still holds it).
     pub fn get(&self, id: u64) -> Option<LoggedEvent> {
-        let g = self.lock();
-        g.events.get((id as usize).checked_sub(1)?).cloned()
+        self.lock().events.get(&id).cloned()
     }
 
     /// Records or updates a coarse event (keyed by source, device and kind while it lasts).
@@ -253,29 +302,29 @@ impl EventLog {
         let mut g = self.lock();
         let key = format!("{}/{}/{:?}", c.source, c.device, c.kind);
         let ended = c.end.is_some();
-        let idx = match g.open_coarse.get(&key) {
-            Some(&idx) => {
-                g.events[idx].body = EventBody::Coarse(c);
-                idx
+        let open = g.open_coarse.get(&key).copied();
+        let ev = match open.and_then(|id| g.events.get_mut(&id)) {
+            Some(ev) => {
+                ev.body = EventBody::Coarse(c);
+                ev.clone()
             }
             None => {
-                let idx = g.events.len();
                 let ev = LoggedEvent {
-                    id: idx as u64 + 1,
+                    id: g.next_id(),
                     source: c.source.to_string(),
                     body: EventBody::Coarse(c),
                     profile: None,
                     waveform: None,
                 };
-                g.events.push(ev);
-                g.open_coarse.insert(key.clone(), idx);
-                idx
+                g.open_coarse.insert(key.clone(), ev.id);
+                g.push(ev.clone(), self.cap);
+                ev
             }
         };
         if ended {
             g.open_coarse.remove(&key);
         }
-        g.events[idx].clone()
+        ev
     }
 
     /// Records a meter's own power-down record (each once: the same start is not logged twice).
@@ -286,7 +335,7 @@ impl EventLog {
         end: Option<DateTime<Utc>>,
     ) -> Option<LoggedEvent> {
         let mut g = self.lock();
-        let dup = g.events.iter_mut().find(|e| {
+        let dup = g.events.values_mut().find(|e| {
             e.source == source
                 && matches!(e.body, EventBody::MeterPowerDown { start: s, .. } if s == start)
         });
@@ -300,13 +349,13 @@ impl EventLog {
             return None;
         }
         let ev = LoggedEvent {
-            id: g.events.len() as u64 + 1,
+            id: g.next_id(),
             source: source.to_string(),
             body: EventBody::MeterPowerDown { start, end },
             profile: None,
             waveform: None,
         };
-        g.events.push(ev.clone());
+        g.push(ev.clone(), self.cap);
         Some(ev)
     }
 
@@ -322,7 +371,7 @@ impl EventLog {
             return None;
         }
         let ev = LoggedEvent {
-            id: g.events.len() as u64 + 1,
+            id: g.next_id(),
             source: source.to_string(),
             body: EventBody::SensorLost {
                 start,
@@ -332,24 +381,98 @@ impl EventLog {
             profile: None,
             waveform: None,
         };
-        let idx = g.events.len();
-        g.events.push(ev.clone());
-        g.open_lost.insert(source.to_string(), idx);
+        g.open_lost.insert(source.to_string(), ev.id);
+        g.push(ev.clone(), self.cap);
         Some(ev)
     }
 
     /// Closes the source's sensor-lost event.
     pub fn sensor_back(&self, source: &str, at: DateTime<Utc>) -> Option<LoggedEvent> {
         let mut g = self.lock();
-        let idx = g.open_lost.remove(source)?;
-        if let EventBody::SensorLost { end, .. } = &mut g.events[idx].body {
+        let id = g.open_lost.remove(source)?;
+        let ev = g.events.get_mut(&id)?;
+        if let EventBody::SensorLost { end, .. } = &mut ev.body {
             *end = Some(at);
         }
-        Some(g.events[idx].clone())
+        Some(ev.clone())
     }
 
-    /// Every event so far, oldest first.
+    /// Notes the store's id of a logged event, once it is written.
+    pub fn set_store_id(&self, id: u64, store_id: i64) {
+        let mut g = self.lock();
+        if g.events.contains_key(&id) {
+            g.stored.insert(id, store_id);
+        }
+    }
+
+    /// The store's id of a logged event, once written (`None`: not yet, or no store).
+    pub fn store_id(&self, id: u64) -> Option<i64> {
+        self.lock().stored.get(&id).copied()
+    }
+
+    /// Events the log holds that are not in the store yet (waiting for a disk that cannot
+    /// write), oldest first.
+    pub fn unstored(&self) -> Vec<LoggedEvent> {
+        let g = self.lock();
+        g.events
+            .values()
+            .filter(|e| !g.stored.contains_key(&e.id))
+            .cloned()
+            .collect()
+    }
+
+    /// How many closed events were dropped to keep within the cap.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Every event the log holds, oldest first.
     pub fn all(&self) -> Vec<LoggedEvent> {
-        self.lock().events.clone()
+        self.lock().events.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, s).unwrap()
+    }
+
+    #[test]
+    fn event_log_past_its_cap_drops_the_oldest_closed_event_and_keeps_open_ones() {
+        let log = EventLog::with_cap(3);
+        let lost = log.sensor_lost("node", at(0), "silent".into()).unwrap();
+        let ids: Vec<u64> = (1..4)
+            .map(|s| {
+                log.meter_power_down("meter", at(s), Some(at(s) + chrono::Duration::seconds(1)))
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        // Four events, cap three: the oldest *closed* one went, the older open one stays.
+        let kept: Vec<u64> = log.all().iter().map(|e| e.id).collect();
+        assert_eq!(kept, vec![lost.id, ids[1], ids[2]]);
+        assert_eq!(log.dropped(), 1);
+        assert!(log.get(ids[0]).is_none());
+        // The open event can still be ended.
+        assert!(!log.sensor_back("node", at(9)).unwrap().is_open());
+        // Ids go on from where they were, never reused.
+        let next = log.meter_power_down("meter", at(20), None).unwrap();
+        assert_eq!(next.id, ids[2] + 1);
+    }
+
+    #[test]
+    fn event_log_knows_which_events_the_store_has() {
+        let log = EventLog::default();
+        let a = log.meter_power_down("meter", at(1), None).unwrap();
+        let b = log.meter_power_down("meter", at(2), None).unwrap();
+        log.set_store_id(a.id, 41);
+        assert_eq!(log.store_id(a.id), Some(41));
+        assert_eq!(log.store_id(b.id), None);
+        let waiting: Vec<u64> = log.unstored().iter().map(|e| e.id).collect();
+        assert_eq!(waiting, vec![b.id]);
     }
 }

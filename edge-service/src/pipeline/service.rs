@@ -250,6 +250,16 @@ impl Service {
             influx_stats = Some(stats);
             started_sinks.push(started);
         }
+        // The reports' history (10-minute aggregates, 10-s frequency, meter intervals) and the
+        // site record they read: recorded whenever there is a store.
+        if let Some(store) = &cfg.store {
+            started_sinks.push(crate::sinks::history::start(
+                store.clone(),
+                site_record(&cfg.site, &cfg.rules),
+                &ctx,
+                status.clone(),
+            ));
+        }
         for started in started_sinks {
             sinks.push(started.feed);
             tasks.extend(started.tasks);
@@ -333,5 +343,25 @@ impl Service {
             stop.cancel();
             let _ = writer.await;
         }
+    }
+}
+
+/// The site as the reports read it from the store (`kare report --store`): `[site]`, the
+/// momentary / sustained threshold of `[rules]`, and 50 Hz until a node says otherwise.
+pub fn site_record(site: &Site, rules: &RuleSettings) -> crate::store::SiteRecord {
+    crate::store::SiteRecord {
+        id: site.id.clone(),
+        customer_id: site.customer_id.clone(),
+        customer_name: site.customer_name.clone(),
+        tier: serde_json::to_value(site.tier)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        address: site.address.clone(),
+        nominal_kv: site.nominal_kv,
+        utc_offset_minutes: site.utc_offset_minutes,
+        momentary_max_s: rules.momentary_max_s,
+        account_manager: site.account_manager.name.clone(),
+        ..crate::store::SiteRecord::default()
     }
 }

@@ -6,7 +6,9 @@
 //! `pipeline/service.rs`. The InfluxDB sink feeds the utility's central time-series database,
 //! from which Grafana draws the fleet, reliability and power-quality dashboards (`dashboards/`).
 
+pub mod history;
 pub mod influx;
+pub mod interval;
 
 use crate::actions::tickets::TicketRecord;
 use crate::pipeline::event_log::{EventLog, LoggedEvent};

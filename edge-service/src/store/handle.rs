@@ -158,7 +158,7 @@ impl StoreHandle {
         self.inner.shared.outbox.notified().await
     }
 
-    async fn write<T: Send + 'static>(
+    pub(super) async fn write<T: Send + 'static>(
         &self,
         enqueues: bool,
         op: impl FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
@@ -199,7 +199,7 @@ impl StoreHandle {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

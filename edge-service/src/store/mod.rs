@@ -23,6 +23,7 @@
 mod error;
 mod handle;
 mod health;
+mod history;
 mod model;
 mod ops;
 mod retention;
@@ -34,9 +35,9 @@ pub use error::StoreError;
 pub use handle::{StoreHandle, StoreStats};
 pub use health::{alarm_line, cannot_write, free_bytes, StoreHealth};
 pub use model::{
-    AggregateRow, Attempt, AttemptOutcome, AttemptRow, Channel, DeliverTo, EventRow, FrequencyRow,
-    MeterIntervalRow, OutboxRow, OutboxState, PruneReport, SavedTicket, SiteRecord, StoredEvent,
-    TicketRow, TicketState, TicketWrite,
+    AggregateRow, Attempt, AttemptOutcome, AttemptRow, Channel, DeliverTo, EventFilter, EventRow,
+    FrequencyRow, MeterIntervalRow, OutboxRow, OutboxState, PruneReport, SavedTicket, SiteRecord,
+    StoredEvent, TicketRow, TicketState, TicketWrite,
 };
 pub use retention::run_retention;
 pub use sync::Store;

@@ -504,3 +504,38 @@ pub struct MeterIntervalRow {
     /// Polls folded in.
     pub samples: u32,
 }
+
+/// Which events a page of the event list holds ([`crate::store::Store::events_page`]). Newest
+/// first by id (the store's id is the order events were first recorded in); keyset paging, so
+/// a page does not shift when new events arrive while someone reads the older ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only events overlapping `[from, to)`: ending after `from` (or still open).
+    pub from: Option<DateTime<Utc>>,
+    /// Only events that started before `to`.
+    pub to: Option<DateTime<Utc>>,
+    /// Only these kinds (`dip`, `swell` …); empty: every kind.
+    pub kinds: Vec<String>,
+    /// Only this source.
+    pub source: Option<String>,
+    /// Most events in the page (at least 1 is returned when any match).
+    pub limit: usize,
+    /// The page of events older than this id (the next page after one ending at this id).
+    pub before_id: Option<i64>,
+    /// The page of events just newer than this id (the page before one starting at this id).
+    pub after_id: Option<i64>,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        EventFilter {
+            from: None,
+            to: None,
+            kinds: Vec::new(),
+            source: None,
+            limit: 100,
+            before_id: None,
+            after_id: None,
+        }
+    }
+}

@@ -138,7 +138,7 @@ impl Store {
 
     /// Runs `f` in one IMMEDIATE transaction (the write lock is taken at the start, so a
     /// concurrent writer waits for `busy_timeout` instead of failing mid-way).
-    fn write<T>(
+    pub(super) fn write<T>(
         &mut self,
         doing: &'static str,
         f: impl FnOnce(&Connection, &str) -> Result<T, StoreError>,

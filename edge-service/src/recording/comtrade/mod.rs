@@ -11,7 +11,7 @@ mod cfg;
 mod dat;
 mod writer;
 
-pub use writer::{write, WriteFormat};
+pub use writer::{cff_bytes, write, WriteFormat};
 
 use super::{
     read_file, text, AnalogChannel, DataFormat, DigitalChannel, Recording, RecordingError,

@@ -47,6 +47,22 @@ pub fn write(rec: &Recording, cfg_path: &Path, format: WriteFormat) -> Result<()
     Ok(())
 }
 
+/// `rec` as one 2013-style single file (`.cff`): the cfg section, then the data as ASCII, for
+/// a download that is one file (the event page's COMTRADE link). The cfg inside is the 1999
+/// layout [`write`] produces; every reader of `.cff` files takes it (this crate's does).
+pub fn cff_bytes(rec: &Recording) -> Result<Vec<u8>, String> {
+    let (cfg, dat) = encode(rec, WriteFormat::Ascii)?;
+    let mut out = Vec::with_capacity(cfg.len() + dat.len() + 64);
+    out.extend_from_slice(b"--- file type: CFG ---\r\n");
+    out.extend_from_slice(cfg.as_bytes());
+    if !cfg.ends_with('\n') {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--- file type: DAT ASCII ---\r\n");
+    out.extend_from_slice(&dat);
+    Ok(out)
+}
+
 /// `x.cfg` → `x.dat`, `X.CFG` → `X.DAT`.
 fn dat_path_for(cfg: &Path) -> Option<PathBuf> {
     let ext = cfg.extension()?.to_str()?;

@@ -219,3 +219,66 @@ pub(crate) fn events(
     rows.collect::<rusqlite::Result<_>>()
         .map_err(sq(path, "listing events"))
 }
+
+pub(crate) fn events_page(
+    conn: &Connection,
+    path: &str,
+    f: &EventFilter,
+) -> Result<Vec<EventRow>, StoreError> {
+    use rusqlite::types::Value as Sql;
+    let err = sq(path, "listing events");
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<Sql> = Vec::new();
+    if let Some(from) = f.from {
+        args.push(Sql::Text(format_ts(from)));
+        clauses.push(format!("(end_utc IS NULL OR end_utc > ?{})", args.len()));
+    }
+    if let Some(to) = f.to {
+        args.push(Sql::Text(format_ts(to)));
+        clauses.push(format!("start_utc < ?{}", args.len()));
+    }
+    if !f.kinds.is_empty() {
+        let mut marks = Vec::with_capacity(f.kinds.len());
+        for k in &f.kinds {
+            args.push(Sql::Text(k.clone()));
+            marks.push(format!("?{}", args.len()));
+        }
+        clauses.push(format!("kind IN ({})", marks.join(", ")));
+    }
+    if let Some(s) = &f.source {
+        args.push(Sql::Text(s.clone()));
+        clauses.push(format!("source = ?{}", args.len()));
+    }
+    if let Some(b) = f.before_id {
+        args.push(Sql::Integer(b));
+        clauses.push(format!("id < ?{}", args.len()));
+    }
+    // The page just newer than `after_id` is the `limit` nearest ids above it: read upwards,
+    // then turned round so every page is newest first.
+    let upwards = f.after_id.is_some() && f.before_id.is_none();
+    if let Some(a) = f.after_id {
+        args.push(Sql::Integer(a));
+        clauses.push(format!("id > ?{}", args.len()));
+    }
+    let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX);
+    args.push(Sql::Integer(limit));
+    let sql = format!(
+        "SELECT {EVENT_COLS} FROM events {} ORDER BY id {} LIMIT ?{}",
+        if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        },
+        if upwards { "ASC" } else { "DESC" },
+        args.len()
+    );
+    let mut st = conn.prepare(&sql).map_err(&err)?;
+    let rows = st
+        .query_map(rusqlite::params_from_iter(args), event_row)
+        .map_err(&err)?;
+    let mut out: Vec<EventRow> = rows.collect::<rusqlite::Result<_>>().map_err(&err)?;
+    if upwards {
+        out.reverse();
+    }
+    Ok(out)
+}

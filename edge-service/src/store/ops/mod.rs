@@ -14,11 +14,13 @@ use std::time::Duration;
 
 mod events;
 mod outbox;
+mod report;
 mod retention;
 mod tickets;
 
 pub(crate) use events::*;
 pub(crate) use outbox::*;
+pub(crate) use report::*;
 pub(crate) use retention::*;
 pub(crate) use tickets::*;
 

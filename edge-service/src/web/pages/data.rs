@@ -91,36 +91,51 @@ pub struct EventFilter {
     pub before: Option<i64>,
 }
 
-/// One page of events, newest first, and whether older ones remain.
+/// One page of events, newest first, and whether older ones remain. From the store: its keyset
+/// page (`events_page`), one more than asked to know whether there are older ones; from memory:
+/// the live log, filtered the same way (an event overlapping `[from, to)`).
 pub async fn events(st: &ApiState, f: &EventFilter) -> Result<(Vec<EventItem>, bool), String> {
     let mut all: Vec<EventItem> = match &st.store {
-        // Until the store's paged query (`events_page`, branch `store`) is merged, the range
-        // is read whole and paged here.
         Some(store) => {
-            let from = f.from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-            let to = f.to.unwrap_or_else(|| Utc::now() + Duration::days(1));
+            let ask = crate::store::EventFilter {
+                from: f.from,
+                to: f.to,
+                kinds: f.kind.iter().cloned().collect(),
+                source: f.source.clone(),
+                limit: f.limit.saturating_add(1),
+                before_id: f.before,
+                after_id: None,
+            };
             store
-                .events(from, to)
+                .events_page(ask)
                 .await
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .filter_map(|r| EventItem::from_json(r.id, &r.source, r.open, &r.json))
                 .collect()
         }
-        None => st
-            .log
-            .all()
-            .iter()
-            .filter_map(|e| EventItem::from_json(e.id as i64, &e.source, e.is_open(), &e.to_json()))
-            .collect(),
+        None => {
+            let mut v: Vec<EventItem> = st
+                .log
+                .all()
+                .iter()
+                .filter_map(|e| {
+                    EventItem::from_json(e.id as i64, &e.source, e.is_open(), &e.to_json())
+                })
+                .collect();
+            v.retain(|e| {
+                let end = e
+                    .duration_s
+                    .map(|d| e.start + Duration::microseconds((d * 1e6) as i64));
+                f.from.is_none_or(|t| end.is_none_or(|end| end > t))
+                    && f.to.is_none_or(|t| e.start < t)
+                    && f.kind.as_ref().is_none_or(|k| &e.kind == k)
+                    && f.source.as_ref().is_none_or(|s| &e.source == s)
+                    && f.before.is_none_or(|b| e.id < b)
+            });
+            v
+        }
     };
-    all.retain(|e| {
-        f.from.is_none_or(|t| e.start >= t)
-            && f.to.is_none_or(|t| e.start < t)
-            && f.kind.as_ref().is_none_or(|k| &e.kind == k)
-            && f.source.as_ref().is_none_or(|s| &e.source == s)
-            && f.before.is_none_or(|b| e.id < b)
-    });
     all.sort_by_key(|e| std::cmp::Reverse(e.id));
     let more = all.len() > f.limit;
     all.truncate(f.limit);
