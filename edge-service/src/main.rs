@@ -33,6 +33,58 @@ enum Command {
     /// Be a sensor node: write pqlink frames of a simulated supply to a serial port.
     #[cfg(feature = "sim")]
     Simulate(kare::sim::SimulateArgs),
+    /// The key-account service report for one site and a period, from the store.
+    Report(ReportArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormatArg {
+    Html,
+    Json,
+    Csv,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Configuration file (TOML): the report reads its `[store]`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The store file, or the folder holding it (a `kare demo --data-dir` folder works).
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Start of the period, inclusive: RFC 3339 or a date (its midnight UTC) [default: the
+    /// first day of last month].
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// End of the period, exclusive [default: the first day of this month].
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Language of the HTML report: zh-CN or en [default: en].
+    #[arg(long, value_name = "LANG")]
+    lang: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormatArg::Html)]
+    format: ReportFormatArg,
+    /// Where to write: a file (html, json; default standard output) or a folder (csv, required).
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+}
+
+fn report_cmd(args: ReportArgs) -> anyhow::Result<()> {
+    use kare::cli::report::{ReportFormat, ReportOptions};
+    kare::cli::report::run(&ReportOptions {
+        config: args.config,
+        store: args.store,
+        from: args.from,
+        to: args.to,
+        lang: args.lang,
+        format: match args.format {
+            ReportFormatArg::Html => ReportFormat::Html,
+            ReportFormatArg::Json => ReportFormat::Json,
+            ReportFormatArg::Csv => ReportFormat::Csv,
+        },
+        out: args.out,
+    })
 }
 
 #[cfg(feature = "sim")]
@@ -279,7 +331,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A one-shot command keeps stderr for its one-line error; the service says what it does.
     let default_filter = match cli.command {
-        Command::Replay(_) => "warn",
+        Command::Replay(_) | Command::Report(_) => "warn",
         _ => "warn,kare=info",
     };
     tracing_subscriber::fmt()
@@ -297,6 +349,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd(args),
         #[cfg(feature = "sim")]
         Command::Simulate(args) => kare::sim::run_cli(args),
+        Command::Report(args) => report_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,7 +59,6 @@ report-show = Show
 report-print = Print
 report-period-days = { $from } to { $last } inclusive
 report-no-store = Reports are computed from the store: configure [store] for this appliance.
-report-not-built = This build cannot compute the report yet.
 
 error-400 = Bad request
 error-404 = Not found

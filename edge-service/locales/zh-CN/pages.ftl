@@ -59,7 +59,6 @@ report-show = 生成
 report-print = 打印
 report-period-days = { $from } 至 { $last }（含）
 report-no-store = 报告基于数据存储计算：请为本装置配置 [store]。
-report-not-built = 当前版本尚不能计算报告。
 
 error-400 = 请求有误
 error-404 = 未找到

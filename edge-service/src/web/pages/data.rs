@@ -385,22 +385,24 @@ pub async fn tickets(st: &ApiState) -> Result<Vec<TicketItem>, String> {
 pub enum NoReport {
     /// No store configured: reports are computed from the store only.
     NoStore,
-    /// This build has no report computation yet (`report::build`, branch `report`).
-    NotBuilt,
     /// The store could not be read.
     Store(String),
 }
 
-/// The report for `[from, to)`.
+/// The report for `[from, to)`: the inputs read on the store's blocking pool, then built.
 pub async fn report(
     st: &ApiState,
-    _from: DateTime<Utc>,
-    _to: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
 ) -> Result<Report, NoReport> {
-    if st.store.is_none() {
+    let Some(store) = &st.store else {
         return Err(NoReport::NoStore);
-    }
-    // Wired when `report::build` lands (merge branch `report`): load the inputs from the store
-    // on the blocking pool, then build.
-    Err(NoReport::NotBuilt)
+    };
+    let period = crate::report::Period { from, to };
+    let p = period;
+    let inputs = store
+        .with_reader(move |s| crate::report::load(s, &p))
+        .await
+        .map_err(|e| NoReport::Store(e.to_string()))?;
+    Ok(crate::report::build(&inputs, &period, Utc::now()))
 }

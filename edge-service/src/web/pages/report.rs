@@ -165,7 +165,6 @@ pub fn body(ctx: &Ctx, p: &Picked, r: Result<Report, NoReport>) -> Markup {
                 (report_body(&report, l, EventLinks::Pages))
             },
             Err(NoReport::NoStore) => p.empty { (l.t("report-no-store")) },
-            Err(NoReport::NotBuilt) => p.empty { (l.t("report-not-built")) },
             Err(NoReport::Store(why)) => p.empty { (l.ta("error-store", &[("why", &why)])) },
         }
     }

@@ -368,3 +368,29 @@ fn quarters_and_years_are_calendar_periods() {
         Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
     );
 }
+
+#[tokio::test]
+async fn the_report_page_from_the_store_shows_the_outage_and_links_the_dip_in_both_languages() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (store, dip, int) = store_with_events(dir.path()).await;
+    let st = state(Some(store));
+    for (lang, continuity, class) in [
+        ("en", "Supply continuity", "sustained"),
+        ("zh-CN", "供电连续性", "长时停电"),
+    ] {
+        let uri = format!("/report?period=month&start=2026-11-01&lang={lang}");
+        let (status, _, html) = get(app(st.clone()), &uri, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let text = visible_text(&html);
+        assert!(text.contains(continuity), "{text}");
+        // The 400-s interruption at 10:00 is one sustained outage, linked to its event.
+        assert!(text.contains("2026-11-26 10:00:00"), "{text}");
+        assert!(text.contains(class), "{text}");
+        assert!(html.contains(&format!("href=\"/events/{int}\"")), "{html}");
+        // The dip is a point on the ITIC chart, a link to its page.
+        assert!(
+            html.contains(&format!("<a href=\"/events/{dip}\"><circle")),
+            "{html}"
+        );
+    }
+}

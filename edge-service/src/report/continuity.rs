@@ -1,0 +1,299 @@
+//! Supply continuity: IEEE 1366 reduced to one customer, with the DL/T 836.1 names beside.
+//!
+//! One interruption per loss of supply across witnesses, as the repair ticket counts it:
+//! - half-cycle witnesses (`interruption` events of sensor nodes) time it; two nodes' overlapping
+//!   interruptions are one loss;
+//! - meters (`outage_coarse`, poll-bracketed) join the half-cycle interruption they overlap or
+//!   nearly touch ([`JOIN_S`]), adding themselves as witnesses without changing its times;
+//! - a loss only meters saw is timed by them (overlapping or nearly touching meter outages are
+//!   one loss, from the earliest start to the latest end).
+//!
+//! Two half-cycle interruptions of one node never merge, however close: they are the separate
+//! operations of a reclosing sequence, which MAIFIe then groups.
+//!
+//! DL/T 836.1-2016's threshold: see [`super`] (the module documentation records what was found).
+
+use super::{Period, ReportInputs};
+use crate::actions::rules::OutageClass;
+use crate::report::model::{Interruption, PlannedSummary, Supply};
+use crate::store::{EventRow, MeterIntervalRow, TicketRow};
+use chrono::{DateTime, Duration, Utc};
+
+/// A meter's outage joins a half-cycle interruption it overlaps or ends/starts within this many
+/// seconds of: a meter only brackets a change between two polls (5 s for the slowest DL/T 645
+/// bus in the demo) and stamps it up to a second late. Meter-only outages closer than this are
+/// one loss seen through polls.
+pub const JOIN_S: f64 = 10.0;
+
+/// A ticket's window names an outage starting within this tolerance of it (the ticket opens at
+/// the witness's time; clocks of different witnesses differ by up to a poll).
+const TICKET_TOLERANCE_S: f64 = 1.0;
+
+/// Demand older than this before an outage is not "just before" it.
+const DEMAND_MAX_AGE_S: i64 = 3600;
+
+/// One loss of supply before clipping.
+#[derive(Clone, Debug)]
+pub(crate) struct Loss {
+    pub start: DateTime<Utc>,
+    /// `None` while open.
+    pub end: Option<DateTime<Utc>>,
+    pub half_cycle: bool,
+    pub event_id: Option<i64>,
+    pub witnesses: Vec<String>,
+}
+
+fn is_half_cycle(e: &EventRow) -> bool {
+    e.kind == "interruption"
+}
+
+fn is_meter(e: &EventRow) -> bool {
+    e.kind == "outage_coarse"
+}
+
+fn secs(d: Duration) -> f64 {
+    d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
+/// `a` and `b` overlap or lie within `gap_s` of each other; an open end is "forever".
+fn near(
+    a: (DateTime<Utc>, Option<DateTime<Utc>>),
+    b: (DateTime<Utc>, Option<DateTime<Utc>>),
+    gap_s: f64,
+) -> bool {
+    let gap = Duration::milliseconds((gap_s * 1000.0) as i64);
+    let a_end_ok = a.1.is_none_or(|e| e + gap >= b.0);
+    let b_end_ok = b.1.is_none_or(|e| e + gap >= a.0);
+    a_end_ok && b_end_ok
+}
+
+fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    }
+}
+
+fn add_witness(w: &mut Vec<String>, s: &str) {
+    if !w.iter().any(|x| x == s) {
+        w.push(s.to_string());
+        w.sort();
+    }
+}
+
+/// The losses of supply among `events` (any order), oldest first, unclipped.
+pub(crate) fn losses(events: &[EventRow]) -> Vec<Loss> {
+    let mut hc: Vec<&EventRow> = events.iter().filter(|e| is_half_cycle(e)).collect();
+    hc.sort_by_key(|e| (e.start, e.id));
+    let mut out: Vec<Loss> = Vec::new();
+    for e in hc {
+        // Another node's interruption overlapping this one is the same loss; the same node's
+        // next operation is not (a reclosing sequence).
+        if let Some(l) = out.iter_mut().rev().find(|l| {
+            !l.witnesses.iter().any(|w| w == &e.source)
+                && near((l.start, l.end), (e.start, e.end), 0.0)
+        }) {
+            l.end = later(l.end, e.end);
+            add_witness(&mut l.witnesses, &e.source);
+            continue;
+        }
+        out.push(Loss {
+            start: e.start,
+            end: e.end,
+            half_cycle: true,
+            event_id: Some(e.id),
+            witnesses: vec![e.source.clone()],
+        });
+    }
+    let n_hc = out.len();
+    let mut meters: Vec<&EventRow> = events.iter().filter(|e| is_meter(e)).collect();
+    meters.sort_by_key(|e| (e.start, e.id));
+    for e in meters {
+        let mut joined = false;
+        for l in out[..n_hc].iter_mut() {
+            if near((l.start, l.end), (e.start, e.end), JOIN_S) {
+                add_witness(&mut l.witnesses, &e.source);
+                joined = true;
+            }
+        }
+        if joined {
+            continue;
+        }
+        if let Some(l) = out[n_hc..]
+            .iter_mut()
+            .find(|l| near((l.start, l.end), (e.start, e.end), JOIN_S))
+        {
+            l.start = l.start.min(e.start);
+            l.end = later(l.end, e.end);
+            add_witness(&mut l.witnesses, &e.source);
+            continue;
+        }
+        out.push(Loss {
+            start: e.start,
+            end: e.end,
+            half_cycle: false,
+            event_id: Some(e.id),
+            witnesses: vec![e.source.clone()],
+        });
+    }
+    out.sort_by_key(|l| l.start);
+    out
+}
+
+/// The ticket of `kind` whose window holds `at`.
+fn ticket_at<'a>(tickets: &'a [TicketRow], kind: &str, at: DateTime<Utc>) -> Option<&'a TicketRow> {
+    let tol = Duration::milliseconds((TICKET_TOLERANCE_S * 1000.0) as i64);
+    tickets.iter().find(|t| {
+        t.kind == kind && t.opened_at - tol <= at && t.closed_at.is_none_or(|c| at <= c + tol)
+    })
+}
+
+/// Demand just before `at` from the meter chosen for energy: the last 15-min interval that ended
+/// by `at` (not older than an hour), else the one holding `at`.
+fn demand_before(intervals: &[&MeterIntervalRow], at: DateTime<Utc>) -> Option<f64> {
+    let ended = |r: &&&MeterIntervalRow| {
+        let end = r.start + Duration::milliseconds((r.seconds * 1000.0) as i64);
+        end <= at && at - end <= Duration::seconds(DEMAND_MAX_AGE_S)
+    };
+    let holding = |r: &&&MeterIntervalRow| {
+        r.start <= at && at < r.start + Duration::milliseconds((r.seconds * 1000.0) as i64)
+    };
+    intervals
+        .iter()
+        .filter(ended)
+        .filter(|r| r.demand_kw.is_some())
+        .max_by_key(|r| r.start)
+        .or_else(|| {
+            intervals
+                .iter()
+                .filter(holding)
+                .find(|r| r.demand_kw.is_some())
+        })
+        .and_then(|r| r.demand_kw)
+}
+
+/// The continuity section. `meter` holds the intervals of the meter chosen for energy (see
+/// `energy.rs`), oldest first.
+pub(crate) fn supply(
+    inputs: &ReportInputs,
+    period: &Period,
+    now: DateTime<Utc>,
+    momentary_max_s: f64,
+    meter: &[&MeterIntervalRow],
+) -> Supply {
+    let mut list = Vec::new();
+    for l in losses(&inputs.events) {
+        let open = l.end.is_none();
+        // Still open: up to the period's end, or now when the period runs on past now.
+        let end_full = l.end.unwrap_or_else(|| period.to.min(now).max(l.start));
+        if l.start >= period.to || end_full <= period.from {
+            continue;
+        }
+        let start = l.start.max(period.from);
+        let end = end_full.min(period.to).max(start);
+        let clipped = start != l.start || end != end_full;
+        let duration_s = secs(end - start);
+        // IEEE 1366 classes the whole interruption, not the part inside the period: a
+        // 400-s outage across midnight on the month's last day is sustained in both months.
+        let class = if secs(end_full - l.start) <= momentary_max_s {
+            OutageClass::Momentary
+        } else {
+            OutageClass::Sustained
+        };
+        let planned = ticket_at(&inputs.tickets, "planned", l.start);
+        let ticket = planned
+            .or_else(|| ticket_at(&inputs.tickets, "repair", l.start))
+            .map(|t| t.key.clone());
+        let energy_not_supplied_kwh =
+            demand_before(meter, l.start).map(|kw| round3(kw * duration_s / 3600.0));
+        list.push(Interruption {
+            start,
+            end,
+            duration_s: round3(duration_s),
+            class,
+            planned: planned.is_some(),
+            event_id: l.event_id,
+            ticket,
+            energy_not_supplied_kwh,
+            witnesses: l.witnesses,
+            timed_by: if l.half_cycle { "half-cycle" } else { "meter" }.into(),
+            open,
+            clipped,
+            momentary_event: None,
+        });
+    }
+    let momentary_events = group_momentary(&mut list, momentary_max_s);
+    let sustained: Vec<&Interruption> = list
+        .iter()
+        .filter(|i| i.class == OutageClass::Sustained)
+        .collect();
+    let sustained_minutes: f64 = sustained.iter().map(|i| i.duration_s).sum::<f64>() / 60.0;
+    let hours = period.hours();
+    let availability_pct = if hours > 0.0 {
+        100.0 * (1.0 - sustained_minutes / (60.0 * hours))
+    } else {
+        100.0
+    };
+    let ens: Vec<f64> = list
+        .iter()
+        .filter_map(|i| i.energy_not_supplied_kwh)
+        .collect();
+    let planned: Vec<&Interruption> = list.iter().filter(|i| i.planned).collect();
+    Supply {
+        momentary_max_s,
+        sustained_interruptions: sustained.len() as u32,
+        momentary_interruptions: list
+            .iter()
+            .filter(|i| i.class == OutageClass::Momentary)
+            .count() as u32,
+        momentary_events,
+        sustained_minutes: round3(sustained_minutes),
+        minutes_without_supply: round3(list.iter().map(|i| i.duration_s).sum::<f64>() / 60.0),
+        longest_interruption_s: list.iter().map(|i| i.duration_s).fold(0.0, f64::max),
+        availability_pct: round5(availability_pct),
+        aihc1_h: round5(sustained_minutes / 60.0),
+        planned: PlannedSummary {
+            count: planned.len() as u32,
+            minutes: round3(planned.iter().map(|i| i.duration_s).sum::<f64>() / 60.0),
+        },
+        energy_not_supplied_kwh: (!ens.is_empty()).then(|| round3(ens.iter().sum())),
+        interruptions: list,
+    }
+}
+
+/// MAIFIe: an interruption starting within `momentary_max_s` of the start of a group's first
+/// one joins the group; a group is a momentary event unless it holds a sustained interruption
+/// (then it counts only as that). Sets each momentary interruption's `momentary_event`; returns
+/// the count.
+fn group_momentary(list: &mut [Interruption], momentary_max_s: f64) -> u32 {
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // [first, last] indices
+    for (i, x) in list.iter().enumerate() {
+        match groups.last_mut() {
+            Some((first, last)) if secs(x.start - list[*first].start) <= momentary_max_s => {
+                *last = i
+            }
+            _ => groups.push((i, i)),
+        }
+    }
+    let mut n = 0;
+    for (first, last) in groups {
+        let members = &mut list[first..=last];
+        if members.iter().all(|m| m.class == OutageClass::Momentary) {
+            for m in members {
+                m.momentary_event = Some(n);
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
+/// To 0.001; never `-0` (an empty `f64` sum is `-0.0`, which JSON would print).
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3 + 0.0
+}
+
+/// To 0.00001; never `-0`.
+pub(crate) fn round5(x: f64) -> f64 {
+    (x * 1e5).round() / 1e5 + 0.0
+}

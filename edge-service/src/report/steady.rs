@@ -1,0 +1,224 @@
+//! Steady state: supply voltage against GB/T 12325 (limits by voltage level) and EN 50160, frequency
+//! against GB/T 15945 and EN 50160, voltage THD against GB/T 14549. Flagged intervals (a dip,
+//! swell or interruption overlapped them, IEC 61000-4-30) are counted and left out.
+//!
+//! Every limit is judged per interval and reported as the share of the period's unflagged
+//! intervals in limits; the standards' own assessment periods (EN 50160: a week for voltage, a
+//! year for frequency) are the report's period here, and the report says which share it is.
+
+use super::continuity::round3;
+use crate::report::model::{
+    ChannelRange, FrequencyCompliance, SteadyState, ThdCompliance, VoltageCompliance,
+};
+use crate::store::{AggregateRow, FrequencyRow, MeterIntervalRow, SiteRecord};
+use std::collections::BTreeMap;
+
+/// GB/T 12325-2008 §4: limits of the supply voltage deviation by level, % of nominal.
+/// - 35 kV and above: the sum of the absolute positive and negative deviations at most 10 %;
+///   judged here per interval as |deviation| ≤ 10 % (kare does not know how the utility split it);
+/// - 20 kV and below, three-phase: ±7 %;
+/// - 220 V single-phase: +7 % / −10 %.
+///
+/// A site's `nominal_kv` picks the level; 0.25 kV and below is the 220 V single-phase supply.
+pub fn gbt12325_limits(nominal_kv: f64) -> (&'static str, f64, f64) {
+    if nominal_kv >= 35.0 {
+        ("35kV+", -10.0, 10.0)
+    } else if nominal_kv > 0.25 {
+        ("20kV-3ph", -7.0, 7.0)
+    } else {
+        ("220V-1ph", -10.0, 7.0)
+    }
+}
+
+/// GB/T 14549-1993 Table 2: voltage THD limits at the point of common coupling, % by nominal
+/// voltage (0.38 kV 5 %; 6 and 10 kV 4 %; 35 and 66 kV 3 %; 110 kV 2 %).
+pub fn gbt14549_thd_limit(nominal_kv: f64) -> f64 {
+    if nominal_kv < 1.0 {
+        5.0
+    } else if nominal_kv < 35.0 {
+        4.0
+    } else if nominal_kv < 110.0 {
+        3.0
+    } else {
+        2.0
+    }
+}
+
+/// GB/T 15945-2008: ±0.2 Hz on a normal system.
+pub const GBT15945_LIMIT_HZ: f64 = 0.2;
+
+/// EN 50160: 10-minute means within ±10 % of the nominal voltage for 95 % of the time.
+pub const EN50160_VOLTAGE_PCT: f64 = 10.0;
+/// And the share it asks.
+pub const EN50160_SHARE_PCT: f64 = 95.0;
+
+fn share(n: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        round3(100.0 * n as f64 / of as f64)
+    }
+}
+
+pub(crate) fn steady_state(
+    site: &SiteRecord,
+    aggregates: &[&AggregateRow],
+    frequency: &FrequencyFold,
+    meter: &[&MeterIntervalRow],
+) -> SteadyState {
+    SteadyState {
+        voltage: voltage(site, aggregates),
+        frequency: freq(site, frequency),
+        thd: thd(site, meter),
+    }
+}
+
+fn voltage(site: &SiteRecord, rows: &[&AggregateRow]) -> Option<VoltageCompliance> {
+    if rows.is_empty() {
+        return None;
+    }
+    let (level, low, high) = gbt12325_limits(site.nominal_kv);
+    let good: Vec<&AggregateRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| !r.flagged && r.udin_v > 0.0 && r.mean_v.is_finite())
+        .collect();
+    let dev = |r: &AggregateRow| 100.0 * (r.mean_v - r.udin_v) / r.udin_v;
+    let gb = good
+        .iter()
+        .filter(|r| (low..=high).contains(&dev(r)))
+        .count();
+    let en = good
+        .iter()
+        .filter(|r| dev(r).abs() <= EN50160_VOLTAGE_PCT)
+        .count();
+    let mut channels: BTreeMap<String, ChannelRange> = BTreeMap::new();
+    for r in &good {
+        let pct = 100.0 * r.mean_v / r.udin_v;
+        let c = channels
+            .entry(format!("{}/{}", r.source, r.channel))
+            .or_insert_with(|| ChannelRange {
+                channel: format!("{}/{}", r.source, r.channel),
+                min_pct: pct,
+                max_pct: pct,
+                intervals: 0,
+            });
+        c.min_pct = c.min_pct.min(pct);
+        c.max_pct = c.max_pct.max(pct);
+        c.intervals += 1;
+    }
+    let en_pct = share(en, good.len());
+    Some(VoltageCompliance {
+        gbt12325_level: level.into(),
+        gbt12325_low_pct: low,
+        gbt12325_high_pct: high,
+        intervals: rows.len() as u32,
+        flagged: (rows.len() - good.len()) as u32,
+        gbt12325_in_limits_pct: share(gb, good.len()),
+        en50160_in_limits_pct: en_pct,
+        en50160_compliant: !good.is_empty() && en_pct >= EN50160_SHARE_PCT,
+        channels: channels
+            .into_values()
+            .map(|mut c| {
+                c.min_pct = round3(c.min_pct);
+                c.max_pct = round3(c.max_pct);
+                c
+            })
+            .collect(),
+    })
+}
+
+/// The frequency statistics folded one 10-s value at a time: a year is three million values,
+/// which a report folds as the store reads them rather than holding them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrequencyFold {
+    /// Nominal of the first value with one, Hz.
+    pub nominal_hz: Option<f64>,
+    /// Values folded.
+    pub intervals: u32,
+    /// Of those, flagged (left out).
+    pub flagged: u32,
+    /// Unflagged within GB/T 15945.
+    pub gbt15945_in: u32,
+    /// Unflagged within ±1 % (EN 50160).
+    pub en50160_in: u32,
+    /// Lowest unflagged mean, Hz.
+    pub min_hz: Option<f64>,
+    /// Highest unflagged mean, Hz.
+    pub max_hz: Option<f64>,
+}
+
+impl FrequencyFold {
+    /// Folds every row starting in `period`.
+    pub fn of(rows: &[FrequencyRow], period: &super::Period) -> FrequencyFold {
+        let mut f = FrequencyFold::default();
+        for r in rows {
+            f.add(r, period);
+        }
+        f
+    }
+
+    /// Folds one value; one starting outside `period` is left to the period it starts in.
+    pub fn add(&mut self, r: &FrequencyRow, period: &super::Period) {
+        if r.start < period.from || r.start >= period.to {
+            return;
+        }
+        self.intervals += 1;
+        if r.flagged || !r.mean_hz.is_finite() {
+            self.flagged += 1;
+            return;
+        }
+        let nominal = if r.nominal_hz > 0.0 {
+            r.nominal_hz
+        } else {
+            self.nominal_hz.unwrap_or(50.0)
+        };
+        if self.nominal_hz.is_none() && r.nominal_hz > 0.0 {
+            self.nominal_hz = Some(r.nominal_hz);
+        }
+        let dev = (r.mean_hz - nominal).abs();
+        self.gbt15945_in += (dev <= GBT15945_LIMIT_HZ + 1e-9) as u32;
+        self.en50160_in += (dev <= nominal * 0.01 + 1e-9) as u32;
+        self.min_hz = Some(self.min_hz.map_or(r.mean_hz, |m| m.min(r.mean_hz)));
+        self.max_hz = Some(self.max_hz.map_or(r.mean_hz, |m| m.max(r.mean_hz)));
+    }
+}
+
+fn freq(site: &SiteRecord, f: &FrequencyFold) -> Option<FrequencyCompliance> {
+    if f.intervals == 0 {
+        return None;
+    }
+    let good = (f.intervals - f.flagged) as usize;
+    Some(FrequencyCompliance {
+        nominal_hz: f.nominal_hz.unwrap_or(site.nominal_hz),
+        gbt15945_limit_hz: GBT15945_LIMIT_HZ,
+        intervals: f.intervals,
+        flagged: f.flagged,
+        gbt15945_in_limits_pct: share(f.gbt15945_in as usize, good),
+        en50160_in_limits_pct: share(f.en50160_in as usize, good),
+        min_hz: round3(f.min_hz.unwrap_or(0.0)),
+        max_hz: round3(f.max_hz.unwrap_or(0.0)),
+    })
+}
+
+fn thd(site: &SiteRecord, meter: &[&MeterIntervalRow]) -> Option<ThdCompliance> {
+    let mut v: Vec<f64> = meter
+        .iter()
+        .filter_map(|r| r.thd_u_pct)
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let limit = gbt14549_thd_limit(site.nominal_kv);
+    // The 95 % value: nearest rank.
+    let rank = ((0.95 * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(ThdCompliance {
+        limit_pct: limit,
+        intervals: v.len() as u32,
+        max_pct: round3(v[v.len() - 1]),
+        p95_pct: round3(v[rank - 1]),
+        in_limits_pct: share(v.iter().filter(|x| **x <= limit).count(), v.len()),
+    })
+}
