@@ -32,7 +32,7 @@ pub struct EventPoint {
 /// Which ride-through curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Curve {
-    /// ITIC (CBEMA): lower and upper edges, 1 ms … 100 s, 0 … 200 %.
+    /// ITIC (CBEMA): lower and upper edges, 0.1 ms … 100 s (its 200 % step ends at 1 ms), 0 … 200 %.
     Itic,
     /// SEMI F47-0706: 50 ms … 1 s only, 10 ms … 10 s shown, 0 … 100 %.
     SemiF47,
@@ -109,7 +109,7 @@ fn staircase(
 /// The SVG of a ride-through chart with the events on it.
 pub fn ride_through(curve: Curve, points: &[EventPoint], lang: Lang) -> String {
     let (x0, x1, y1, title) = match curve {
-        Curve::Itic => (0.001, 100.0, 200.0, lang.t("chart-itic-title")),
+        Curve::Itic => (0.0001, 100.0, 200.0, lang.t("chart-itic-title")),
         Curve::SemiF47 => (0.01, 10.0, 100.0, lang.t("chart-f47-title")),
     };
     let (w, h) = (640u32, 400u32);

@@ -184,7 +184,13 @@ pub fn report_body(r: &Report, lang: Lang, links: EventLinks) -> Markup {
     }
 }
 
+/// A note in the reader's language: the report writes its notes in English (with their figures),
+/// so English readers get that text; other languages get the note's translation by its code,
+/// or the English text when this build has none.
 fn note_text(lang: Lang, code: &str, text: &str) -> String {
+    if lang == Lang::En {
+        return text.to_string();
+    }
     let id = format!("note-{code}");
     let s = lang.t(&id);
     if s == id {
@@ -918,7 +924,12 @@ pub(crate) mod tests {
             assert!(text.contains(&lang.t("report-no-interruptions")));
             assert!(text.contains(&lang.t("pq-no-events")));
             assert!(text.contains(&lang.t("energy-none")));
-            assert!(text.contains(&lang.t("note-no-data")), "{text}");
+            let note = if lang == Lang::En {
+                "No data in the period.".to_string()
+            } else {
+                lang.t("note-no-data")
+            };
+            assert!(text.contains(&note), "{text}");
         }
     }
 }
