@@ -198,6 +198,99 @@ mod tests {
         );
     }
 
+    /// Every `t("id")` / `ta("id", …)` in the web layer's code names a message that exists.
+    #[test]
+    fn every_message_the_code_names_exists() {
+        let sources = [
+            include_str!("report.rs"),
+            include_str!("charts.rs"),
+            include_str!("pages/mod.rs"),
+            include_str!("pages/now.rs"),
+            include_str!("pages/events.rs"),
+            include_str!("pages/tickets.rs"),
+            include_str!("pages/report.rs"),
+        ];
+        let en = ids(Lang::En);
+        let mut missing = vec![];
+        for src in sources {
+            for pat in ["t(\"", "ta(\"", "bad_param(\"", "(\"why-"] {
+                for (i, _) in src.match_indices(pat) {
+                    let rest = &src[i + pat.len()..];
+                    let id: String = rest.chars().take_while(|c| *c != '"').collect();
+                    let id = if pat == "(\"why-" {
+                        format!("why-{id}")
+                    } else {
+                        id
+                    };
+                    let looks_like_id = !id.is_empty()
+                        && id.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                        });
+                    // Message ids have a dash; parameter names (`"from"`) do not.
+                    if looks_like_id
+                        && id.contains('-')
+                        && !en.contains(&id)
+                        && id != "no-such-message"
+                    {
+                        missing.push(id);
+                    }
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        assert!(
+            missing.is_empty(),
+            "named in the code but in no .ftl: {missing:?}"
+        );
+    }
+
+    /// Words looked up by a value (`kind-dip`, `ticket-kind-repair`…) exist for every value kare
+    /// writes.
+    #[test]
+    fn every_kind_state_and_verdict_has_words() {
+        use crate::actions::rules::{TicketKind, TicketState};
+        let en = ids(Lang::En);
+        let mut want: Vec<String> = vec![];
+        want.extend(
+            crate::web::pages::events::KINDS
+                .iter()
+                .map(|k| format!("kind-{k}")),
+        );
+        want.extend(
+            TicketKind::ALL
+                .iter()
+                .map(|k| format!("ticket-kind-{}", k.as_str())),
+        );
+        for s in [
+            TicketState::Open,
+            TicketState::Closed,
+            TicketState::Cancelled,
+        ] {
+            want.push(format!("state-{}", s.as_str()));
+        }
+        for v in ["inside", "below", "above"] {
+            want.push(format!("itic-{v}"));
+        }
+        for v in ["inside", "below"] {
+            want.push(format!("f47-{v}"));
+        }
+        for v in ["momentary", "sustained"] {
+            want.push(format!("class-{v}"));
+        }
+        for v in ["half-cycle", "meter"] {
+            want.push(format!("timed-{v}"));
+        }
+        for v in ["normal", "disturbed", "lost"] {
+            want.push(format!("supply-{v}"));
+        }
+        for p in ["month", "quarter", "year", "custom"] {
+            want.push(format!("period-{p}"));
+        }
+        let missing: Vec<&String> = want.iter().filter(|id| !en.contains(*id)).collect();
+        assert!(missing.is_empty(), "no words for {missing:?}");
+    }
+
     #[test]
     fn messages_are_looked_up_with_their_arguments() {
         assert_eq!(Lang::En.t("nav-events"), "Events");

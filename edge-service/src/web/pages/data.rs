@@ -149,8 +149,10 @@ pub struct EventDetail {
     pub item: EventItem,
     /// Its Urms(1/2) profile, seconds from its start.
     pub profile: Option<Profile>,
-    /// Its waveform capture, seconds from the first sample, volts.
+    /// Its waveform capture, seconds from the event's start, volts.
     pub waveform: Option<Profile>,
+    /// A capture is stored (downloadable as COMTRADE even when it cannot be drawn).
+    pub has_waveform: bool,
 }
 
 /// One event, `None` when there is no such id.
@@ -169,7 +171,7 @@ pub async fn event(st: &ApiState, id: i64) -> Result<Option<EventDetail>, String
                     .await
                     .map_err(|e| e.to_string())?
                     .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                    .and_then(|v| waveform_from_json(&v))
+                    .and_then(|v| waveform_from_json(item.start, &v))
             } else {
                 None
             };
@@ -181,6 +183,7 @@ pub async fn event(st: &ApiState, id: i64) -> Result<Option<EventDetail>, String
                 item,
                 profile,
                 waveform,
+                has_waveform: row.has_waveform,
             }))
         }
         None => {
@@ -202,10 +205,11 @@ pub async fn event(st: &ApiState, id: i64) -> Result<Option<EventDetail>, String
                 .waveform
                 .as_deref()
                 .and_then(|w| serde_json::to_value(w).ok())
-                .and_then(|v| waveform_from_json(&v));
+                .and_then(|v| waveform_from_json(item.start, &v));
             Ok(Some(EventDetail {
                 item,
                 profile,
+                has_waveform: waveform.is_some(),
                 waveform,
             }))
         }
@@ -262,9 +266,16 @@ pub fn profile_from_json(e: &EventItem, v: &Value) -> Option<Profile> {
 /// Drawn samples of a waveform at most: a capture of a few cycles is kept whole.
 const WAVEFORM_POINTS: usize = 4000;
 
-/// A waveform capture (`{start, sample_rate_hz, channels, volts}`) for its chart.
-pub fn waveform_from_json(v: &Value) -> Option<Profile> {
+/// A waveform capture (`{start, sample_rate_hz, channels, volts}`) for its chart, in seconds
+/// from the event's start (the capture begins a little before it).
+pub fn waveform_from_json(event_start: DateTime<Utc>, v: &Value) -> Option<Profile> {
     let rate = v.get("sample_rate_hz")?.as_f64().filter(|r| *r > 0.0)?;
+    let offset = v
+        .get("start")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .and_then(|t| (t.with_timezone(&Utc) - event_start).num_microseconds())
+        .map_or(0.0, |us| us as f64 / 1e6);
     let names: Vec<String> = v
         .get("channels")?
         .as_array()?
@@ -278,7 +289,10 @@ pub fn waveform_from_json(v: &Value) -> Option<Profile> {
         .map(Vec::len)
         .max()?;
     let step = n.div_ceil(WAVEFORM_POINTS).max(1);
-    let t_s = (0..n).step_by(step).map(|i| i as f64 / rate).collect();
+    let t_s = (0..n)
+        .step_by(step)
+        .map(|i| offset + i as f64 / rate)
+        .collect();
     let channels = volts
         .iter()
         .enumerate()

@@ -232,12 +232,13 @@ fn event_body(ctx: &Ctx, d: &data::EventDetail) -> Markup {
             None => p.empty { (l.t("event-no-profile")) },
         }
         h2 { (l.t("event-waveform")) }
-        @match &d.waveform {
-            Some(w) => {
-                figure { (svg(charts::waveform_chart(w, l))) }
-                p { a.button href=(format!("/api/v1/events/{}/comtrade", e.id)) download { (l.t("event-download-comtrade")) } }
-            },
-            None => p.empty { (l.t("event-no-waveform")) },
+        @if let Some(w) = &d.waveform {
+            figure { (svg(charts::waveform_chart(w, l))) }
+        } @else if !d.has_waveform {
+            p.empty { (l.t("event-no-waveform")) }
+        }
+        @if d.has_waveform {
+            p { a.button href=(format!("/api/v1/events/{}/comtrade", e.id)) download { (l.t("event-download-comtrade")) } }
         }
         p.small { a href=(format!("/api/v1/events/{}", e.id)) { (l.t("event-json")) } " · " a href="/events" { (l.t("event-back")) } }
     }

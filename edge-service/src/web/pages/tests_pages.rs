@@ -110,7 +110,17 @@ async fn store_with_events(dir: &std::path::Path) -> (StoreHandle, i64, i64) {
                 open: false,
                 json,
                 profile_json: Some(profile),
-                waveform: None,
+                // The capture as the pipeline stores it: the node's samples as JSON.
+                waveform: (kind == "dip").then(|| {
+                    serde_json::to_vec(&json!({
+                        "capture_id": 1,
+                        "start": (start - chrono::Duration::milliseconds(40)).to_rfc3339(),
+                        "sample_rate_hz": 6400,
+                        "channels": ["VA", "VB", "VC"],
+                        "volts": [[0.0, 100.0, 200.0, 100.0], [0.0, -100.0, -200.0, -100.0], [1.0, 2.0, 3.0, 4.0]],
+                    }))
+                    .expect("json")
+                }),
             })
             .await
             .expect("upsert");
@@ -283,7 +293,15 @@ async fn one_event_shows_its_profile_and_a_missing_one_is_404() {
         html.contains("aria-label=\"有效值曲线\""),
         "the profile chart is drawn"
     );
-    assert!(text.contains("该事件没有录波"), "{text}");
+    assert!(
+        html.contains("aria-label=\"波形\""),
+        "the waveform is drawn"
+    );
+    assert!(
+        html.contains(&format!("href=\"/api/v1/events/{dip}/comtrade\"")),
+        "and downloadable as COMTRADE"
+    );
+    assert!(text.contains("下载 COMTRADE 录波文件"), "{text}");
     let (status, _, html) = get(app(st), "/events/9999", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(visible_text(&html).contains("There is no event 9999."));
