@@ -63,9 +63,11 @@ pub(crate) fn print_margins_css(r: &Report, lang: Lang) -> String {
         period_text(r, lang)
     );
     format!(
-        "@page {{ @top-center {{ content: \"{}\"; }} @bottom-right {{ content: \"{} \" counter(page) \" / \" counter(pages); }} @bottom-left {{ content: \"kare · {}\"; }} }}",
+        "@page {{ @top-center {{ content: \"{}\"; }} @bottom-right {{ content: \"{} \" counter(page) \" {} \" counter(pages) \" {}\"; }} @bottom-left {{ content: \"kare · {}\"; }} }}",
         css_string(&head),
-        css_string(&lang.t("report-page")),
+        css_string(&lang.t("report-page-a")),
+        css_string(&lang.t("report-page-b")),
+        css_string(&lang.t("report-page-c")),
         css_string(&r.site.id),
     )
 }
@@ -94,14 +96,14 @@ fn period_text(r: &Report, lang: Lang) -> String {
     )
 }
 
-/// A time as the report prints it: UTC to the second (the period's edges, an outage's start).
+/// A time as the report and the pages print it: UTC (said once, at the top), to the second.
 pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// A time to the millisecond, for half-cycle timing.
 pub(crate) fn fmt_time_ms(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
 /// A duration in words: `0.120 s`, `6 min 40 s`, `2 h 5 min`.
@@ -167,6 +169,7 @@ pub fn report_body(r: &Report, lang: Lang, links: EventLinks) -> Markup {
                     dt { (lang.t("report-period")) } dd { (period_text(r, lang)) " (" (lang.ta("report-hours", &[("h", &num(Some(r.period.hours), 1))])) ")" }
                     dt { (lang.t("report-generated")) } dd { (fmt_time(r.generated_at)) }
                 }
+                p.small { (lang.t("times-utc")) }
                 @if !r.notes.is_empty() {
                     ul.notes {
                         @for n in &r.notes {
@@ -316,8 +319,8 @@ fn interruption_row(i: &Interruption, lang: Lang, links: EventLinks) -> Markup {
             }
             td { (fmt_time(i.end)) @if i.open { " " span.tag { (lang.t("interruption-open")) } } }
             td.n { (fmt_duration(i.duration_s, lang)) @if i.clipped { " " span.tag { (lang.t("interruption-clipped")) } } }
-            td { (word(lang, "class", i.class.as_str())) }
-            td { (yes_no(i.planned, lang)) }
+            td.nw { (word(lang, "class", i.class.as_str())) }
+            td.nw { (yes_no(i.planned, lang)) }
             td { (word(lang, "timed", &i.timed_by)) }
             td.key { (i.ticket.as_deref().unwrap_or("—")) }
             td.n { (num(i.energy_not_supplied_kwh, 1)) }
@@ -829,7 +832,7 @@ pub(crate) mod tests {
         let html = report_document(&fixture(), Lang::En);
         let text = visible_text(&html);
         assert!(text.contains("Supply continuity"), "{text}");
-        assert!(text.contains("2026-11-26 08:15:00.000 UTC 2026-11-26 08:21:40 UTC 6 min 40 s sustained no half-cycle witness SITE-DEMO-01-outage-20261126T081500Z 55.5"), "{text}");
+        assert!(text.contains("2026-11-26 08:15:00.000 2026-11-26 08:21:40 6 min 40 s sustained no half-cycle witness SITE-DEMO-01-outage-20261126T081500Z 55.5"), "{text}");
         assert!(text.contains("Availability ASAI RS-1 99.99846 %"), "{text}");
         assert!(
             text.contains("Interruptions longer than 300 s are sustained;"),
@@ -843,7 +846,12 @@ pub(crate) mod tests {
         assert!(html.contains("<html lang=\"zh-CN\">"));
         let text = visible_text(&html);
         assert!(text.contains("供电连续性"), "{text}");
-        assert!(text.contains("2026-11-26 08:15:00.000 UTC 2026-11-26 08:21:40 UTC 6 分 40 秒 长时停电 否 半周波监测"), "{text}");
+        assert!(
+            text.contains(
+                "2026-11-26 08:15:00.000 2026-11-26 08:21:40 6 分 40 秒 长时停电 否 半周波监测"
+            ),
+            "{text}"
+        );
         assert!(text.contains("供电可靠率 ASAI RS-1 99.99846 %"), "{text}");
         assert!(text.contains("电压暂降"), "{text}");
         assert!(text.contains("抢修工单"), "{text}");

@@ -266,6 +266,7 @@ pub fn layout(ctx: &Ctx, nav: Nav, title: &str, content: Markup, live: bool) -> 
                     }
                 }
                 main { (content) }
+                footer.bottom { (l.t("times-utc")) " · kare " (env!("CARGO_PKG_VERSION")) }
                 @if live { script src="/assets/kare.js" {} }
             }
         }
