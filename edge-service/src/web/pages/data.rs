@@ -124,9 +124,10 @@ pub async fn events(st: &ApiState, f: &EventFilter) -> Result<(Vec<EventItem>, b
                 })
                 .collect();
             v.retain(|e| {
-                let end = e
-                    .duration_s
-                    .map(|d| e.start + Duration::microseconds((d * 1e6) as i64));
+                let end = e.duration_s.and_then(|d| {
+                    e.start
+                        .checked_add_signed(Duration::microseconds((d * 1e6) as i64))
+                });
                 f.from.is_none_or(|t| end.is_none_or(|end| end > t))
                     && f.to.is_none_or(|t| e.start < t)
                     && f.kind.as_ref().is_none_or(|k| &e.kind == k)

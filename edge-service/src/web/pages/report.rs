@@ -141,7 +141,9 @@ pub async fn page(
 pub fn body(ctx: &Ctx, p: &Picked, r: Result<Report, NoReport>) -> Markup {
     let l = ctx.lang;
     let d = |t: DateTime<Utc>| t.format("%Y-%m-%d").to_string();
-    let last = p.to - chrono::Duration::days(1);
+    let last =
+        p.to.checked_sub_signed(chrono::Duration::days(1))
+            .unwrap_or(p.to);
     html! {
         form.filters.no-print method="get" action="/report" {
             label { (l.t("period-kind")) " "
