@@ -11,13 +11,15 @@
 //!
 //! **The momentary / sustained threshold.** IEEE 1366-2012 puts it at 5 minutes, and kare's
 //! default (`[rules] momentary_max_s = 300`) follows it; the report takes the site's setting.
-//! DL/T 836.1-2016 (供电系统供电可靠性评价规程 第1部分：通则) counts as an interruption (停电) a
-//! loss of supply longer than 3 minutes and leaves shorter ones (短时停电) out of its
-//! reliability indices (RS-1, AIHC-1): that is what the reference texts reachable from this
-//! project's search corpora say about it; the standard's own text was not found there, so the
-//! 3-minute figure is from secondary sources and should be checked against a copy before it is
-//! quoted. A utility reporting by DL/T 836.1 sets `momentary_max_s = 180`; the report's
-//! `aihc1_h` and `availability_pct` then read as its AIHC-1 and RS-1.
+//! DL/T 836.1-2016 (供电系统用户供电可靠性评价规程 第1部分：通用要求): what the project's search
+//! corpora hold of its text is a partial copy (its contents list, which names an appendix
+//! mapping its indices to the 2012 edition's; its scope; the definitions up to 停运持续时间);
+//! the clause that fixes how long a loss must last to count as a 停电 in RS-1 and
+//! AIHC-1 was not in it. Secondary sources put the Chinese threshold at 3 minutes (shorter
+//! losses being 短时停电, outside the indices); that is unverified here and must be checked
+//! against the standard before it is quoted. A utility reporting by DL/T 836.1 sets
+//! `momentary_max_s` to its threshold (180 for 3 min); `aihc1_h` and `availability_pct` then
+//! read as its AIHC-1 and RS-1 for this customer (planned outages included, as RS-1 counts them).
 
 pub mod continuity;
 pub mod csv;

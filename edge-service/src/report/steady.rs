@@ -184,6 +184,23 @@ impl FrequencyFold {
     }
 }
 
+impl FrequencyFold {
+    /// Adds another fold (another source's values).
+    pub fn merge(&mut self, o: &FrequencyFold) {
+        self.nominal_hz = self.nominal_hz.or(o.nominal_hz);
+        self.intervals += o.intervals;
+        self.flagged += o.flagged;
+        self.gbt15945_in += o.gbt15945_in;
+        self.en50160_in += o.en50160_in;
+        let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
+            (Some(a), Some(b)) => Some(f(a, b)),
+            (a, b) => a.or(b),
+        };
+        self.min_hz = pick(self.min_hz, o.min_hz, f64::min);
+        self.max_hz = pick(self.max_hz, o.max_hz, f64::max);
+    }
+}
+
 fn freq(site: &SiteRecord, f: &FrequencyFold) -> Option<FrequencyCompliance> {
     if f.intervals == 0 {
         return None;
