@@ -404,7 +404,36 @@ pub enum NoReport {
     Store(String),
 }
 
-/// The report for `[from, to)`: the inputs read on the store's blocking pool, then built.
+/// How long the report of a period that has ended is kept: a year's report takes about a second
+/// to compute from the store, and an account manager flips between the languages and prints.
+const REPORT_KEEP: std::time::Duration = std::time::Duration::from_secs(600);
+/// Reports kept at most.
+const REPORTS_KEPT: usize = 8;
+
+type ReportKey = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// Reports of ended periods, newest last: (store path, from, to), when made, the report.
+fn report_cache() -> &'static std::sync::Mutex<Vec<(ReportKey, std::time::Instant, Report)>> {
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<Vec<(ReportKey, std::time::Instant, Report)>>,
+    > = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Whether the report of `[from, to)` from the store at `path` is kept.
+#[cfg(test)]
+pub(crate) fn report_kept(path: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    let key: ReportKey = (path.to_string(), from, to);
+    report_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|(k, _, _)| *k == key)
+}
+
+/// The report for `[from, to)`: the inputs read on the store's blocking pool, then built. A
+/// period that has ended is kept for [`REPORT_KEEP`] (its data no longer changes, except for a
+/// meter's late interval, which the next computation picks up); one still running never is.
 pub async fn report(
     st: &ApiState,
     from: DateTime<Utc>,
@@ -413,11 +442,31 @@ pub async fn report(
     let Some(store) = &st.store else {
         return Err(NoReport::NoStore);
     };
+    let key: ReportKey = (store.path().to_string(), from, to);
+    let ended = to <= Utc::now();
+    if ended {
+        let cache = report_cache().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, r)) = cache
+            .iter()
+            .find(|(k, made, _)| *k == key && made.elapsed() < REPORT_KEEP)
+        {
+            return Ok(r.clone());
+        }
+    }
     let period = crate::report::Period { from, to };
     let p = period;
     let inputs = store
         .with_reader(move |s| crate::report::load(s, &p))
         .await
         .map_err(|e| NoReport::Store(e.to_string()))?;
-    Ok(crate::report::build(&inputs, &period, Utc::now()))
+    let r = crate::report::build(&inputs, &period, Utc::now());
+    if ended {
+        let mut cache = report_cache().lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|(k, made, _)| *k != key && made.elapsed() < REPORT_KEEP);
+        if cache.len() >= REPORTS_KEPT {
+            cache.remove(0);
+        }
+        cache.push((key, std::time::Instant::now(), r.clone()));
+    }
+    Ok(r)
 }

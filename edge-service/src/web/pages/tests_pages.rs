@@ -412,3 +412,21 @@ async fn the_report_page_from_the_store_shows_the_outage_and_links_the_dip_in_bo
         );
     }
 }
+
+#[tokio::test]
+async fn the_report_of_an_ended_period_is_kept_and_a_running_one_is_not() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (store, _, _) = store_with_events(dir.path()).await;
+    let path = store.path().to_string();
+    let st = state(Some(store));
+    let ended_from = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
+    let ended_to = Utc.with_ymd_and_hms(2021, 1, 1, 0, 0, 0).unwrap();
+    let (status, _, _) = get(app(st.clone()), "/report?period=year&start=2020-06-01", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(super::data::report_kept(&path, ended_from, ended_to));
+    let running_from = Utc.with_ymd_and_hms(9000, 1, 1, 0, 0, 0).unwrap();
+    let running_to = Utc.with_ymd_and_hms(9001, 1, 1, 0, 0, 0).unwrap();
+    let (status, _, _) = get(app(st), "/report?period=year&start=9000-03-01", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!super::data::report_kept(&path, running_from, running_to));
+}
