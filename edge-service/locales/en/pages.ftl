@@ -63,6 +63,7 @@ report-no-store = Reports are computed from the store: configure [store] for thi
 error-400 = Bad request
 error-404 = Not found
 error-other = Not available
+page-not-found = There is no page at { $path }.
 error-back = Back
 error-query = The address's query could not be read: { $why }
 error-bad-param = The parameter “{ $name }” = “{ $value }” is not accepted: { $why }

@@ -63,6 +63,7 @@ report-no-store = 报告基于数据存储计算：请为本装置配置 [store]
 error-400 = 请求有误
 error-404 = 未找到
 error-other = 暂不可用
+page-not-found = 没有地址为 { $path } 的页面。
 error-back = 返回
 error-query = 无法解析网址中的查询参数：{ $why }
 error-bad-param = 参数“{ $name }”=“{ $value }”无效：{ $why }

@@ -49,7 +49,40 @@ pub fn router(state: ApiState) -> Router {
             "/assets/kare.js",
             get(|| async { asset("text/javascript; charset=utf-8", PAGES_JS) }),
         )
+        .fallback(not_found)
         .with_state(state)
+}
+
+/// Any other address: a 404 page in the reader's language (JSON under `/api/`).
+async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if uri.path().starts_with("/api/") {
+        let body = serde_json::json!({
+            "error": format!("no API at {}; see /api/v1/status", uri.path())
+        });
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    let lang = Lang::negotiate(
+        None,
+        cookie(&headers, "lang").as_deref(),
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let ctx = Ctx {
+        lang,
+        remember: false,
+        path: "/now".into(),
+        params: vec![],
+    };
+    let message = lang.ta("page-not-found", &[("path", uri.path())]);
+    error_page(
+        &ctx,
+        Nav::Now,
+        PageError {
+            status: StatusCode::NOT_FOUND,
+            message,
+        },
+    )
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {

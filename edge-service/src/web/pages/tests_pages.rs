@@ -430,3 +430,27 @@ async fn the_report_of_an_ended_period_is_kept_and_a_running_one_is_not() {
     assert_eq!(status, StatusCode::OK);
     assert!(!super::data::report_kept(&path, running_from, running_to));
 }
+
+#[tokio::test]
+async fn an_unknown_address_is_a_404_page_or_json_under_the_api() {
+    let (status, _, html) = get(
+        app(state(None)),
+        "/nowhere%3Cb%3E",
+        &[("accept-language", "zh-CN")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+    let text = visible_text(&html);
+    assert!(
+        text.contains("未找到") && text.contains("没有地址为 /nowhere"),
+        "{text}"
+    );
+    assert!(!html.contains("<b>"));
+    let (status, headers, body) = get(app(state(None)), "/api/v1/nothing", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("application/json"));
+    assert!(body.contains("\"error\""), "{body}");
+}
