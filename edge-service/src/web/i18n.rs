@@ -287,6 +287,13 @@ mod tests {
         for p in ["month", "quarter", "year", "custom"] {
             want.push(format!("period-{p}"));
         }
+        for kv in [110.0, 10.0, 0.22] {
+            let level = crate::report::steady::gbt12325_limits(kv).0;
+            want.push(format!("level-{}", level.replace('+', "plus")));
+        }
+        for t in ["critical", "important", "standard"] {
+            want.push(format!("tier-{t}"));
+        }
         let missing: Vec<&String> = want.iter().filter(|id| !en.contains(*id)).collect();
         assert!(missing.is_empty(), "no words for {missing:?}");
     }

@@ -143,7 +143,8 @@ fn yes_no(b: bool, lang: Lang) -> String {
 /// A message by a key built from data (`kind-dip`), falling back to the raw value when this
 /// build has no words for it (a kind added later shows as itself, never as an id).
 pub(crate) fn word(lang: Lang, prefix: &str, value: &str) -> String {
-    let id = format!("{prefix}-{value}");
+    // Fluent ids are letters, digits, `-` and `_`: `35kV+` is looked up as `35kVplus`.
+    let id = format!("{prefix}-{}", value.replace('+', "plus"));
     let s = lang.t(&id);
     if s == id {
         value.to_string()
@@ -480,7 +481,7 @@ fn steady(r: &Report, lang: Lang) -> Markup {
             h3 { (lang.t("steady-voltage")) }
             @if let Some(v) = &s.voltage {
                 table.kpi { tbody {
-                    tr { td { (lang.t("steady-level")) } td.n { (v.gbt12325_level) " (" (num(Some(v.gbt12325_low_pct), 0)) " % … +" (num(Some(v.gbt12325_high_pct), 0)) " %)" } }
+                    tr { td { (lang.t("steady-level")) } td.n { (word(lang, "level", &v.gbt12325_level)) " (" (num(Some(v.gbt12325_low_pct), 0)) " % … +" (num(Some(v.gbt12325_high_pct), 0)) " %)" } }
                     tr { td { (lang.t("steady-intervals")) } td.n { (v.intervals) } }
                     tr { td { (lang.t("steady-flagged")) } td.n { (v.flagged) } }
                     tr { td { (lang.t("steady-gbt-in")) } td.n { (num(Some(v.gbt12325_in_limits_pct), 2)) " %" } }
@@ -891,6 +892,10 @@ pub(crate) mod tests {
         let html = report_document(&fixture(), Lang::En);
         let text = visible_text(&html);
         assert!(text.contains("70>u>=40 0 1 0 0 0"), "{text}");
+        assert!(
+            text.contains("20 kV and below, three-phase (-7 % … +7 %)"),
+            "{text}"
+        );
         assert!(html.contains("heat3"), "the counted cell is shaded");
         assert_eq!(html.matches("heat3\"").count(), 2, "one cell in each table");
     }
