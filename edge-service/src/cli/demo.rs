@@ -82,6 +82,12 @@ pub struct DemoOptions {
 /// other end, opened as a serial port.
 pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     let signals = StopSignals::catch()?;
+    // The pages' address first: it is what a person running the demo opens.
+    let listener = super::run::bind(opts.config.listen).await?;
+    println!(
+        "kare demo: open http://{}/now (events, tickets, the report, in 简体中文 or English)",
+        listener.local_addr()?
+    );
     let scenario_path = opts
         .scenario
         .clone()
@@ -285,7 +291,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         .context("cannot start the simulator thread")?;
 
     let retention = Retention::start(&store_for_retention, &store_cfg);
-    let result = serve(service, opts.config.listen, opts.duration, signals).await;
+    let result = serve(service, listener, opts.duration, signals).await;
     retention.stop().await;
     store_for_retention.close().await;
     stop.store(true, Ordering::Relaxed);

@@ -99,9 +99,13 @@ pub fn make(opts: &ReportOptions, now: DateTime<Utc>) -> anyhow::Result<Report> 
     Ok(report::build(&inputs, &period, now))
 }
 
-/// The HTML document. `web::report_document` renders it; until that lands, a clear refusal.
-fn html(_r: &Report, _lang: ReportLang) -> anyhow::Result<String> {
-    bail!("--format html is not built yet in this kare: use --format json or csv")
+/// The HTML document: self-contained, A4 portrait (`web::report_document`).
+fn html(r: &Report, lang: ReportLang) -> anyhow::Result<String> {
+    let lang = match lang {
+        ReportLang::ZhCn => crate::web::Lang::ZhCn,
+        ReportLang::En => crate::web::Lang::En,
+    };
+    Ok(crate::web::report_document(r, lang))
 }
 
 /// `kare report`.

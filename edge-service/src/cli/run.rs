@@ -68,16 +68,22 @@ impl StopSignals {
     }
 }
 
-/// Serves the API and prints events until Ctrl-C or SIGTERM, or until `until` has passed.
+/// Binds the web server's address (before the service starts, so `kare demo` can print the
+/// pages' URL first).
+pub(super) async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen}: is another kare (or another program) using it? choose another with --listen")
+    })
+}
+
+/// Serves the pages and the API and prints events until Ctrl-C or SIGTERM, or until `until`
+/// has passed.
 pub(super) async fn serve(
     service: Service,
-    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
     until: Option<Duration>,
     mut signals: StopSignals,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
-        format!("cannot listen on {listen}: is another kare (or another program) using it? choose another with --listen")
-    })?;
     let addr = listener.local_addr()?;
     println!("kare: API on http://{addr}/api/v1/status  /api/v1/events  /api/v1/stream (SSE)");
     let app = router(ApiState::new(&service));
@@ -215,7 +221,9 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
         ),
     });
     let retention = Retention::start(&store, &store_cfg);
-    let result = serve(service, config.listen, until, signals).await;
+    let listener = bind(config.listen).await?;
+    println!("kare: pages on http://{}/now", listener.local_addr()?);
+    let result = serve(service, listener, until, signals).await;
     retention.stop().await;
     store.close().await;
     result

@@ -24,21 +24,23 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// What the handlers share.
+/// What the handlers share (the API's and the pages').
 #[derive(Clone)]
 pub struct ApiState {
-    pub(super) log: Arc<crate::pipeline::event_log::EventLog>,
-    tickets: Arc<crate::actions::tickets::TicketBook>,
-    status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
-    readings: broadcast::Sender<Reading>,
-    updates: broadcast::Sender<LoggedEvent>,
-    started: chrono::DateTime<Utc>,
-    influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
-    meters: Arc<Mutex<BTreeMap<String, crate::pipeline::status::MeterBusStatus>>>,
-    meter_readings: broadcast::Sender<crate::sources::meters::readings::MeterReading>,
-    ticket_updates: broadcast::Sender<crate::actions::tickets::TicketRecord>,
-    pub(super) store: Option<crate::store::StoreHandle>,
-    pending: Arc<Mutex<crate::pipeline::pending::PendingStats>>,
+    pub(in crate::web) log: Arc<crate::pipeline::event_log::EventLog>,
+    pub(in crate::web) tickets: Arc<crate::actions::tickets::TicketBook>,
+    pub(in crate::web) status: Arc<Mutex<BTreeMap<String, SourceStatus>>>,
+    pub(in crate::web) readings: broadcast::Sender<Reading>,
+    pub(in crate::web) updates: broadcast::Sender<LoggedEvent>,
+    pub(in crate::web) started: chrono::DateTime<Utc>,
+    pub(in crate::web) influx: Option<Arc<Mutex<crate::sinks::influx::InfluxStats>>>,
+    pub(in crate::web) meters:
+        Arc<Mutex<BTreeMap<String, crate::pipeline::status::MeterBusStatus>>>,
+    pub(in crate::web) meter_readings:
+        broadcast::Sender<crate::sources::meters::readings::MeterReading>,
+    pub(in crate::web) ticket_updates: broadcast::Sender<crate::actions::tickets::TicketRecord>,
+    pub(in crate::web) store: Option<crate::store::StoreHandle>,
+    pub(in crate::web) pending: Arc<Mutex<crate::pipeline::pending::PendingStats>>,
 }
 
 impl ApiState {
