@@ -1,7 +1,8 @@
 //! A year's report for one site: a store filled with a year of one site's record (52 560
 //! 10-min aggregates × 3 channels, 3 153 600 10-s frequency values, 35 040 15-min meter
 //! intervals, a few hundred events and tickets), then `report::load` + `report::build` timed,
-//! and the JSON.
+//! the JSON, and the HTML document in both languages (what the Report page and
+//! `kare report --format html` serve).
 //!
 //! `cargo bench -p kare --bench report_year` (a plain binary: prints the fill time and the
 //! best, median and worst of 5 reports).
@@ -40,6 +41,8 @@ fn main() {
     let mut times = Vec::new();
     let mut json_times = Vec::new();
     let mut load_times = Vec::new();
+    let mut html_times = Vec::new();
+    let mut page_times = Vec::new();
     for _ in 0..RUNS {
         // A fresh connection each time, as `kare report` opens one.
         let store = Store::open(&cfg).unwrap();
@@ -53,6 +56,12 @@ fn main() {
         let text = serde_json::to_string(&r).unwrap();
         json_times.push(t.elapsed());
         assert!(text.len() > 1000);
+        let t = Instant::now();
+        let en = kare::web::report_document(&r, kare::web::i18n::Lang::En);
+        let zh = kare::web::report_document(&r, kare::web::i18n::Lang::ZhCn);
+        html_times.push(t.elapsed() / 2);
+        page_times.push(times[times.len() - 1] + t.elapsed() / 2);
+        assert!(en.contains("<svg") && zh.contains("<svg"));
         assert_eq!(
             r.steady_state.frequency.as_ref().unwrap().intervals,
             3_153_600
@@ -63,6 +72,8 @@ fn main() {
     times.sort();
     json_times.sort();
     load_times.sort();
+    html_times.sort();
+    page_times.sort();
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     println!(
         "report_year: load + build of a year: best {:.0} ms, median {:.0} ms, worst {:.0} ms (of which load {:.0} ms); JSON {:.1} ms",
@@ -71,6 +82,13 @@ fn main() {
         ms(times[RUNS - 1]),
         ms(load_times[RUNS / 2]),
         ms(json_times[RUNS / 2])
+    );
+    println!(
+        "report_year: HTML document (one language) median {:.0} ms; load + build + HTML: best {:.0} ms, median {:.0} ms, worst {:.0} ms",
+        ms(html_times[RUNS / 2]),
+        ms(page_times[0]),
+        ms(page_times[RUNS / 2]),
+        ms(page_times[RUNS - 1])
     );
 }
 
