@@ -346,3 +346,54 @@ fn ctrl_c_while_the_demo_is_still_starting_stops_it_cleanly() {
         );
     }
 }
+
+#[test]
+fn a_console_that_goes_away_does_not_stop_the_demo() {
+    // `kare demo | head -1`, a closed terminal: the console's lines have nowhere to go, and the
+    // service goes on recording (it used to panic on the first line it could not print).
+    let data = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kare"))
+        .args(["demo", "--speed", "20", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("KARE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo = Demo(child);
+    let mut first = String::new();
+    let stdout = demo.0.stdout.take().unwrap();
+    BufReader::new(stdout).read_line(&mut first).unwrap(); // and the pipe closes here
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_string();
+    // The scenario's events keep coming (each one a console line into the closed pipe): wait
+    // for the long outage's end through the API.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(&addr) {
+            let _ = write!(
+                s,
+                "GET /api/v1/events?kind=interruption HTTP/1.0\r\nHost: x\r\n\r\n"
+            );
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            if text.contains("\"duration_s\":24.") || text.contains("\"duration_s\":25.") {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo stopped recording once its console went away"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(demo.0.try_wait().unwrap().is_none(), "the demo exited");
+    unsafe { libc::kill(demo.0.id() as i32, libc::SIGTERM) };
+    let status = demo.0.wait().unwrap();
+    assert!(status.success(), "stopped with {status}");
+}

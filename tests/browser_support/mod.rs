@@ -69,9 +69,10 @@ impl Chromium {
             "--hide-scrollbars",
             "--enable-logging=stderr",
             "--v=0",
-            // Let the page's scripts run (the live view's first update) before reading it.
-            "--virtual-time-budget=3000",
-            "--run-all-compositor-stages-before-draw",
+            // Read the page at its load event, or after 5 s at most: *Now* keeps a server-sent
+            // event stream open, so waiting for the network to go idle
+            // (`--virtual-time-budget`) would never end.
+            "--timeout=5000",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--accept-lang={lang}"))
@@ -82,7 +83,10 @@ impl Chromium {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot start {}: {e}; run scripts/browser install", self.exe.display())
+            panic!(
+                "cannot start {}: {e}; run scripts/browser install",
+                self.exe.display()
+            )
         });
         let out = wait_with_deadline(child, Duration::from_secs(90), url);
         (
@@ -94,6 +98,10 @@ impl Chromium {
     /// Loads `url` and returns the DOM and the console.
     pub fn load(&self, url: &str, lang: &str) -> Loaded {
         let (dom, stderr) = self.run(lang, (820, 1180), &["--dump-dom".to_string()], url);
+        assert!(
+            dom.contains("<body"),
+            "Chromium showed nothing of {url}; its log:\n{stderr}"
+        );
         Loaded {
             dom,
             console: console_lines(&stderr),
@@ -127,7 +135,10 @@ impl Chromium {
             ],
             url,
         );
-        assert!(out.is_file(), "Chromium printed no PDF of {url}; its log:\n{stderr}");
+        assert!(
+            out.is_file(),
+            "Chromium printed no PDF of {url}; its log:\n{stderr}"
+        );
         console_lines(&stderr)
     }
 }
@@ -189,7 +200,11 @@ pub fn visible_text(html: &str) -> String {
         out.push(' ');
         let tail = &rest[i..];
         let skip_to = |close: &str| tail.find(close).map(|j| j + close.len());
-        let lower: String = tail.chars().take(8).collect::<String>().to_ascii_lowercase();
+        let lower: String = tail
+            .chars()
+            .take(8)
+            .collect::<String>()
+            .to_ascii_lowercase();
         let end = if lower.starts_with("<script") {
             skip_to("</script>")
         } else if lower.starts_with("<style") {
@@ -223,7 +238,11 @@ pub fn pdf_text(pdf: &Path) -> String {
         .arg("-")
         .output()
         .expect("running pdftotext");
-    assert!(out.status.success(), "pdftotext failed on {}", pdf.display());
+    assert!(
+        out.status.success(),
+        "pdftotext failed on {}",
+        pdf.display()
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -260,4 +279,15 @@ pub fn pdf_fonts(pdf: &Path) -> String {
         .output()
         .expect("running pdffonts");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The font fontconfig gives Chromium for Simplified Chinese (`fc-match "sans-serif:lang=zh-cn"`).
+/// Chromium embeds every font in its PDFs as an unnamed Type 3 font, so the PDF cannot say which
+/// one drew the Chinese; this says it was a real CJK font, not the boxes of a missing glyph.
+pub fn chinese_font() -> String {
+    let out = Command::new(tool("fc-match"))
+        .args(["sans-serif:lang=zh-cn", "family"])
+        .output()
+        .expect("running fc-match");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

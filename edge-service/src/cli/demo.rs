@@ -38,7 +38,7 @@ async fn demo_desk(secret: &'static str) -> anyhow::Result<String> {
                 &h("x-kare-signature"),
             );
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            println!(
+            crate::cli::outln!(
                 "{}  DESK   received {} [{}] {}{}",
                 chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
                 h("idempotency-key"),
@@ -84,7 +84,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     let signals = StopSignals::catch()?;
     // The pages' address first: it is what a person running the demo opens.
     let listener = super::run::bind(opts.config.listen).await?;
-    println!(
+    crate::cli::outln!(
         "kare demo: open http://{}/now (events, tickets, the report, in 简体中文 or English)",
         listener.local_addr()?
     );
@@ -106,7 +106,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     })?;
     let pty = Pty::open().context("cannot open a pseudo-terminal pair for the simulated node")?;
     let port = pty.path.to_string_lossy().into_owned();
-    println!(
+    crate::cli::outln!(
         "kare demo: simulated sensor node writing pqlink to {} ({} V, {} Hz, {} channels, speed {speed}x)",
         port,
         scenario.udin,
@@ -122,9 +122,12 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     }];
     nodes.extend(opts.config.sources());
     let site = opts.config.site.clone().unwrap_or_else(Site::demo);
-    println!(
+    crate::cli::outln!(
         "kare demo: site {} ({}, {:?} tier); generator request after {} min of outage",
-        site.id, site.customer_name, site.tier, site.generator.after_minutes
+        site.id,
+        site.customer_name,
+        site.tier,
+        site.generator.after_minutes
     );
     let dir = match &opts.data_dir {
         Some(d) => d.clone(),
@@ -145,7 +148,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         None => {
             const SECRET: &str = "kare-demo-secret";
             let url = demo_desk(SECRET).await?;
-            println!(
+            crate::cli::outln!(
                 "kare demo: repair desk (webhook receiver) on {url}; store in {}",
                 dir.display()
             );
@@ -171,7 +174,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         }
     };
     if let Some(i) = &opts.config.influx {
-        println!(
+        crate::cli::outln!(
             "kare demo: writing to InfluxDB at {} ({}), store-and-forward backlog in {}",
             i.url,
             match i.api {
@@ -218,7 +221,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     // stretch a cycle of ten reads over 5 s of data at --speed 10.
     dlt645_bus.inter_frame_ms =
         (data_period(Duration::from_millis(dlt645_bus.inter_frame_ms)).as_millis() as u64).max(5);
-    println!(
+    crate::cli::outln!(
         "kare demo: simulated meters: Eastron SDM630 (Modbus RTU, slave {}) on {}, DL/T 645 meter {} on {}",
         sim::meters::MODBUS_SLAVE_ID,
         modbus_meter.port.display(),
@@ -296,9 +299,11 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     store_for_retention.close().await;
     stop.store(true, Ordering::Relaxed);
     match sim.join() {
-        Ok(Ok(stats)) => println!(
+        Ok(Ok(stats)) => crate::cli::outln!(
             "kare demo: simulator sent {} frames ({} bytes) over {:.1} s of scenario",
-            stats.frames_written, stats.bytes_written, stats.scenario_s
+            stats.frames_written,
+            stats.bytes_written,
+            stats.scenario_s
         ),
         Ok(Err(e)) => eprintln!("kare demo: simulator stopped: {e}"),
         Err(_) => eprintln!("kare demo: simulator thread panicked"),

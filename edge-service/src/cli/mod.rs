@@ -7,3 +7,15 @@ pub mod console;
 pub mod demo;
 pub mod report;
 pub mod run;
+
+/// `println!` that never panics. The console is for a person watching; one that went away (a
+/// closed pipe: `kare demo | head`, a test that stopped reading, a detached terminal) must not
+/// stop the service that is watching a hospital's supply. Its lines are lost; the log, the store
+/// and the desk are not.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use outln;

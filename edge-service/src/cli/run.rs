@@ -85,7 +85,9 @@ pub(super) async fn serve(
     mut signals: StopSignals,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    println!("kare: API on http://{addr}/api/v1/status  /api/v1/events  /api/v1/stream (SSE)");
+    crate::cli::outln!(
+        "kare: API on http://{addr}/api/v1/status  /api/v1/events  /api/v1/stream (SSE)"
+    );
     let app = router(ApiState::new(&service));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
@@ -131,14 +133,14 @@ pub(super) async fn serve(
     tokio::select! {
         _ = stop => {}
         _ = battery.notified() => {
-            println!("kare: UPS battery low: tickets updated, shutting down cleanly");
+            crate::cli::outln!("kare: UPS battery low: tickets updated, shutting down cleanly");
         }
         r = server => {
             r.context("API server task")?.context("API server")?;
         }
     }
     let all = service.log.all();
-    println!(
+    crate::cli::outln!(
         "kare: stopping; {} event(s) logged, {} still open",
         all.len(),
         all.iter().filter(|e| e.is_open()).count()
@@ -149,7 +151,7 @@ pub(super) async fn serve(
     service.stop().await;
     if let Some(stats) = influx {
         let s = stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        println!(
+        crate::cli::outln!(
             "kare: InfluxDB: {} points written, {} kept in the backlog for the next start{}",
             s.written_points,
             s.backlog_points,
@@ -222,7 +224,7 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
     });
     let retention = Retention::start(&store, &store_cfg);
     let listener = bind(config.listen).await?;
-    println!("kare: pages on http://{}/now", listener.local_addr()?);
+    crate::cli::outln!("kare: pages on http://{}/now", listener.local_addr()?);
     let result = serve(service, listener, until, signals).await;
     retention.stop().await;
     store.close().await;

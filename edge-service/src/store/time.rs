@@ -15,6 +15,12 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The start of the UTC hour `t` falls in.
+pub fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    let s = t.timestamp().div_euclid(3600) * 3600;
+    DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,10 +35,4 @@ mod tests {
         assert_eq!(format_ts(a), "2026-01-02T03:04:05.000000Z");
         assert_eq!(parse_ts(&format_ts(b)), Some(b));
     }
-}
-
-/// The start of the UTC hour `t` falls in.
-pub fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
-    let s = t.timestamp().div_euclid(3600) * 3600;
-    DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(t)
 }
