@@ -157,6 +157,12 @@ fn every_page_loads_in_chromium_in_both_languages_and_shows_the_outage() {
                 let png = dir.join(format!("{page}-{lang}.png"));
                 let console = chromium.screenshot(&url, lang, (1280, 1600), &png);
                 assert!(console.is_empty(), "{lang} {path}: {console:?}");
+                // And as an account manager shows it: a tablet held upright.
+                if *page == "report" {
+                    let png = dir.join(format!("{page}-{lang}-tablet.png"));
+                    let console = chromium.screenshot(&url, lang, (820, 1180), &png);
+                    assert!(console.is_empty(), "{lang} {path}: {console:?}");
+                }
             }
         }
         // The report: the outage in the continuity table, linked to its event; the first dip a
