@@ -188,7 +188,7 @@ fn the_report_of_a_demo_counts_its_outages_as_worked_by_hand() {
 fn refusals_are_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--format", "json"], "no store at"),
         (
             &["--from", "2026-11-02", "--to", "2026-11-01"],
@@ -196,6 +196,15 @@ fn refusals_are_one_line_and_exit_2() {
         ),
         (&["--lang", "fr"], "--lang must be zh-CN or en"),
         (&["--from", "last week"], "--from \"last week\" is neither"),
+        // Years chrono reads but whose arithmetic overflows (it panicked, exit 101).
+        (
+            &["--from=-262143-01-01", "--to", "2026-01-01"],
+            "--from \"-262143-01-01\" is outside the years 1970 to 9999",
+        ),
+        (
+            &["--from", "2026-01-01", "--to", "+10000-01-01"],
+            "--to \"+10000-01-01\" is outside the years 1970 to 9999",
+        ),
     ];
     for (args, want) in cases {
         let out = kare(args, &missing);

@@ -68,7 +68,7 @@ error-back = Back
 error-query = The address's query could not be read: { $why }
 error-bad-param = The parameter “{ $name }” = “{ $value }” is not accepted: { $why }
 error-store = The store could not be read: { $why }
-why-date = expected a date (YYYY-MM-DD) or an RFC 3339 time.
+why-date = expected a date (YYYY-MM-DD) or an RFC 3339 time, in the years 1970 to 9999.
 why-to-before-from = the end must be after the start.
 why-kind = expected one of: { $kinds }.
 why-limit = expected a whole number from 1 to 1000.

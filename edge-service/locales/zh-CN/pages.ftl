@@ -68,7 +68,7 @@ error-back = 返回
 error-query = 无法解析网址中的查询参数：{ $why }
 error-bad-param = 参数“{ $name }”=“{ $value }”无效：{ $why }
 error-store = 读取数据存储失败：{ $why }
-why-date = 应为日期（YYYY-MM-DD）或 RFC 3339 时间。
+why-date = 应为 1970 至 9999 年间的日期（YYYY-MM-DD）或 RFC 3339 时间。
 why-to-before-from = 截止时间必须晚于起始时间。
 why-kind = 应为以下之一：{ $kinds }。
 why-limit = 应为 1 到 1000 之间的整数。

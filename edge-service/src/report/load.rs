@@ -14,8 +14,12 @@ pub fn load(store: &Store, period: &Period) -> Result<ReportInputs, StoreError> 
     let first_deliveries = store.first_deliveries(&ids)?;
     let aggregates = store.aggregates_between(period.from, period.to)?;
     let frequency = frequency_fold(store, period)?;
-    let meter_intervals =
-        store.meter_intervals_between(period.from - super::energy::LEAD_IN, period.to)?;
+    // Saturating: a period at the start of chrono's range has no lead-in to read.
+    let lead_in = period
+        .from
+        .checked_sub_signed(super::energy::LEAD_IN)
+        .unwrap_or(period.from);
+    let meter_intervals = store.meter_intervals_between(lead_in, period.to)?;
     Ok(ReportInputs {
         site: store.site()?,
         events,
@@ -62,8 +66,12 @@ fn frequency_fold(store: &Store, period: &Period) -> Result<FrequencyFold, Store
     };
     // Whole hours inside the period, and the edges around them.
     let hour = chrono::TimeDelta::hours(1);
-    let first_hour =
-        crate::store::hour_start(period.from + hour - chrono::TimeDelta::nanoseconds(1));
+    let first_hour = crate::store::hour_start(
+        period
+            .from
+            .checked_add_signed(hour - chrono::TimeDelta::nanoseconds(1))
+            .unwrap_or(period.from),
+    );
     let last_hour = crate::store::hour_start(period.to);
     let (raw, hours) = if first_hour < last_hour {
         (
@@ -114,6 +122,24 @@ mod tests {
     use super::*;
     use crate::store::{FrequencyRow, StoreConfig};
     use chrono::{TimeDelta, TimeZone, Utc};
+
+    /// A period at chrono's first time (a parser that let one through) reads an empty store's
+    /// nothing: the lead-in and the range reads' look-back saturate instead of panicking.
+    #[test]
+    fn a_period_at_the_first_representable_time_loads_without_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            path: dir.path().join("kare.db"),
+            ..StoreConfig::default()
+        };
+        let store = Store::open(&cfg).unwrap();
+        let period = Period {
+            from: chrono::DateTime::<Utc>::MIN_UTC,
+            to: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        };
+        let inputs = load(&store, &period).unwrap();
+        assert!(inputs.aggregates.is_empty() && inputs.meter_intervals.is_empty());
+    }
 
     /// Six hours of 10-s values from two nodes (some off-nominal, some flagged), saved in
     /// batches as the history sink does; every period, whole hours or cut to the second, folds

@@ -24,6 +24,14 @@ pub enum PeriodError {
         /// What was given.
         value: String,
     },
+    /// A year before 1970 or after 9999 (UTC).
+    #[error("{flag} {value:?} is outside the years 1970 to 9999 (UTC)")]
+    OutOfRange {
+        /// `--from` or `--to`.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
     /// `to <= from`.
     #[error("--to ({to}) must be after --from ({from})")]
     Reversed {
@@ -89,21 +97,29 @@ fn month_start(y: i32, m: u32) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-/// RFC 3339, or `YYYY-MM-DD` meaning its midnight UTC.
+/// RFC 3339, or `YYYY-MM-DD` meaning its midnight UTC; in the years 1970 to 9999 (UTC), the
+/// store's ([`crate::store::YEARS`]).
 fn parse_time(s: &str, flag: &'static str) -> Result<DateTime<Utc>, PeriodError> {
     let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
+    let value = || s.chars().take(64).collect::<String>();
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| Utc.from_utc_datetime(&t)),
+    };
+    match t {
+        Some(t) if crate::store::in_years(t) => Ok(t),
+        Some(_) => Err(PeriodError::OutOfRange {
+            flag,
+            value: value(),
+        }),
+        None => Err(PeriodError::BadDate {
+            flag,
+            value: value(),
+        }),
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(Utc.from_utc_datetime(&t));
-        }
-    }
-    Err(PeriodError::BadDate {
-        flag,
-        value: s.chars().take(64).collect(),
-    })
 }
 
 #[cfg(test)]
@@ -157,6 +173,38 @@ mod tests {
             "--to (2026-11-01T00:00:00Z) must be after --from (2026-11-02T00:00:00Z)"
         );
         assert!(Period::parse(Some("2026-11-02"), Some("2026-11-02"), now).is_err());
+    }
+
+    #[test]
+    fn a_year_outside_1970_to_9999_is_refused_with_its_flag_not_a_panic() {
+        let now = t("2026-12-04T00:00:00Z");
+        for (from, to, says) in [
+            (
+                "-262143-01-01",
+                "2026-01-01",
+                "--from \"-262143-01-01\" is outside the years",
+            ),
+            (
+                "+10000-01-01",
+                "+10001-01-01",
+                "--from \"+10000-01-01\" is outside",
+            ),
+            (
+                "2026-01-01",
+                "+10000-01-01",
+                "--to \"+10000-01-01\" is outside",
+            ),
+            (
+                "1969-12-31",
+                "2026-01-01",
+                "--from \"1969-12-31\" is outside",
+            ),
+            ("2026-01-01", "9999-12-31T23:00:00-05:00", "--to "),
+        ] {
+            let e = Period::parse(Some(from), Some(to), now).unwrap_err();
+            assert!(e.to_string().starts_with(says), "{from} {to}: {e}");
+        }
+        assert!(Period::parse(Some("1970-01-01"), Some("9999-12-31"), now).is_ok());
     }
 
     #[test]

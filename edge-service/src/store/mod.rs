@@ -41,7 +41,7 @@ pub use model::{
 };
 pub use retention::run_retention;
 pub use sync::Store;
-pub use time::{format_ts, hour_start, parse_ts};
+pub use time::{format_ts, hour_start, in_years, parse_ts, YEARS};
 
 /// GB/T 15945's frequency deviation limit for a normal system, Hz: the hourly frequency roll-up
 /// counts the values within it (the report's figure).

@@ -8,6 +8,17 @@ pub fn format_ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The years (UTC) a time typed by a person may fall in. A stored stamp's text sorts as its time
+/// only with a four-digit year, and chrono reads signed and five-digit years (`-262143-01-01`,
+/// `+10000-01-01`) that overflow its arithmetic or sort wrong as text.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
+/// Whether `t` falls in [`YEARS`].
+pub fn in_years(t: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    YEARS.contains(&t.year())
+}
+
 /// Parses a stored time stamp (any RFC 3339 form is accepted).
 pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)

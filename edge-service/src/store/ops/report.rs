@@ -42,9 +42,13 @@ fn finite(v: Option<f64>) -> Option<f64> {
     v.filter(|v| v.is_finite())
 }
 
-/// The lower bound of a range read on a time index: `from` minus the longest interval.
+/// The lower bound of a range read on a time index: `from` minus the longest interval
+/// (saturating: chrono's first time, whose text sorts before every stored stamp).
 fn scan_from(from: DateTime<Utc>) -> String {
-    format_ts(from - chrono::TimeDelta::seconds(MAX_INTERVAL_S as i64))
+    format_ts(
+        from.checked_sub_signed(chrono::TimeDelta::seconds(MAX_INTERVAL_S as i64))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+    )
 }
 
 /// Whether an interval starting at `start`, `seconds` long, overlaps `[from, to)`.

@@ -65,23 +65,34 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A time as the query gives it: RFC 3339, or a date meaning its midnight UTC.
+/// A time as the query gives it: RFC 3339, or a date meaning its midnight UTC; in the years
+/// 1970 to 9999 (UTC, [`crate::store::YEARS`]): the store compares its stamps as text, which a
+/// signed or five-digit year (`+10000-01-01`, which chrono reads) would sort wrong.
 pub fn parse_time(key: &str, v: &str) -> Result<DateTime<Utc>, String> {
+    let mut t = None;
     // A `+` written unescaped in a URL arrives as a space.
     for text in [v.to_string(), v.replace(' ', "+")] {
-        if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
-            return Ok(t.with_timezone(&Utc));
+        if let Ok(p) = DateTime::parse_from_rfc3339(&text) {
+            t = Some(p.with_timezone(&Utc));
+            break;
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc());
-        }
+    if t.is_none() {
+        t = NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc());
     }
-    Err(format!(
-        "`{key}` must be a time (RFC 3339, e.g. 2026-03-01T08:00:00Z) or a date (2026-03-01), \
-         got `{v}`"
-    ))
+    match t {
+        Some(t) if crate::store::in_years(t) => Ok(t),
+        Some(_) => Err(format!(
+            "`{key}` must be in the years 1970 to 9999 (UTC), got `{v}`"
+        )),
+        None => Err(format!(
+            "`{key}` must be a time (RFC 3339, e.g. 2026-03-01T08:00:00Z) or a date \
+             (2026-03-01), got `{v}`"
+        )),
+    }
 }
 
 fn parse_id(key: &str, v: &str) -> Result<i64, String> {
@@ -576,6 +587,16 @@ mod tests {
             ("after=x", "`after` must be an event id"),
             ("before=3&after=1", "not both"),
             ("from=yesterday", "`from` must be a time"),
+            (
+                "from=+10000-01-01",
+                "`from` must be in the years 1970 to 9999",
+            ),
+            (
+                "from=-262143-01-01",
+                "`from` must be in the years 1970 to 9999",
+            ),
+            ("to=+10000-01-01", "`to` must be in the years"),
+            ("to=1969-12-31", "`to` must be in the years"),
             ("from=2026-03-02&to=2026-03-01", "`to` must be after `from`"),
             ("from=2026-03-01&to=2026-03-01", "`to` must be after `from`"),
             ("kind=dips", "unknown kind `dips`; kinds are dip, swell"),

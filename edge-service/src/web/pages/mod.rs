@@ -255,16 +255,18 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
-/// A date (`YYYY-MM-DD`, midnight UTC) or an RFC 3339 time.
+/// A date (`YYYY-MM-DD`, midnight UTC) or an RFC 3339 time, in the years 1970 to 9999 (UTC,
+/// [`crate::store::YEARS`]: chrono also reads `-262143-01-01`, whose arithmetic overflows).
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc()),
+    };
+    t.filter(|t| crate::store::in_years(*t))
 }
 
 /// The layout around a page's content.
@@ -412,6 +414,20 @@ mod tests {
         assert!(parse_time("2026-11-01T08:00:00+08:00").is_some());
         assert!(parse_time("yesterday").is_none());
         assert!(parse_time("2026-13-01").is_none());
+    }
+
+    #[test]
+    fn a_time_outside_the_years_1970_to_9999_is_not_a_time() {
+        for s in [
+            "-262143-01-01",
+            "+10000-01-01",
+            "1969-12-31",
+            "9999-12-31T23:00:00-05:00",
+        ] {
+            assert!(parse_time(s).is_none(), "{s}");
+        }
+        assert!(parse_time("1970-01-01").is_some());
+        assert!(parse_time("9999-12-31T23:59:59Z").is_some());
     }
 
     #[test]

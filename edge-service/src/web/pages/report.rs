@@ -104,11 +104,12 @@ pub fn pick(ctx: &Ctx, now: DateTime<Utc>) -> Result<Picked, PageError> {
     let bad = || ctx.bad_param("start", ctx.param("start").unwrap_or_default(), "why-date");
     let from = month_start(first.0, first.1, 0).ok_or_else(bad)?;
     let to = month_start(first.0, first.1, months).ok_or_else(bad)?;
-    Ok(Picked {
-        kind,
-        from: midnight(from),
-        to: midnight(to),
-    })
+    let (from, to) = (midnight(from), midnight(to));
+    // December 9999's end is in the year 10000, which the store's stamps cannot hold.
+    if !crate::store::in_years(to) {
+        return Err(bad());
+    }
+    Ok(Picked { kind, from, to })
 }
 
 /// GET /report

@@ -431,6 +431,35 @@ async fn the_report_of_an_ended_period_is_kept_and_a_running_one_is_not() {
     assert!(!super::data::report_kept(&path, running_from, running_to));
 }
 
+/// Years chrono reads but the store cannot (a signed or five-digit year, or a period ending in
+/// the year 10000) are a 400 page naming the parameter, not a panic on the store's reader
+/// answered as "store cannot be read".
+#[tokio::test]
+async fn a_report_in_years_outside_1970_to_9999_is_a_400_page_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (store, _, _) = store_with_events(dir.path()).await;
+    let st = state(Some(store));
+    for (uri, name) in [
+        (
+            "/report?period=custom&from=-262143-01-01&to=2026-01-01",
+            "from",
+        ),
+        (
+            "/report?period=custom&from=2026-01-01&to=%2B10000-01-01",
+            "to",
+        ),
+        ("/report?period=year&start=9999-06-01", "start"),
+        ("/report?period=month&start=1969-12-01", "start"),
+        ("/events?from=-262143-01-01", "from"),
+    ] {
+        let (status, _, html) = get(app(st.clone()), uri, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        let text = visible_text(&html);
+        assert!(text.contains(&format!("“{name}”")), "{uri}: {text}");
+        assert!(text.contains("in the years 1970 to 9999"), "{uri}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_address_is_a_404_page_or_json_under_the_api() {
     let (status, _, html) = get(
