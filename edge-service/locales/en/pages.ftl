@@ -77,6 +77,7 @@ why-lang = the pages speak en and zh-CN.
 why-unknown = this page takes: { $allowed } (and lang).
 why-period = expected month, quarter, year or custom.
 why-missing = a custom range needs both from and to.
+why-range-too-long = a custom range spans at most ten years.
 
 q-voltage_a = Voltage A
 q-voltage_b = Voltage B

@@ -77,6 +77,7 @@ why-lang = 页面语言可选 en 和 zh-CN。
 why-unknown = 本页可用参数：{ $allowed }（以及 lang）。
 why-period = 应为 month、quarter、year 或 custom。
 why-missing = 自定义区间需要同时给出 from 和 to。
+why-range-too-long = 自定义区间最长为十年。
 
 q-voltage_a = A 相电压
 q-voltage_b = B 相电压

@@ -431,9 +431,10 @@ pub(crate) fn report_kept(path: &str, from: DateTime<Utc>, to: DateTime<Utc>) ->
         .any(|(k, _, _)| *k == key)
 }
 
-/// The report for `[from, to)`: the inputs read on the store's blocking pool, then built. A
-/// period that has ended is kept for [`REPORT_KEEP`] (its data no longer changes, except for a
-/// meter's late interval, which the next computation picks up); one still running never is.
+/// The report for `[from, to)`: the inputs read and the report built on the store's blocking
+/// pool (never on an async worker). A period that has ended is kept for [`REPORT_KEEP`] (its
+/// data no longer changes, except for a meter's late interval, which the next computation picks
+/// up); one still running never is.
 pub async fn report(
     st: &ApiState,
     from: DateTime<Utc>,
@@ -454,12 +455,15 @@ pub async fn report(
         }
     }
     let period = crate::report::Period { from, to };
-    let p = period;
-    let inputs = store
-        .with_reader(move |s| crate::report::load(s, &p))
+    // Read and built on the store's blocking pool: a year's report is about a quarter of a
+    // second of work, which an async worker must not spend.
+    let r = store
+        .with_reader(move |s| {
+            let inputs = crate::report::load(s, &period)?;
+            Ok(crate::report::build(&inputs, &period, Utc::now()))
+        })
         .await
         .map_err(|e| NoReport::Store(e.to_string()))?;
-    let r = crate::report::build(&inputs, &period, Utc::now());
     if ended {
         let mut cache = report_cache().lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|(k, made, _)| *k != key && made.elapsed() < REPORT_KEEP);

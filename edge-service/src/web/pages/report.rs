@@ -49,6 +49,10 @@ pub struct Picked {
     pub to: DateTime<Utc>,
 }
 
+/// The longest custom range: ten years (and their leap days). A report's work grows with its
+/// range, and anyone who can reach the page can ask for one.
+pub const MAX_CUSTOM: chrono::TimeDelta = chrono::TimeDelta::days(3653);
+
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
@@ -83,6 +87,13 @@ pub fn pick(ctx: &Ctx, now: DateTime<Utc>) -> Result<Picked, PageError> {
                 "to",
                 ctx.param("to").unwrap_or_default(),
                 "why-to-before-from",
+            ));
+        }
+        if to - from > MAX_CUSTOM {
+            return Err(ctx.bad_param(
+                "to",
+                ctx.param("to").unwrap_or_default(),
+                "why-range-too-long",
             ));
         }
         return Ok(Picked { kind, from, to });

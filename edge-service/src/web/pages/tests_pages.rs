@@ -460,6 +460,32 @@ async fn a_report_in_years_outside_1970_to_9999_is_a_400_page_not_a_panic() {
     }
 }
 
+/// A custom range's work grows with its length: ten years (2016–2026, 3 653 days) is a report,
+/// a day more is a 400 page saying the limit, in both languages.
+#[tokio::test]
+async fn a_custom_report_longer_than_ten_years_is_a_400_page() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (store, _, _) = store_with_events(dir.path()).await;
+    let st = state(Some(store));
+    let (status, _, html) = get(
+        app(st.clone()),
+        "/report?period=custom&from=2016-01-01&to=2026-01-01",
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    for (lang, says) in [("en", "at most ten years"), ("zh-CN", "最长为十年")] {
+        let uri = format!("/report?period=custom&from=2016-01-01&to=2026-01-02&lang={lang}");
+        let (status, _, html) = get(app(st.clone()), &uri, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        let text = visible_text(&html);
+        assert!(
+            text.contains("“to”") && text.contains(says),
+            "{uri}: {text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_address_is_a_404_page_or_json_under_the_api() {
     let (status, _, html) = get(
