@@ -1,5 +1,5 @@
 //! The reports' side of the store on a real SQLite file: the site record, the recorded history
-//! (upserts, what "overlapping a period" means), tickets with their first delivery, and the
+//! (an interval written twice merges, what "overlapping a period" means), tickets with their first delivery, and the
 //! event list's pages.
 
 use chrono::{DateTime, Duration as CDuration, TimeZone, Utc};
@@ -141,32 +141,118 @@ fn store_site_is_empty_until_saved_then_the_newest_record_wins() {
     assert_eq!(s.site().unwrap().unwrap().id, "SITE-2");
 }
 
+/// A restart inside an interval writes it twice: the stop writes the part before (here a dip at
+/// 08:02, a restart at 08:05), the next start the part after. The second write merges into the
+/// row, never replaces it (the dip's flag, the extremes and the windows before the restart
+/// stayed lost) and never doubles it.
 #[test]
-fn store_history_rewritten_interval_replaces_its_row() {
+fn store_history_an_interval_written_again_after_a_restart_merges_both_parts() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(&cfg(&dir)).unwrap();
-    s.save_aggregates(&[aggregate("VA", t(8, 0, 0), 229.0)])
-        .unwrap();
-    // A restart inside the interval writes it again: replaced, not doubled.
-    s.save_aggregates(&[aggregate("VA", t(8, 0, 0), 231.0)])
-        .unwrap();
+    let before = AggregateRow {
+        mean_v: 220.0,
+        min_v: 180.0,
+        max_v: 231.0,
+        windows: 15_000,
+        flagged: true,
+        ..aggregate("VA", t(8, 0, 0), 0.0)
+    };
+    let after = AggregateRow {
+        mean_v: 230.0,
+        min_v: 228.0,
+        max_v: 232.0,
+        windows: 45_000,
+        flagged: false,
+        ..aggregate("VA", t(8, 0, 0), 0.0)
+    };
+    s.save_aggregates(std::slice::from_ref(&before)).unwrap();
+    s.save_aggregates(std::slice::from_ref(&after)).unwrap();
     let rows = s.aggregates_between(t(0, 0, 0), t(23, 0, 0)).unwrap();
-    assert_eq!(rows, vec![aggregate("VA", t(8, 0, 0), 231.0)]);
-
-    s.save_frequency(&[frequency(t(8, 0, 0), 49.98)]).unwrap();
-    s.save_frequency(&[frequency(t(8, 0, 0), 50.01)]).unwrap();
     assert_eq!(
-        s.frequency_between(t(8, 0, 0), t(8, 0, 10)).unwrap(),
-        vec![frequency(t(8, 0, 0), 50.01)]
+        rows,
+        vec![AggregateRow {
+            mean_v: 227.5, // (220 × 15 000 + 230 × 45 000) / 60 000
+            min_v: 180.0,
+            max_v: 232.0,
+            windows: 60_000,
+            flagged: true,
+            ..after.clone()
+        }]
     );
 
-    s.save_meter_intervals(&[interval(t(8, 0, 0), 1000.0)])
-        .unwrap();
-    s.save_meter_intervals(&[interval(t(8, 0, 0), 1001.5)])
-        .unwrap();
+    let f_before = FrequencyRow {
+        mean_hz: 49.90,
+        min_hz: 49.70,
+        max_hz: 50.00,
+        windows: 250,
+        flagged: true,
+        ..frequency(t(8, 0, 0), 0.0)
+    };
+    let f_after = FrequencyRow {
+        mean_hz: 50.02,
+        min_hz: 50.01,
+        max_hz: 50.03,
+        windows: 750,
+        flagged: false,
+        ..frequency(t(8, 0, 0), 0.0)
+    };
+    s.save_frequency(std::slice::from_ref(&f_before)).unwrap();
+    s.save_frequency(std::slice::from_ref(&f_after)).unwrap();
+    let f = s.frequency_between(t(8, 0, 0), t(8, 0, 10)).unwrap();
+    assert_eq!(f.len(), 1);
+    assert!((f[0].mean_hz - 49.99).abs() < 1e-9, "{f:?}");
     assert_eq!(
-        s.meter_intervals_between(t(8, 0, 0), t(8, 15, 0)).unwrap(),
-        vec![interval(t(8, 0, 0), 1001.5)]
+        (f[0].min_hz, f[0].max_hz, f[0].windows, f[0].flagged),
+        (49.70, 50.03, 1000, true)
+    );
+    // The hourly roll-up is recomputed from the merged row: one value, flagged.
+    let hour = kare::report::Period {
+        from: t(8, 0, 0),
+        to: t(9, 0, 0),
+    };
+    let inputs = kare::report::load(&s, &hour).unwrap();
+    assert_eq!(
+        (inputs.frequency.intervals, inputs.frequency.flagged),
+        (1, 1)
+    );
+
+    let m_before = MeterIntervalRow {
+        import_kwh: Some(1000.0),
+        import_kvarh: Some(10.0),
+        demand_kw: Some(400.0),
+        max_kw: Some(500.0),
+        power_factor: Some(0.90),
+        thd_u_pct: Some(3.0),
+        samples: 30,
+        ..interval(t(8, 0, 0), 0.0)
+    };
+    let m_after = MeterIntervalRow {
+        import_kwh: Some(1001.5),
+        import_kvarh: None,
+        demand_kw: Some(300.0),
+        max_kw: Some(420.0),
+        power_factor: None,
+        thd_u_pct: Some(2.1),
+        samples: 60,
+        ..interval(t(8, 0, 0), 0.0)
+    };
+    s.save_meter_intervals(std::slice::from_ref(&m_before))
+        .unwrap();
+    s.save_meter_intervals(std::slice::from_ref(&m_after))
+        .unwrap();
+    let m = s.meter_intervals_between(t(8, 0, 0), t(8, 15, 0)).unwrap();
+    assert_eq!(m.len(), 1);
+    let m = &m[0];
+    // Registers: the later reading where it has one, else the earlier.
+    assert_eq!(
+        (m.import_kwh, m.import_kvarh, m.power_factor),
+        (Some(1001.5), Some(10.0), Some(0.90))
+    );
+    // Demand weighted by polls: (400 × 30 + 300 × 60) / 90.
+    assert!((m.demand_kw.unwrap() - 1000.0 / 3.0).abs() < 1e-9, "{m:?}");
+    assert_eq!(
+        (m.max_kw, m.thd_u_pct, m.samples),
+        (Some(500.0), Some(3.0), 90)
     );
 }
 

@@ -105,8 +105,8 @@ CREATE INDEX delivery_attempts_at ON delivery_attempts (at);
 "#,
     // 2: what reports need besides events and tickets (issue 12): the site as configured, the
     // IEC 61000-4-30 10-minute aggregates per channel, 10-second frequency, and the meters'
-    // registers and demand per 15 minutes. Keyed by (source, …, start): a re-written interval
-    // (a restart inside it) replaces the row instead of doubling it.
+    // registers and demand per 15 minutes. Keyed by (source, …, start): an interval written
+    // again (a restart inside it) is merged into its row instead of doubling it.
     r#"
 CREATE TABLE site (
     id         TEXT PRIMARY KEY,

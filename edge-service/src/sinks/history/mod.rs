@@ -9,8 +9,9 @@
 //! queue (a full queue is counted and logged, never silent); readings come from the broadcast,
 //! where falling behind is counted and logged too. Rows are written through the
 //! [`StoreHandle`] as each interval completes (a few rows every 10 s). A stop writes the
-//! intervals in progress; the next start rewrites those intervals (upserts), so a restart
-//! inside an interval leaves one row for it.
+//! intervals in progress; the next start writes the rest of those intervals, which the store
+//! merges into the same row, so a restart inside an interval leaves one row for it that holds
+//! both parts (its flag, extremes and windows from before the restart too).
 
 mod fold;
 

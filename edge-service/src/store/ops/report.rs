@@ -1,7 +1,13 @@
 //! What reports read and the history the service records for them: the site as configured,
-//! 10-minute aggregates, 10-second frequency, 15-minute meter intervals (written as upserts, so
-//! an interval re-written after a restart replaces its row), and the range reads a report makes
-//! ("overlapping `[from, to)`", oldest first).
+//! 10-minute aggregates, 10-second frequency, 15-minute meter intervals, and the range reads a
+//! report makes ("overlapping `[from, to)`", oldest first).
+//!
+//! An interval is written once when it completes; it is written again only when the service
+//! stopped inside it (the stop writes the part before, the next start the part after). The
+//! second write merges into the row instead of replacing it, so the part before the restart
+//! still counts: flags ORed, extremes min/max, means weighted by windows (aggregates,
+//! frequency) or polls (a meter's demand), counts added; a meter's registers and power factor
+//! are the later write's where it read them, its highest power and THD the higher of the two.
 
 use super::events::{event_row, EVENT_COLS};
 use super::tickets::ticket_list;
@@ -96,9 +102,20 @@ pub(crate) fn save_aggregates(
     let err = sq(path, "saving 10-minute aggregates");
     let mut st = conn
         .prepare_cached(
-            "INSERT OR REPLACE INTO aggregates (source, channel, start_utc, seconds, udin_v, \
+            "INSERT INTO aggregates (source, channel, start_utc, seconds, udin_v, \
                  mean_v, min_v, max_v, windows, flagged) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT (source, channel, start_utc) DO UPDATE SET \
+                 seconds = max(seconds, excluded.seconds), \
+                 udin_v = excluded.udin_v, \
+                 mean_v = CASE WHEN windows + excluded.windows > 0 \
+                     THEN (mean_v * windows + excluded.mean_v * excluded.windows) \
+                         / (windows + excluded.windows) \
+                     ELSE excluded.mean_v END, \
+                 min_v = min(min_v, excluded.min_v), \
+                 max_v = max(max_v, excluded.max_v), \
+                 windows = windows + excluded.windows, \
+                 flagged = max(flagged, excluded.flagged)",
         )
         .map_err(&err)?;
     for a in rows {
@@ -138,9 +155,21 @@ pub(crate) fn save_frequency(
     let err = sq(path, "saving 10-second frequency");
     let mut st = conn
         .prepare_cached(
-            "INSERT OR REPLACE INTO frequency (source, start_utc, seconds, nominal_hz, mean_hz, \
+            "INSERT INTO frequency (source, start_utc, seconds, nominal_hz, mean_hz, \
                  min_hz, max_hz, windows, flagged) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (source, start_utc) DO UPDATE SET \
+                 seconds = max(seconds, excluded.seconds), \
+                 nominal_hz = CASE WHEN excluded.nominal_hz > 0 \
+                     THEN excluded.nominal_hz ELSE nominal_hz END, \
+                 mean_hz = CASE WHEN windows + excluded.windows > 0 \
+                     THEN (mean_hz * windows + excluded.mean_hz * excluded.windows) \
+                         / (windows + excluded.windows) \
+                     ELSE excluded.mean_hz END, \
+                 min_hz = min(min_hz, excluded.min_hz), \
+                 max_hz = max(max_hz, excluded.max_hz), \
+                 windows = windows + excluded.windows, \
+                 flagged = max(flagged, excluded.flagged)",
         )
         .map_err(&err)?;
     for f in rows {
@@ -206,10 +235,28 @@ pub(crate) fn save_meter_intervals(
     let err = sq(path, "saving meter intervals");
     let mut st = conn
         .prepare_cached(
-            "INSERT OR REPLACE INTO meter_intervals (source, device, start_utc, seconds, \
+            "INSERT INTO meter_intervals (source, device, start_utc, seconds, \
                  import_kwh, export_kwh, import_kvarh, demand_kw, max_kw, power_factor, \
                  thd_u_pct, samples) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+             ON CONFLICT (source, device, start_utc) DO UPDATE SET \
+                 seconds = max(seconds, excluded.seconds), \
+                 import_kwh = COALESCE(excluded.import_kwh, import_kwh), \
+                 export_kwh = COALESCE(excluded.export_kwh, export_kwh), \
+                 import_kvarh = COALESCE(excluded.import_kvarh, import_kvarh), \
+                 demand_kw = CASE \
+                     WHEN demand_kw IS NULL THEN excluded.demand_kw \
+                     WHEN excluded.demand_kw IS NULL THEN demand_kw \
+                     WHEN samples + excluded.samples > 0 \
+                         THEN (demand_kw * samples + excluded.demand_kw * excluded.samples) \
+                             / (samples + excluded.samples) \
+                     ELSE excluded.demand_kw END, \
+                 max_kw = max(COALESCE(max_kw, excluded.max_kw), \
+                     COALESCE(excluded.max_kw, max_kw)), \
+                 power_factor = COALESCE(excluded.power_factor, power_factor), \
+                 thd_u_pct = max(COALESCE(thd_u_pct, excluded.thd_u_pct), \
+                     COALESCE(excluded.thd_u_pct, thd_u_pct)), \
+                 samples = samples + excluded.samples",
         )
         .map_err(&err)?;
     for m in rows {
