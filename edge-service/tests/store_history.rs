@@ -548,6 +548,45 @@ async fn store_handle_writes_history_and_reads_it_back() {
     h.close().await;
 }
 
+/// Retention's cut-off at 08:30 keeps the whole hour 08:00–09:00 in every history table: the
+/// hourly frequency roll-up of 08:00 (which a report of whole hours reads instead of the 10-s
+/// values) went, while the 10-s values after 08:30 stayed, and the hour counted nothing.
+#[test]
+fn store_retention_cuts_history_at_the_hour_its_cutoff_falls_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&cfg(&dir)).unwrap();
+    let rows: Vec<FrequencyRow> = (0..360)
+        .map(|i| frequency(t(8, 0, 0) + CDuration::seconds(10 * i), 50.0))
+        .collect();
+    s.save_frequency(&rows).unwrap();
+    s.save_aggregates(&[aggregate("VA", t(8, 20, 0), 230.0)])
+        .unwrap();
+    s.save_frequency(&[frequency(t(7, 59, 50), 50.0)]).unwrap();
+    // Five days of retention, run at 08:30 five days later: the cut-off is 08:30.
+    s.prune_as_of(
+        t(8, 30, 0) + CDuration::days(5),
+        Duration::from_secs(5 * 86_400),
+        u64::MAX,
+    )
+    .unwrap();
+    // 07:59:50 is before the hour: gone. The hour 08:00 is whole in every table.
+    assert_eq!(s.frequency_between(t(7, 0, 0), t(8, 0, 0)).unwrap(), vec![]);
+    assert_eq!(
+        s.frequency_between(t(8, 0, 0), t(9, 0, 0)).unwrap().len(),
+        360
+    );
+    assert_eq!(
+        s.aggregates_between(t(8, 0, 0), t(9, 0, 0)).unwrap().len(),
+        1
+    );
+    let hour = kare::report::Period {
+        from: t(8, 0, 0),
+        to: t(9, 0, 0),
+    };
+    let inputs = kare::report::load(&s, &hour).unwrap();
+    assert_eq!(inputs.frequency.intervals, 360);
+}
+
 #[test]
 fn store_retention_ages_out_history_and_prunes_it_before_records_for_size() {
     let dir = tempfile::tempdir().unwrap();

@@ -125,15 +125,18 @@ const HISTORY: [(&str, &str); 4] = [
 ];
 
 /// Removes report history (10-min aggregates, 10-s and hourly frequency, meter intervals) older
-/// than `before`. History is measurements, never an event or a ticket: it ages out with the same
-/// `retention_days`, and goes first when the file is over its size (a day at a time,
-/// [`oldest_history_day`]).
+/// than `before` rounded down to its hour. History is measurements, never an event or a ticket:
+/// it ages out with the same `retention_days`, and goes first when the file is over its size (a
+/// day at a time, [`oldest_history_day`]). Whole hours, in every table: the hourly frequency
+/// roll-up of the hour `before` falls in would go (its start is before `before`) while that
+/// hour's later 10-s values stayed, and a report reads that hour from the roll-up alone.
 pub(crate) fn prune_history(
     conn: &Connection,
     path: &str,
     before: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let err = sq(path, "pruning report history");
+    let before = crate::store::hour_start(before);
     let mut n = 0;
     for (table, col) in HISTORY {
         n += conn
