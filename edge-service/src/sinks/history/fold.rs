@@ -14,6 +14,10 @@ pub const FREQUENCY_S: i64 = 10;
 pub const AGGREGATE_S: i64 = 600;
 /// Meter intervals, seconds (the tariff's 15 min).
 pub const METER_S: i64 = 900;
+/// How long a completed 10-s interval waits, in data time, before it is judged and written:
+/// readings and events reach the sink through different channels, so the event of a dip that
+/// began in an interval's last half-cycles can arrive after the next interval's first reading.
+pub const HOLD_S: i64 = 2;
 
 /// Rows ready for the store.
 #[derive(Debug, Default, PartialEq)]
@@ -67,6 +71,8 @@ pub struct HistoryFold {
     /// Dips, swells and interruptions per source: (start, end; `None` while open).
     spans: HashMap<String, Vec<Span>>,
     meters: HashMap<(String, String), MeterAcc>,
+    /// Completed 10-s intervals waiting [`HOLD_S`] for a late event, oldest first.
+    held: Vec<Interval>,
 }
 
 impl Default for HistoryFold {
@@ -76,6 +82,7 @@ impl Default for HistoryFold {
             ten_min: HashMap::new(),
             spans: HashMap::new(),
             meters: HashMap::new(),
+            held: Vec::new(),
         }
     }
 }
@@ -101,13 +108,24 @@ impl HistoryFold {
             .is_some_and(|v| v.iter().any(|(s, e)| *s < to && e.is_none_or(|e| e > from)))
     }
 
-    /// Adds a half-cycle reading; what it completes goes to `out`.
+    /// Adds a half-cycle reading; what it completes is held [`HOLD_S`] of its source's data
+    /// time, then judged (flagged by any event of its source begun before its end) and goes to
+    /// `out`.
     pub fn reading(&mut self, r: &Reading, info: &SourceInfo, out: &mut Rows) {
         let mut done = Vec::new();
         self.tens.push(r, false, &mut done);
-        for i in done {
+        self.held.extend(done);
+        let due = r.start - chrono::TimeDelta::seconds(HOLD_S);
+        for i in self.take_held(|i| *i.source == *r.source && i.end() <= due) {
             self.ten_seconds(i, info, out);
         }
+    }
+
+    /// The held intervals `pick` chooses, in the order they completed.
+    fn take_held(&mut self, pick: impl Fn(&Interval) -> bool) -> Vec<Interval> {
+        let (take, keep) = std::mem::take(&mut self.held).into_iter().partition(pick);
+        self.held = keep;
+        take
     }
 
     /// Completes what ended before `now` (quiet sources).
@@ -119,7 +137,9 @@ impl HistoryFold {
     ) {
         let mut done = Vec::new();
         self.tens.flush_before(now, &mut done);
-        for i in done {
+        self.held.extend(done);
+        // `now` is already well behind the data (the sink flushes 20 s back): no more holding.
+        for i in self.take_held(|i| i.end() <= now) {
             let inf = info(&i.source);
             self.ten_seconds(i, &inf, out);
         }
@@ -140,7 +160,7 @@ impl HistoryFold {
 
     /// Completes everything in progress (at a stop).
     pub fn finish(&mut self, info: &dyn Fn(&str) -> SourceInfo, out: &mut Rows) {
-        let mut done = Vec::new();
+        let mut done = std::mem::take(&mut self.held);
         self.tens.finish(&mut done);
         for i in done {
             let inf = info(&i.source);
@@ -380,6 +400,26 @@ mod tests {
             let s = (f.start - t0()).num_seconds();
             assert_eq!(f.flagged, (300..720).contains(&s), "at {s} s");
         }
+    }
+
+    /// A dip begins at 08:00:09.95, in the last half-cycles of 08:00:00–10; its event reaches
+    /// the sink only after the reading at 08:00:10 (readings and events come by different
+    /// channels). The interval waits two seconds of data and is flagged.
+    #[test]
+    fn history_a_dip_in_the_last_half_cycles_flags_its_ten_seconds_though_its_event_comes_late() {
+        let mut fold = HistoryFold::default();
+        let mut out = Rows::default();
+        run(&mut fold, 0, 11, 230.0, &mut out);
+        assert!(out.frequency.is_empty(), "held: {:?}", out.frequency);
+        let start = t0() + chrono::TimeDelta::milliseconds(9_950);
+        fold.voltage_event("node", start, None);
+        run(&mut fold, 11, 25, 200.0, &mut out);
+        let flags: Vec<(i64, bool)> = out
+            .frequency
+            .iter()
+            .map(|f| ((f.start - t0()).num_seconds(), f.flagged))
+            .collect();
+        assert_eq!(flags, vec![(0, true), (10, true)]);
     }
 
     #[test]

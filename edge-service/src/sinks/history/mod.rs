@@ -1,7 +1,8 @@
 //! The history sink: what the reports need besides events and tickets, recorded in the store
 //! (issue 12). It follows the half-cycle readings and folds them into IEC 61000-4-30 10-minute
 //! Urms aggregates per channel and 10-second frequency values, each flagged when a dip, swell
-//! or interruption of its source overlaps it or a window was not locked; and it folds each
+//! or interruption of its source overlaps it or a window was not locked (a completed 10 s waits
+//! two seconds of data for an event that began in its last half-cycles); and it folds each
 //! meter's polls into 15-minute intervals (energy registers as last read, mean and highest
 //! power, power factor, voltage THD). At start it saves the site record the reports read.
 //!
