@@ -171,6 +171,7 @@ note-no-events = No voltage event was recorded in this period.
 note-no-meter = No meter intervals in this period: energy, demand and energy not supplied are unknown.
 note-no-aggregates = No 10-minute voltage aggregates in this period: steady-state voltage is not assessed.
 note-no-frequency = No frequency values in the period.
+note-period-clipped = The period asked for ends in the future: the figures run to the time of the report.
 note-open-interruption = An interruption was still in progress at the end of the period (or of the record).
 note-site-from-ticket = The store has no site record (written by an older kare): the header is taken from its latest ticket.
 note-no-site = The store has no site record: the report's header is empty.

@@ -171,6 +171,7 @@ note-no-events = 本期间未记录任何电压事件。
 note-no-meter = 本期间无电表数据：用电量、需量和少供电量未知。
 note-no-aggregates = 本期间无 10 分钟电压统计值：不评价稳态电压。
 note-no-frequency = 本期间无频率统计值。
+note-period-clipped = 所选期间的结束时间在未来：各项数据统计到报告生成时为止。
 note-open-interruption = 统计期间（或记录）结束时仍在停电。
 note-site-from-ticket = 数据存储中没有站点记录（由旧版 kare 写入）：报告抬头取自最近的工单。
 note-no-site = 数据存储中没有站点记录：报告抬头为空。

@@ -35,7 +35,8 @@ pub struct Report {
 /// A remark on the report's data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Note {
-    /// Stable code (`no-data`, `no-events`, `no-meter`, `no-aggregates`, `open-interruption`…).
+    /// Stable code (`no-data`, `no-events`, `no-meter`, `no-aggregates`, `open-interruption`,
+    /// `period-clipped`…).
     pub code: String,
     /// English text.
     pub text: String,
@@ -66,7 +67,8 @@ pub struct PeriodSummary {
     /// Start, inclusive.
     #[serde(with = "ts")]
     pub from: DateTime<Utc>,
-    /// End, exclusive.
+    /// End, exclusive: the period asked for, or the time of the report when that ends in the
+    /// future (note `period-clipped`).
     #[serde(with = "ts")]
     pub to: DateTime<Utc>,
     /// Length, hours.
