@@ -63,14 +63,18 @@ pub struct ReportInputs {
 /// `--to` in the future) is reported over `[from, now)`: the hours not yet lived are no supply
 /// and no measurement, and counting them as available would dilute every share (note
 /// `period-clipped`; `period.to` in the report is then `now`, so `availability_pct` still reads
-/// against `period.hours`).
+/// against `period.hours`). When the store holds records past `now` (an accelerated demo runs
+/// its data clock ahead of the wall clock), the report runs to its last record instead, so that
+/// nothing recorded in the period is left out.
 pub fn build(inputs: &ReportInputs, period: &Period, now: DateTime<Utc>) -> Report {
     let asked = *period;
     let clipped_to_now = period.to > now;
     let covered = Period {
         from: period.from,
         to: if clipped_to_now {
-            now.max(period.from)
+            now.max(last_record(inputs).unwrap_or(now))
+                .min(period.to)
+                .max(period.from)
         } else {
             period.to
         },
@@ -172,9 +176,9 @@ pub fn build(inputs: &ReportInputs, period: &Period, now: DateTime<Utc>) -> Repo
         note(
             "period-clipped",
             format!(
-                "The period asked for ends in the future ({}): the figures run to the time of the report ({}).",
+                "The period asked for ends in the future ({}): the figures run to the time of the report ({}), or to the last record when the data clock is ahead.",
                 asked.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                period.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
         );
     }
@@ -217,6 +221,17 @@ pub fn build(inputs: &ReportInputs, period: &Period, now: DateTime<Utc>) -> Repo
         notes,
         generated_at: now,
     }
+}
+
+/// The latest time any input row reaches (an event's end or start, an aggregate's or a meter
+/// interval's end, a ticket's close or open).
+fn last_record(inputs: &ReportInputs) -> Option<DateTime<Utc>> {
+    let ms = |s: f64| chrono::Duration::milliseconds((s * 1000.0) as i64);
+    let events = inputs.events.iter().map(|e| e.end.unwrap_or(e.start));
+    let aggregates = inputs.aggregates.iter().map(|r| r.start + ms(r.seconds));
+    let meter = inputs.meter_intervals.iter().map(|r| r.start + ms(r.seconds));
+    let tickets = inputs.tickets.iter().map(|t| t.closed_at.unwrap_or(t.opened_at));
+    events.chain(aggregates).chain(meter).chain(tickets).max()
 }
 
 /// The site record; without one (a store from before sites were saved), the header of the
