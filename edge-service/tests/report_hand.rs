@@ -523,15 +523,17 @@ fn dips_and_swells_fill_their_en50160_cells_and_dips_around_interruptions_are_no
     let m = november();
     let pq = &m.report["power_quality"];
     // Dips A, B, C (the 4 dips around interruptions and October's are not counted); swells D, E.
-    // Outside ITIC: B, C (below), E (above) = 3. Below F47: B = 1.
+    // Below ITIC: B, C = 2; above ITIC: E = 1 (counted apart since the review's F4: `below_itic`
+    // means below, and E is a swell over the upper edge). Below F47: B = 1.
     assert_eq!(
         [
             &pq["dips"],
             &pq["swells"],
             &pq["below_itic"],
+            &pq["above_itic"],
             &pq["below_semi_f47"]
         ],
-        [&json!(3), &json!(2), &json!(3), &json!(1)]
+        [&json!(3), &json!(2), &json!(2), &json!(1), &json!(1)]
     );
     assert_eq!(
         pq["en50160_dips"],

@@ -229,8 +229,14 @@ fn last_record(inputs: &ReportInputs) -> Option<DateTime<Utc>> {
     let ms = |s: f64| chrono::Duration::milliseconds((s * 1000.0) as i64);
     let events = inputs.events.iter().map(|e| e.end.unwrap_or(e.start));
     let aggregates = inputs.aggregates.iter().map(|r| r.start + ms(r.seconds));
-    let meter = inputs.meter_intervals.iter().map(|r| r.start + ms(r.seconds));
-    let tickets = inputs.tickets.iter().map(|t| t.closed_at.unwrap_or(t.opened_at));
+    let meter = inputs
+        .meter_intervals
+        .iter()
+        .map(|r| r.start + ms(r.seconds));
+    let tickets = inputs
+        .tickets
+        .iter()
+        .map(|t| t.closed_at.unwrap_or(t.opened_at));
     events.chain(aggregates).chain(meter).chain(tickets).max()
 }
 

@@ -223,8 +223,10 @@ pub struct PowerQuality {
     pub dips: u32,
     /// Swells.
     pub swells: u32,
-    /// Of those, below the ITIC lower edge (or above its upper edge).
+    /// Of those, below the ITIC curve's lower edge (dips).
     pub below_itic: u32,
+    /// Of those, above the ITIC curve's upper edge (swells).
+    pub above_itic: u32,
     /// Of those, below SEMI F47.
     pub below_semi_f47: u32,
     /// EN 50160 dip table.

@@ -372,6 +372,7 @@ fn quality(r: &Report, lang: Lang, links: EventLinks) -> Markup {
                     tr { td { (lang.t("pq-dips")) } td.n { (pq.dips) } }
                     tr { td { (lang.t("pq-swells")) } td.n { (pq.swells) } }
                     tr { td { (lang.t("pq-below-itic")) } td.n { (pq.below_itic) } }
+                    tr { td { (lang.t("pq-above-itic")) } td.n { (pq.above_itic) } }
                     tr { td { (lang.t("pq-below-f47")) } td.n { (pq.below_semi_f47) } }
                 }
             }
@@ -673,6 +674,7 @@ pub(crate) mod tests {
                 dips: 1,
                 swells: 1,
                 below_itic: 1,
+                above_itic: 0,
                 below_semi_f47: 1,
                 en50160_dips: table(&DIP_ROWS, &DIP_COLUMNS, (2, 1)),
                 en50160_swells: table(&SWELL_ROWS, &SWELL_COLUMNS, (1, 0)),
