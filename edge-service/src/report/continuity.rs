@@ -9,7 +9,9 @@
 //!   one loss, from the earliest start to the latest end).
 //!
 //! Two half-cycle interruptions of one node never merge, however close: they are the separate
-//! operations of a reclosing sequence, which MAIFIe then groups.
+//! operations of a reclosing sequence, which MAIFIe then groups. Losses that still overlap after
+//! grouping (one node's operation inside another node's longer interruption) are merged into
+//! their union: no time without supply is counted twice.
 //!
 //! DL/T 836.1-2016's threshold: see [`super`] (the module documentation records what was found).
 
@@ -105,6 +107,10 @@ pub(crate) fn losses(events: &[EventRow]) -> Vec<Loss> {
             witnesses: vec![e.source.clone()],
         });
     }
+    // A node's operation can overlap a loss it was not first in (n1 [0, 0.5 s] and [5, 6 s] with
+    // n2 [0.01, 6.01 s]: n2 joined the first, n1's second stands alone inside it). One loss of
+    // supply at the site is the union: time is never added twice.
+    let mut out = merge_overlapping(out);
     let n_hc = out.len();
     let mut meters: Vec<&EventRow> = events.iter().filter(|e| is_meter(e)).collect();
     meters.sort_by_key(|e| (e.start, e.id));
@@ -136,7 +142,29 @@ pub(crate) fn losses(events: &[EventRow]) -> Vec<Loss> {
             witnesses: vec![e.source.clone()],
         });
     }
+    let meter_only = merge_overlapping(out.split_off(n_hc));
+    out.extend(meter_only);
     out.sort_by_key(|l| l.start);
+    out
+}
+
+/// Losses that overlap (or touch) merged into their union, oldest first: the earliest start,
+/// the latest end, every witness; the first one's event times it.
+fn merge_overlapping(mut ls: Vec<Loss>) -> Vec<Loss> {
+    ls.sort_by_key(|l| l.start);
+    let mut out: Vec<Loss> = Vec::with_capacity(ls.len());
+    for l in ls {
+        if let Some(last) = out.last_mut() {
+            if last.end.is_none_or(|e| e >= l.start) {
+                last.end = later(last.end, l.end);
+                for w in &l.witnesses {
+                    add_witness(&mut last.witnesses, w);
+                }
+                continue;
+            }
+        }
+        out.push(l);
+    }
     out
 }
 
@@ -296,4 +324,49 @@ pub(crate) fn round3(x: f64) -> f64 {
 /// To 0.00001; never `-0`.
 pub(crate) fn round5(x: f64) -> f64 {
     (x * 1e5).round() / 1e5 + 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_rows::{at, ev};
+    use super::*;
+
+    fn november() -> Period {
+        Period {
+            from: at(1, 0, 0, 0, 0),
+            to: at(30, 0, 0, 0, 0),
+        }
+    }
+
+    fn supply_of(events: Vec<EventRow>, period: &Period) -> Supply {
+        let inputs = ReportInputs {
+            events,
+            ..ReportInputs::default()
+        };
+        supply(&inputs, period, at(30, 0, 0, 0, 0), 300.0, &[])
+    }
+
+    #[test]
+    fn overlapping_half_cycle_losses_of_two_nodes_are_one_loss_and_never_add_time() {
+        // n1 sees [0, 0.5 s], [5, 6 s], [60, 61 s]; n2 one interruption [0.01, 6.01 s]. The site
+        // lost supply over [0, 6.01 s] and [60, 61 s]: 7.01 s, two interruptions.
+        let t0 = at(3, 10, 0, 0, 0);
+        let ms = chrono::Duration::milliseconds;
+        let events = vec![
+            ev(1, "interruption", "n1", t0, 0.5),
+            ev(2, "interruption", "n1", t0 + ms(5000), 1.0),
+            ev(3, "interruption", "n1", t0 + ms(60_000), 1.0),
+            ev(4, "interruption", "n2", t0 + ms(10), 6.0),
+        ];
+        let s = supply_of(events, &november());
+        let spans: Vec<(DateTime<Utc>, f64)> = s
+            .interruptions
+            .iter()
+            .map(|i| (i.start, i.duration_s))
+            .collect();
+        assert_eq!(spans, vec![(t0, 6.01), (t0 + ms(60_000), 1.0)]);
+        assert_eq!(s.interruptions[0].witnesses, ["n1", "n2"]);
+        assert_eq!(s.momentary_interruptions, 2);
+        assert_eq!(s.minutes_without_supply, round3(7.01 / 60.0));
+    }
 }
