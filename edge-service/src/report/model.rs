@@ -89,7 +89,8 @@ pub struct Supply {
     pub sustained_interruptions: u32,
     /// Momentary interruptions (operations).
     pub momentary_interruptions: u32,
-    /// Momentary events (MAIFIe: a reclosing sequence counts once).
+    /// Momentary events (MAIFIe: a reclosing sequence counts once, in the period it began in;
+    /// planned interruptions are left out).
     pub momentary_events: u32,
     /// Sum of sustained durations, minutes, planned included.
     pub sustained_minutes: f64,
@@ -145,7 +146,9 @@ pub struct Interruption {
     pub open: bool,
     /// Cut by the period's start or end.
     pub clipped: bool,
-    /// Index (0-based) of the momentary event (reclosing sequence) it belongs to, for momentary ones.
+    /// Index (0-based) of the momentary event (reclosing sequence) it belongs to, for unplanned
+    /// momentary ones; `null` for a member of a sequence that began before the period (that
+    /// period counts it).
     pub momentary_event: Option<u32>,
 }
 
