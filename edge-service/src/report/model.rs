@@ -305,13 +305,19 @@ pub struct VoltageCompliance {
     pub intervals: u32,
     /// Of those, flagged and left out.
     pub flagged: u32,
-    /// Share of the unflagged intervals within the GB/T 12325 limits, %.
+    /// Share of the unflagged intervals within the GB/T 12325 limits, %: the worst channel's
+    /// (each channel is judged on its own; see `channels`).
     pub gbt12325_in_limits_pct: f64,
-    /// Share of unflagged 10-min means within ±10 % of Udin (EN 50160 asks 95 %), %.
+    /// The channel whose GB/T 12325 share that is (`source/channel`).
+    pub gbt12325_worst_channel: Option<String>,
+    /// Share of unflagged 10-min means within ±10 % of Udin (EN 50160 asks 95 %), %: the
+    /// worst channel's.
     pub en50160_in_limits_pct: f64,
-    /// EN 50160: at least 95 %.
+    /// EN 50160: every channel at least 95 %.
     pub en50160_compliant: bool,
-    /// Per channel: lowest and highest 10-min mean, % of Udin.
+    /// The channel with the lowest EN 50160 share (`source/channel`).
+    pub worst_channel: Option<String>,
+    /// Per channel: lowest and highest 10-min mean, % of Udin, and its shares.
     pub channels: Vec<ChannelRange>,
 }
 
@@ -326,6 +332,10 @@ pub struct ChannelRange {
     pub max_pct: f64,
     /// Unflagged intervals.
     pub intervals: u32,
+    /// Share of them within the GB/T 12325 limits, %.
+    pub gbt12325_in_limits_pct: f64,
+    /// Share of them within ±10 % of Udin (EN 50160), %.
+    pub en50160_in_limits_pct: f64,
 }
 
 /// Frequency against GB/T 15945 (±0.2 Hz) and EN 50160 (±1 % for 99.5 % of a year).

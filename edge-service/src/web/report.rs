@@ -485,12 +485,13 @@ fn steady(r: &Report, lang: Lang) -> Markup {
                     tr { td { (lang.t("steady-level")) } td.n { (word(lang, "level", &v.gbt12325_level)) " (" (num(Some(v.gbt12325_low_pct), 0)) " % … +" (num(Some(v.gbt12325_high_pct), 0)) " %)" } }
                     tr { td { (lang.t("steady-intervals")) } td.n { (v.intervals) } }
                     tr { td { (lang.t("steady-flagged")) } td.n { (v.flagged) } }
-                    tr { td { (lang.t("steady-gbt-in")) } td.n { (num(Some(v.gbt12325_in_limits_pct), 2)) " %" } }
-                    tr { td { (lang.t("steady-en-in")) } td.n { (num(Some(v.en50160_in_limits_pct), 2)) " % " (verdict(v.en50160_compliant, lang)) } }
+                    tr { td { (lang.t("steady-gbt-in")) } td.n { (num(Some(v.gbt12325_in_limits_pct), 2)) " %" @if let Some(w) = &v.gbt12325_worst_channel { " (" (w) ")" } } }
+                    tr { td { (lang.t("steady-en-in")) } td.n { (num(Some(v.en50160_in_limits_pct), 2)) " % " @if let Some(w) = &v.worst_channel { "(" (w) ") " } (verdict(v.en50160_compliant, lang)) } }
                 } }
+                p.caption { (lang.t("steady-worst-channel")) }
                 @if !v.channels.is_empty() {
-                    table { thead { tr { th { (lang.t("col-channel")) } th.n { (lang.t("steady-min")) } th.n { (lang.t("steady-max")) } th.n { (lang.t("steady-intervals")) } } }
-                        tbody { @for c in &v.channels { tr { td { (c.channel) } td.n { (num(Some(c.min_pct), 2)) " %" } td.n { (num(Some(c.max_pct), 2)) " %" } td.n { (c.intervals) } } } }
+                    table { thead { tr { th { (lang.t("col-channel")) } th.n { (lang.t("steady-min")) } th.n { (lang.t("steady-max")) } th.n { (lang.t("steady-intervals")) } th.n { (lang.t("steady-gbt-in")) } th.n { (lang.t("steady-en-in-short")) } } }
+                        tbody { @for c in &v.channels { tr { td { (c.channel) } td.n { (num(Some(c.min_pct), 2)) " %" } td.n { (num(Some(c.max_pct), 2)) " %" } td.n { (c.intervals) } td.n { (num(Some(c.gbt12325_in_limits_pct), 2)) " %" } td.n { (num(Some(c.en50160_in_limits_pct), 2)) " %" } } } }
                     }
                 }
             } @else { p.empty { (lang.t("steady-no-voltage")) } }
@@ -724,13 +725,17 @@ pub(crate) mod tests {
                     intervals: 12960,
                     flagged: 3,
                     gbt12325_in_limits_pct: 99.9,
+                    gbt12325_worst_channel: Some("demo-node/VA".into()),
                     en50160_in_limits_pct: 100.0,
                     en50160_compliant: true,
+                    worst_channel: Some("demo-node/VA".into()),
                     channels: vec![ChannelRange {
                         channel: "demo-node/VA".into(),
                         min_pct: 97.1,
                         max_pct: 103.2,
                         intervals: 4317,
+                        gbt12325_in_limits_pct: 99.9,
+                        en50160_in_limits_pct: 100.0,
                     }],
                 }),
                 frequency: None,
