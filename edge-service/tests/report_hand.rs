@@ -596,10 +596,12 @@ fn steady_state_leaves_flagged_intervals_out_and_judges_by_the_10kv_limits() {
                 "gbt12325_level": "20kV-3ph", "gbt12325_low_pct": -7.0, "gbt12325_high_pct": 7.0,
                 "intervals": 6, "flagged": 1, "gbt12325_in_limits_pct": 60.0,
                 "gbt12325_worst_channel": "feeder-1/VA",
+                "gbt12325_deviation_sum_pct": null, "gbt12325_sum_within_limit": null,
                 "en50160_in_limits_pct": 80.0, "en50160_compliant": false,
                 "worst_channel": "feeder-1/VA",
                 "channels": [{"channel": "feeder-1/VA", "min_pct": 86.957, "max_pct": 108.696, "intervals": 5,
-                    "gbt12325_in_limits_pct": 60.0, "en50160_in_limits_pct": 80.0}]
+                    "gbt12325_in_limits_pct": 60.0, "en50160_in_limits_pct": 80.0,
+                    "gbt12325_deviation_sum_pct": null}]
             },
             "frequency": {
                 "nominal_hz": 50.0, "gbt15945_limit_hz": 0.2, "intervals": 10, "flagged": 1,

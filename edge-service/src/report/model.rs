@@ -299,17 +299,25 @@ pub struct VoltageCompliance {
     /// Lower limit, % deviation (−7, −10).
     pub gbt12325_low_pct: f64,
     /// Upper limit, % deviation (+7). For 35 kV+ the limit is on the sum of the absolute
-    /// deviations (10 %): `low = -5`, `high = +5` is *not* what it says, see `gbt12325_level`.
+    /// deviations (10 %, `gbt12325_deviation_sum_pct`); `low = -10`, `high = +10` there only
+    /// bound each interval.
     pub gbt12325_high_pct: f64,
     /// 10-min intervals (all channels) in the period.
     pub intervals: u32,
     /// Of those, flagged and left out.
     pub flagged: u32,
     /// Share of the unflagged intervals within the GB/T 12325 limits, %: the worst channel's
-    /// (each channel is judged on its own; see `channels`).
+    /// (each channel is judged on its own; see `channels`). At 35 kV+ the share within ±10 %
+    /// of the worst channel by sum: informative only, the standard's test is the sum.
     pub gbt12325_in_limits_pct: f64,
-    /// The channel whose GB/T 12325 share that is (`source/channel`).
+    /// The channel whose GB/T 12325 share that is (`source/channel`); at 35 kV+ the channel
+    /// with the largest deviation sum.
     pub gbt12325_worst_channel: Option<String>,
+    /// 35 kV+ only: the largest channel's (largest positive deviation + |largest negative
+    /// deviation|) of its unflagged 10-min means, %; `null` at lower levels.
+    pub gbt12325_deviation_sum_pct: Option<f64>,
+    /// 35 kV+ only: every channel's sum at most 10 %; `null` at lower levels.
+    pub gbt12325_sum_within_limit: Option<bool>,
     /// Share of unflagged 10-min means within ±10 % of Udin (EN 50160 asks 95 %), %: the
     /// worst channel's.
     pub en50160_in_limits_pct: f64,
@@ -336,6 +344,9 @@ pub struct ChannelRange {
     pub gbt12325_in_limits_pct: f64,
     /// Share of them within ±10 % of Udin (EN 50160), %.
     pub en50160_in_limits_pct: f64,
+    /// 35 kV+ only: largest positive deviation + |largest negative deviation|, % (GB/T 12325
+    /// asks at most 10 %); `null` at lower levels.
+    pub gbt12325_deviation_sum_pct: Option<f64>,
 }
 
 /// Frequency against GB/T 15945 (±0.2 Hz) and EN 50160 (±1 % for 99.5 % of a year).

@@ -14,8 +14,10 @@ use crate::store::{AggregateRow, FrequencyRow, MeterIntervalRow, SiteRecord};
 use std::collections::BTreeMap;
 
 /// GB/T 12325-2008 §4: limits of the supply voltage deviation by level, % of nominal.
-/// - 35 kV and above: the sum of the absolute positive and negative deviations at most 10 %;
-///   judged here per interval as |deviation| ≤ 10 % (kare does not know how the utility split it);
+/// - 35 kV and above: the sum of the absolute positive and negative deviations at most 10 %:
+///   judged per channel on its unflagged 10-min means as (largest positive deviation) +
+///   |largest negative deviation| ≤ [`GBT12325_SUM_LIMIT_PCT`]; the limits returned (±10 %) only
+///   bound each interval (a sum within 10 % implies it);
 /// - 20 kV and below, three-phase: ±7 %;
 /// - 220 V single-phase: +7 % / −10 %.
 ///
@@ -29,6 +31,9 @@ pub fn gbt12325_limits(nominal_kv: f64) -> (&'static str, f64, f64) {
         ("220V-1ph", -10.0, 7.0)
     }
 }
+
+/// GB/T 12325 at 35 kV and above: the limit on the sum of the absolute deviations, %.
+pub const GBT12325_SUM_LIMIT_PCT: f64 = 10.0;
 
 /// GB/T 14549-1993 Table 2: voltage THD limits at the point of common coupling, % by nominal
 /// voltage (0.38 kV 5 %; 6 and 10 kV 4 %; 35 and 66 kV 3 %; 110 kV 2 %).
@@ -113,6 +118,7 @@ fn voltage(site: &SiteRecord, rows: &[&AggregateRow]) -> Option<VoltageComplianc
         c.gb_in += (low..=high).contains(&dev) as usize;
         c.en_in += (dev.abs() <= EN50160_VOLTAGE_PCT) as usize;
     }
+    let by_sum = level == "35kV+";
     let channels: Vec<ChannelRange> = folds
         .into_iter()
         .map(|(channel, c)| ChannelRange {
@@ -122,6 +128,10 @@ fn voltage(site: &SiteRecord, rows: &[&AggregateRow]) -> Option<VoltageComplianc
             intervals: c.intervals,
             gbt12325_in_limits_pct: share(c.gb_in, c.intervals as usize),
             en50160_in_limits_pct: share(c.en_in, c.intervals as usize),
+            // 35 kV+: the largest positive deviation plus the largest negative one's size (a
+            // side that never deviated adds nothing).
+            gbt12325_deviation_sum_pct: by_sum
+                .then(|| round3((c.max_pct - 100.0).max(0.0) + (100.0 - c.min_pct).max(0.0))),
         })
         .collect();
     // The worst channel: the lowest share (the first by name on a tie).
@@ -132,7 +142,19 @@ fn voltage(site: &SiteRecord, rows: &[&AggregateRow]) -> Option<VoltageComplianc
             .map(|c| (c.channel.clone(), f(c)))
     };
     let en = worst(|c| c.en50160_in_limits_pct);
-    let gb = worst(|c| c.gbt12325_in_limits_pct);
+    // 35 kV+: the worst channel is the one with the largest sum.
+    let sum = channels
+        .iter()
+        .filter_map(|c| Some((c.channel.clone(), c.gbt12325_deviation_sum_pct?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let gb = if by_sum {
+        sum.as_ref().map(|(c, _)| {
+            let share = channels.iter().find(|x| x.channel == *c).unwrap();
+            (c.clone(), share.gbt12325_in_limits_pct)
+        })
+    } else {
+        worst(|c| c.gbt12325_in_limits_pct)
+    };
     Some(VoltageCompliance {
         gbt12325_level: level.into(),
         gbt12325_low_pct: low,
@@ -141,6 +163,14 @@ fn voltage(site: &SiteRecord, rows: &[&AggregateRow]) -> Option<VoltageComplianc
         flagged: (rows.len() - good.len()) as u32,
         gbt12325_in_limits_pct: gb.as_ref().map_or(0.0, |w| w.1),
         gbt12325_worst_channel: gb.map(|w| w.0),
+        gbt12325_deviation_sum_pct: sum.as_ref().map(|w| w.1),
+        gbt12325_sum_within_limit: by_sum.then(|| {
+            !channels.is_empty()
+                && channels.iter().all(|c| {
+                    c.gbt12325_deviation_sum_pct
+                        .is_some_and(|x| x <= GBT12325_SUM_LIMIT_PCT + 1e-9)
+                })
+        }),
         en50160_in_limits_pct: en.as_ref().map_or(0.0, |w| w.1),
         en50160_compliant: !channels.is_empty()
             && channels
@@ -313,5 +343,34 @@ mod tests {
             .map(|c| (c.en50160_in_limits_pct, c.gbt12325_in_limits_pct))
             .collect();
         assert_eq!(shares, [(100.0, 100.0), (100.0, 100.0), (85.0, 85.0)]);
+    }
+
+    #[test]
+    fn at_35kv_gbt12325_judges_each_channels_positive_plus_negative_deviation_sum() {
+        // 110 kV. VA: means from −6 % to +6 %, every one within ±10 %, but the sum is 12 % > 10 %.
+        // VB: −2 % to +5 %, sum 7 %. Per interval all would be "in"; by the standard VA fails.
+        let mut rows = Vec::new();
+        for (i, (a, b)) in [(-6.0, -2.0), (0.0, 0.0), (6.0, 5.0)]
+            .into_iter()
+            .enumerate()
+        {
+            rows.push(row("VA", i as i64, 230.0 * (1.0 + a / 100.0)));
+            rows.push(row("VB", i as i64, 230.0 * (1.0 + b / 100.0)));
+        }
+        let refs: Vec<&AggregateRow> = rows.iter().collect();
+        let v = voltage(&site(110.0), &refs).unwrap();
+        let sums: Vec<Option<f64>> = v
+            .channels
+            .iter()
+            .map(|c| c.gbt12325_deviation_sum_pct)
+            .collect();
+        assert_eq!(sums, [Some(12.0), Some(7.0)]);
+        assert_eq!(v.gbt12325_deviation_sum_pct, Some(12.0));
+        assert_eq!(v.gbt12325_sum_within_limit, Some(false));
+        assert_eq!(v.gbt12325_worst_channel.as_deref(), Some("n1/VA"));
+        // Below 35 kV the ±limits are judged per interval and no sum is given.
+        let v = voltage(&site(10.0), &refs).unwrap();
+        assert_eq!(v.gbt12325_deviation_sum_pct, None);
+        assert_eq!(v.gbt12325_sum_within_limit, None);
     }
 }

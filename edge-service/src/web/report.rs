@@ -482,16 +482,24 @@ fn steady(r: &Report, lang: Lang) -> Markup {
             h3 { (lang.t("steady-voltage")) }
             @if let Some(v) = &s.voltage {
                 table.kpi { tbody {
-                    tr { td { (lang.t("steady-level")) } td.n { (word(lang, "level", &v.gbt12325_level)) " (" (num(Some(v.gbt12325_low_pct), 0)) " % … +" (num(Some(v.gbt12325_high_pct), 0)) " %)" } }
+                    @if v.gbt12325_deviation_sum_pct.is_some() {
+                        tr { td { (lang.t("steady-level")) } td.n { (word(lang, "level", &v.gbt12325_level)) } }
+                    } @else {
+                        tr { td { (lang.t("steady-level")) } td.n { (word(lang, "level", &v.gbt12325_level)) " (" (num(Some(v.gbt12325_low_pct), 0)) " % … +" (num(Some(v.gbt12325_high_pct), 0)) " %)" } }
+                    }
                     tr { td { (lang.t("steady-intervals")) } td.n { (v.intervals) } }
                     tr { td { (lang.t("steady-flagged")) } td.n { (v.flagged) } }
-                    tr { td { (lang.t("steady-gbt-in")) } td.n { (num(Some(v.gbt12325_in_limits_pct), 2)) " %" @if let Some(w) = &v.gbt12325_worst_channel { " (" (w) ")" } } }
+                    @if let Some(sum) = v.gbt12325_deviation_sum_pct {
+                        tr { td { (lang.t("steady-gbt-sum")) } td.n { (num(Some(sum), 2)) " % " @if let Some(w) = &v.gbt12325_worst_channel { "(" (w) ") " } (verdict(v.gbt12325_sum_within_limit == Some(true), lang)) } }
+                    } @else {
+                        tr { td { (lang.t("steady-gbt-in")) } td.n { (num(Some(v.gbt12325_in_limits_pct), 2)) " %" @if let Some(w) = &v.gbt12325_worst_channel { " (" (w) ")" } } }
+                    }
                     tr { td { (lang.t("steady-en-in")) } td.n { (num(Some(v.en50160_in_limits_pct), 2)) " % " @if let Some(w) = &v.worst_channel { "(" (w) ") " } (verdict(v.en50160_compliant, lang)) } }
                 } }
                 p.caption { (lang.t("steady-worst-channel")) }
                 @if !v.channels.is_empty() {
-                    table { thead { tr { th { (lang.t("col-channel")) } th.n { (lang.t("steady-min")) } th.n { (lang.t("steady-max")) } th.n { (lang.t("steady-intervals")) } th.n { (lang.t("steady-gbt-in")) } th.n { (lang.t("steady-en-in-short")) } } }
-                        tbody { @for c in &v.channels { tr { td { (c.channel) } td.n { (num(Some(c.min_pct), 2)) " %" } td.n { (num(Some(c.max_pct), 2)) " %" } td.n { (c.intervals) } td.n { (num(Some(c.gbt12325_in_limits_pct), 2)) " %" } td.n { (num(Some(c.en50160_in_limits_pct), 2)) " %" } } } }
+                    table { thead { tr { th { (lang.t("col-channel")) } th.n { (lang.t("steady-min")) } th.n { (lang.t("steady-max")) } th.n { (lang.t("steady-intervals")) } @if v.gbt12325_deviation_sum_pct.is_some() { th.n { (lang.t("steady-gbt-sum-short")) } } @else { th.n { (lang.t("steady-gbt-in")) } } th.n { (lang.t("steady-en-in-short")) } } }
+                        tbody { @for c in &v.channels { tr { td { (c.channel) } td.n { (num(Some(c.min_pct), 2)) " %" } td.n { (num(Some(c.max_pct), 2)) " %" } td.n { (c.intervals) } @if let Some(sum) = c.gbt12325_deviation_sum_pct { td.n { (num(Some(sum), 2)) " %" } } @else { td.n { (num(Some(c.gbt12325_in_limits_pct), 2)) " %" } } td.n { (num(Some(c.en50160_in_limits_pct), 2)) " %" } } } }
                     }
                 }
             } @else { p.empty { (lang.t("steady-no-voltage")) } }
@@ -729,6 +737,8 @@ pub(crate) mod tests {
                     en50160_in_limits_pct: 100.0,
                     en50160_compliant: true,
                     worst_channel: Some("demo-node/VA".into()),
+                    gbt12325_deviation_sum_pct: None,
+                    gbt12325_sum_within_limit: None,
                     channels: vec![ChannelRange {
                         channel: "demo-node/VA".into(),
                         min_pct: 97.1,
@@ -736,6 +746,7 @@ pub(crate) mod tests {
                         intervals: 4317,
                         gbt12325_in_limits_pct: 99.9,
                         en50160_in_limits_pct: 100.0,
+                        gbt12325_deviation_sum_pct: None,
                     }],
                 }),
                 frequency: None,
