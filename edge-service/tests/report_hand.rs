@@ -523,15 +523,17 @@ fn dips_and_swells_fill_their_en50160_cells_and_dips_around_interruptions_are_no
     let m = november();
     let pq = &m.report["power_quality"];
     // Dips A, B, C (the 4 dips around interruptions and October's are not counted); swells D, E.
-    // Outside ITIC: B, C (below), E (above) = 3. Below F47: B = 1.
+    // Below ITIC: B, C = 2; above ITIC: E = 1 (counted apart since the review's F4: `below_itic`
+    // means below, and E is a swell over the upper edge). Below F47: B = 1.
     assert_eq!(
         [
             &pq["dips"],
             &pq["swells"],
             &pq["below_itic"],
+            &pq["above_itic"],
             &pq["below_semi_f47"]
         ],
-        [&json!(3), &json!(2), &json!(3), &json!(1)]
+        [&json!(3), &json!(2), &json!(2), &json!(1), &json!(1)]
     );
     assert_eq!(
         pq["en50160_dips"],
@@ -582,7 +584,8 @@ fn steady_state_leaves_flagged_intervals_out_and_judges_by_the_10kv_limits() {
     let m = november();
     // Voltage, 5 unflagged of 6: GB/T 12325 at 10 kV is ±7 %: 230, 240, 230 in = 3/5 = 60 %;
     // EN 50160 ±10 %: 230, 240, 250, 230 = 4/5 = 80 % < 95 %: not compliant.
-    // VA ranges 200/230 = 86.957 % to 250/230 = 108.696 %.
+    // VA ranges 200/230 = 86.957 % to 250/230 = 108.696 %. One channel: it is the worst one,
+    // and its shares are the headline shares (per channel since the review's F2).
     // Frequency, 9 unflagged of 10: ±0.2 Hz: 6 × 50.00 + 50.15 = 7/9 = 77.778 %; ±0.5 Hz: 8/9 =
     // 88.889 %. THD at 10 kV (GB/T 14549: 4 %): 2.5, 2.5, 3.0, 4.5: 3/4 in; 95 % value (nearest
     // rank 4 of 4) 4.5.
@@ -592,8 +595,13 @@ fn steady_state_leaves_flagged_intervals_out_and_judges_by_the_10kv_limits() {
             "voltage": {
                 "gbt12325_level": "20kV-3ph", "gbt12325_low_pct": -7.0, "gbt12325_high_pct": 7.0,
                 "intervals": 6, "flagged": 1, "gbt12325_in_limits_pct": 60.0,
+                "gbt12325_worst_channel": "feeder-1/VA",
+                "gbt12325_deviation_sum_pct": null, "gbt12325_sum_within_limit": null,
                 "en50160_in_limits_pct": 80.0, "en50160_compliant": false,
-                "channels": [{"channel": "feeder-1/VA", "min_pct": 86.957, "max_pct": 108.696, "intervals": 5}]
+                "worst_channel": "feeder-1/VA",
+                "channels": [{"channel": "feeder-1/VA", "min_pct": 86.957, "max_pct": 108.696, "intervals": 5,
+                    "gbt12325_in_limits_pct": 60.0, "en50160_in_limits_pct": 80.0,
+                    "gbt12325_deviation_sum_pct": null}]
             },
             "frequency": {
                 "nominal_hz": 50.0, "gbt15945_limit_hz": 0.2, "intervals": 10, "flagged": 1,

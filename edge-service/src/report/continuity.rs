@@ -9,7 +9,9 @@
 //!   one loss, from the earliest start to the latest end).
 //!
 //! Two half-cycle interruptions of one node never merge, however close: they are the separate
-//! operations of a reclosing sequence, which MAIFIe then groups.
+//! operations of a reclosing sequence, which MAIFIe then groups. Losses that still overlap after
+//! grouping (one node's operation inside another node's longer interruption) are merged into
+//! their union: no time without supply is counted twice.
 //!
 //! DL/T 836.1-2016's threshold: see [`super`] (the module documentation records what was found).
 
@@ -105,6 +107,10 @@ pub(crate) fn losses(events: &[EventRow]) -> Vec<Loss> {
             witnesses: vec![e.source.clone()],
         });
     }
+    // A node's operation can overlap a loss it was not first in (n1 [0, 0.5 s] and [5, 6 s] with
+    // n2 [0.01, 6.01 s]: n2 joined the first, n1's second stands alone inside it). One loss of
+    // supply at the site is the union: time is never added twice.
+    let mut out = merge_overlapping(out);
     let n_hc = out.len();
     let mut meters: Vec<&EventRow> = events.iter().filter(|e| is_meter(e)).collect();
     meters.sort_by_key(|e| (e.start, e.id));
@@ -136,7 +142,29 @@ pub(crate) fn losses(events: &[EventRow]) -> Vec<Loss> {
             witnesses: vec![e.source.clone()],
         });
     }
+    let meter_only = merge_overlapping(out.split_off(n_hc));
+    out.extend(meter_only);
     out.sort_by_key(|l| l.start);
+    out
+}
+
+/// Losses that overlap (or touch) merged into their union, oldest first: the earliest start,
+/// the latest end, every witness; the first one's event times it.
+fn merge_overlapping(mut ls: Vec<Loss>) -> Vec<Loss> {
+    ls.sort_by_key(|l| l.start);
+    let mut out: Vec<Loss> = Vec::with_capacity(ls.len());
+    for l in ls {
+        if let Some(last) = out.last_mut() {
+            if last.end.is_none_or(|e| e >= l.start) {
+                last.end = later(last.end, l.end);
+                for w in &l.witnesses {
+                    add_witness(&mut last.witnesses, w);
+                }
+                continue;
+            }
+        }
+        out.push(l);
+    }
     out
 }
 
@@ -181,11 +209,31 @@ pub(crate) fn supply(
     momentary_max_s: f64,
     meter: &[&MeterIntervalRow],
 ) -> Supply {
+    let all = losses(&inputs.events);
+    // Still open: up to the period's end, or now when the period runs on past now.
+    let end_of = |l: &Loss| l.end.unwrap_or_else(|| period.to.min(now).max(l.start));
+    // IEEE 1366 classes the whole interruption, not the part inside the period: a 400-s outage
+    // across midnight on the month's last day is sustained in both months.
+    let class_of = |l: &Loss| {
+        if secs(end_of(l) - l.start) <= momentary_max_s {
+            OutageClass::Momentary
+        } else {
+            OutageClass::Sustained
+        }
+    };
+    let planned_of = |l: &Loss| ticket_at(&inputs.tickets, "planned", l.start);
+    // MAIFIe on the losses as they happened (not clipped to the period), planned ones left out.
+    let (event_of, momentary_events) = group_momentary(
+        &all.iter()
+            .map(|l| (l.start, class_of(l), planned_of(l).is_some()))
+            .collect::<Vec<_>>(),
+        momentary_max_s,
+        period,
+    );
     let mut list = Vec::new();
-    for l in losses(&inputs.events) {
+    for (l, momentary_event) in all.into_iter().zip(event_of) {
         let open = l.end.is_none();
-        // Still open: up to the period's end, or now when the period runs on past now.
-        let end_full = l.end.unwrap_or_else(|| period.to.min(now).max(l.start));
+        let end_full = end_of(&l);
         if l.start >= period.to || end_full <= period.from {
             continue;
         }
@@ -193,14 +241,8 @@ pub(crate) fn supply(
         let end = end_full.min(period.to).max(start);
         let clipped = start != l.start || end != end_full;
         let duration_s = secs(end - start);
-        // IEEE 1366 classes the whole interruption, not the part inside the period: a
-        // 400-s outage across midnight on the month's last day is sustained in both months.
-        let class = if secs(end_full - l.start) <= momentary_max_s {
-            OutageClass::Momentary
-        } else {
-            OutageClass::Sustained
-        };
-        let planned = ticket_at(&inputs.tickets, "planned", l.start);
+        let class = class_of(&l);
+        let planned = planned_of(&l);
         let ticket = planned
             .or_else(|| ticket_at(&inputs.tickets, "repair", l.start))
             .map(|t| t.key.clone());
@@ -219,10 +261,9 @@ pub(crate) fn supply(
             timed_by: if l.half_cycle { "half-cycle" } else { "meter" }.into(),
             open,
             clipped,
-            momentary_event: None,
+            momentary_event,
         });
     }
-    let momentary_events = group_momentary(&mut list, momentary_max_s);
     let sustained: Vec<&Interruption> = list
         .iter()
         .filter(|i| i.class == OutageClass::Sustained)
@@ -261,31 +302,42 @@ pub(crate) fn supply(
     }
 }
 
-/// MAIFIe: an interruption starting within `momentary_max_s` of the start of a group's first
-/// one joins the group; a group is a momentary event unless it holds a sustained interruption
-/// (then it counts only as that). Sets each momentary interruption's `momentary_event`; returns
-/// the count.
-fn group_momentary(list: &mut [Interruption], momentary_max_s: f64) -> u32 {
-    let mut groups: Vec<(usize, usize)> = Vec::new(); // [first, last] indices
-    for (i, x) in list.iter().enumerate() {
+/// MAIFIe over every loss as it happened, `(start, class, planned)` oldest first: an unplanned
+/// interruption starting within `momentary_max_s` of the start of a group's first one joins the
+/// group; a group is a momentary event unless it holds a sustained interruption (then it counts
+/// only as that). Planned interruptions are left out (they are counted apart). A group belongs
+/// to the period holding its first start, so a sequence across the period's end counts once, in
+/// the period it began in. Returns, per loss, the index of its momentary event in `period`
+/// (`None` for sustained, planned, and members of a group that began before the period) and the
+/// count of momentary events in `period`.
+fn group_momentary(
+    losses: &[(DateTime<Utc>, OutageClass, bool)],
+    momentary_max_s: f64,
+    period: &Period,
+) -> (Vec<Option<u32>>, u32) {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, (start, _, planned)) in losses.iter().enumerate() {
+        if *planned {
+            continue;
+        }
         match groups.last_mut() {
-            Some((first, last)) if secs(x.start - list[*first].start) <= momentary_max_s => {
-                *last = i
-            }
-            _ => groups.push((i, i)),
+            Some(g) if secs(*start - losses[g[0]].0) <= momentary_max_s => g.push(i),
+            _ => groups.push(vec![i]),
         }
     }
+    let mut event_of = vec![None; losses.len()];
     let mut n = 0;
-    for (first, last) in groups {
-        let members = &mut list[first..=last];
-        if members.iter().all(|m| m.class == OutageClass::Momentary) {
-            for m in members {
-                m.momentary_event = Some(n);
+    for g in groups {
+        let first = losses[g[0]].0;
+        let in_period = period.from <= first && first < period.to;
+        if in_period && g.iter().all(|&i| losses[i].1 == OutageClass::Momentary) {
+            for i in g {
+                event_of[i] = Some(n);
             }
             n += 1;
         }
     }
-    n
+    (event_of, n)
 }
 
 /// To 0.001; never `-0` (an empty `f64` sum is `-0.0`, which JSON would print).
@@ -296,4 +348,126 @@ pub(crate) fn round3(x: f64) -> f64 {
 /// To 0.00001; never `-0`.
 pub(crate) fn round5(x: f64) -> f64 {
     (x * 1e5).round() / 1e5 + 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_rows::{at, ev};
+    use super::*;
+
+    fn november() -> Period {
+        Period {
+            from: at(1, 0, 0, 0, 0),
+            to: at(30, 0, 0, 0, 0),
+        }
+    }
+
+    fn supply_of(events: Vec<EventRow>, period: &Period) -> Supply {
+        let inputs = ReportInputs {
+            events,
+            ..ReportInputs::default()
+        };
+        supply(&inputs, period, at(30, 0, 0, 0, 0), 300.0, &[])
+    }
+
+    #[test]
+    fn a_reclosing_sequence_across_the_period_end_is_one_momentary_event_in_the_month_it_began() {
+        // Operations at 23:59:50 on 30 November (0.5 s) and 00:00:10 on 1 December (1 s): one
+        // sequence, begun in November. November counts it; December counts none, though its
+        // second operation is December's interruption.
+        let t0 = at(30, 23, 59, 50, 0);
+        let ms = chrono::Duration::milliseconds;
+        let events = vec![
+            ev(1, "interruption", "n1", t0, 0.5),
+            ev(2, "interruption", "n1", t0 + ms(20_000), 1.0),
+        ];
+        let nov = Period {
+            from: at(1, 0, 0, 0, 0),
+            to: at(30, 0, 0, 0, 0) + chrono::Duration::days(1),
+        };
+        let dec = Period {
+            from: nov.to,
+            to: nov.to + chrono::Duration::days(31),
+        };
+        let inputs = ReportInputs {
+            events,
+            ..ReportInputs::default()
+        };
+        let now = dec.to + chrono::Duration::days(1);
+        let n = supply(&inputs, &nov, now, 300.0, &[]);
+        let d = supply(&inputs, &dec, now, 300.0, &[]);
+        assert_eq!((n.momentary_interruptions, n.momentary_events), (1, 1));
+        assert_eq!((d.momentary_interruptions, d.momentary_events), (1, 0));
+        assert_eq!(d.interruptions[0].momentary_event, None);
+    }
+
+    #[test]
+    fn planned_momentary_interruptions_are_left_out_of_maifie() {
+        // A planned 60-s switching at 10:00 inside its announced window, then an unplanned
+        // 1-s interruption at 10:02: one momentary event (the unplanned one), not a group of two,
+        // and a planned switching alone is no momentary event.
+        let t0 = at(3, 10, 0, 0, 0);
+        let ms = chrono::Duration::milliseconds;
+        let inputs = ReportInputs {
+            events: vec![
+                ev(1, "interruption", "n1", t0, 60.0),
+                ev(2, "interruption", "n1", t0 + ms(120_000), 1.0),
+                ev(3, "interruption", "n1", at(4, 10, 0, 0, 0), 60.0),
+            ],
+            tickets: vec![
+                planned_ticket(t0, t0 + ms(61_000)),
+                planned_ticket(at(4, 10, 0, 0, 0), at(4, 10, 1, 1, 0)),
+            ],
+            ..ReportInputs::default()
+        };
+        let s = supply(&inputs, &november(), at(30, 0, 0, 0, 0), 300.0, &[]);
+        let events: Vec<Option<u32>> = s.interruptions.iter().map(|i| i.momentary_event).collect();
+        assert_eq!(events, [None, Some(0), None]);
+        assert_eq!(s.momentary_events, 1);
+        assert_eq!(s.planned.count, 2);
+    }
+
+    fn planned_ticket(opened: DateTime<Utc>, closed: DateTime<Utc>) -> TicketRow {
+        TicketRow {
+            id: 1,
+            key: format!("planned-{opened}"),
+            revision: 1,
+            kind: "planned".into(),
+            state: crate::store::TicketState::Closed,
+            priority: "P3".into(),
+            site_id: "S".into(),
+            customer_id: "C".into(),
+            title: "planned".into(),
+            opened_at: opened,
+            updated_at: closed,
+            closed_at: Some(closed),
+            duration_s: None,
+            body_json: serde_json::json!({}),
+            event_id: None,
+        }
+    }
+
+    #[test]
+    fn overlapping_half_cycle_losses_of_two_nodes_are_one_loss_and_never_add_time() {
+        // n1 sees [0, 0.5 s], [5, 6 s], [60, 61 s]; n2 one interruption [0.01, 6.01 s]. The site
+        // lost supply over [0, 6.01 s] and [60, 61 s]: 7.01 s, two interruptions.
+        let t0 = at(3, 10, 0, 0, 0);
+        let ms = chrono::Duration::milliseconds;
+        let events = vec![
+            ev(1, "interruption", "n1", t0, 0.5),
+            ev(2, "interruption", "n1", t0 + ms(5000), 1.0),
+            ev(3, "interruption", "n1", t0 + ms(60_000), 1.0),
+            ev(4, "interruption", "n2", t0 + ms(10), 6.0),
+        ];
+        let s = supply_of(events, &november());
+        let spans: Vec<(DateTime<Utc>, f64)> = s
+            .interruptions
+            .iter()
+            .map(|i| (i.start, i.duration_s))
+            .collect();
+        assert_eq!(spans, vec![(t0, 6.01), (t0 + ms(60_000), 1.0)]);
+        assert_eq!(s.interruptions[0].witnesses, ["n1", "n2"]);
+        assert_eq!(s.momentary_interruptions, 2);
+        assert_eq!(s.minutes_without_supply, round3(7.01 / 60.0));
+    }
 }

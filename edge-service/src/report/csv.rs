@@ -98,6 +98,7 @@ pub fn tables(r: &Report) -> Vec<(&'static str, String)> {
         ("dips", r.power_quality.dips.to_string()),
         ("swells", r.power_quality.swells.to_string()),
         ("below_itic", r.power_quality.below_itic.to_string()),
+        ("above_itic", r.power_quality.above_itic.to_string()),
         ("below_semi_f47", r.power_quality.below_semi_f47.to_string()),
         ("energy_total_kwh", opt(&r.energy.total_kwh)),
         ("peak_demand_kw", opt(&r.energy.peak_demand_kw)),

@@ -59,8 +59,27 @@ pub struct ReportInputs {
     pub meter_intervals: Vec<MeterIntervalRow>,
 }
 
-/// The report for `period`, made at `now`.
+/// The report for `period`, made at `now`. A period running on past `now` (this month, or a
+/// `--to` in the future) is reported over `[from, now)`: the hours not yet lived are no supply
+/// and no measurement, and counting them as available would dilute every share (note
+/// `period-clipped`; `period.to` in the report is then `now`, so `availability_pct` still reads
+/// against `period.hours`). When the store holds records past `now` (an accelerated demo runs
+/// its data clock ahead of the wall clock), the report runs to its last record instead, so that
+/// nothing recorded in the period is left out.
 pub fn build(inputs: &ReportInputs, period: &Period, now: DateTime<Utc>) -> Report {
+    let asked = *period;
+    let clipped_to_now = period.to > now;
+    let covered = Period {
+        from: period.from,
+        to: if clipped_to_now {
+            now.max(last_record(inputs).unwrap_or(now))
+                .min(period.to)
+                .max(period.from)
+        } else {
+            period.to
+        },
+    };
+    let period = &covered;
     let (site, site_from_ticket) = site_record(inputs);
     let momentary_max_s = if site.momentary_max_s > 0.0 {
         site.momentary_max_s
@@ -153,6 +172,16 @@ pub fn build(inputs: &ReportInputs, period: &Period, now: DateTime<Utc>) -> Repo
             ),
         );
     }
+    if clipped_to_now {
+        note(
+            "period-clipped",
+            format!(
+                "The period asked for ends in the future ({}): the figures run to the time of the report ({}), or to the last record when the data clock is ahead.",
+                asked.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                period.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        );
+    }
     if supply.interruptions.iter().any(|i| i.open) {
         note(
             "open-interruption",
@@ -194,6 +223,23 @@ pub fn build(inputs: &ReportInputs, period: &Period, now: DateTime<Utc>) -> Repo
     }
 }
 
+/// The latest time any input row reaches (an event's end or start, an aggregate's or a meter
+/// interval's end, a ticket's close or open).
+fn last_record(inputs: &ReportInputs) -> Option<DateTime<Utc>> {
+    let ms = |s: f64| chrono::Duration::milliseconds((s * 1000.0) as i64);
+    let events = inputs.events.iter().map(|e| e.end.unwrap_or(e.start));
+    let aggregates = inputs.aggregates.iter().map(|r| r.start + ms(r.seconds));
+    let meter = inputs
+        .meter_intervals
+        .iter()
+        .map(|r| r.start + ms(r.seconds));
+    let tickets = inputs
+        .tickets
+        .iter()
+        .map(|t| t.closed_at.unwrap_or(t.opened_at));
+    events.chain(aggregates).chain(meter).chain(tickets).max()
+}
+
 /// The site record; without one (a store from before sites were saved), the header of the
 /// newest ticket's body (`site`, `customer`), flagged `true`.
 fn site_record(inputs: &ReportInputs) -> (SiteRecord, bool) {
@@ -224,4 +270,78 @@ fn site_record(inputs: &ReportInputs) -> (SiteRecord, bool) {
         ..SiteRecord::default()
     };
     (rec, true)
+}
+
+/// Rows for the report's unit tests.
+#[cfg(test)]
+pub(crate) mod test_rows {
+    use crate::store::EventRow;
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+    use serde_json::json;
+
+    /// 2026-11-`d` `h`:`m`:`s` UTC plus `ms`.
+    pub fn at(d: u32, h: u32, m: u32, s: u32, ms: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, m, s).unwrap() + Duration::milliseconds(ms)
+    }
+
+    /// A closed event of `kind` seen by `source`, `secs` long.
+    pub fn ev(id: i64, kind: &str, source: &str, start: DateTime<Utc>, secs: f64) -> EventRow {
+        EventRow {
+            id,
+            source: source.into(),
+            source_key: format!("{kind}-{id}"),
+            site_id: None,
+            kind: kind.into(),
+            start,
+            end: Some(start + Duration::microseconds((secs * 1e6) as i64)),
+            duration_s: Some(secs),
+            extreme_pct: Some(0.5),
+            worst_channel: None,
+            open: false,
+            json: json!({}),
+            profile_json: None,
+            has_waveform: false,
+            created_at: start,
+            updated_at: start,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_rows::{at, ev};
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_period_running_past_now_is_reported_to_now_and_says_so() {
+        // "This month" on 4 November 00:00: 72 h have elapsed of November's 720. A 60-min
+        // outage: 100 × (1 − 60 / (60 × 72)) = 98.61111 %, not 100 × (1 − 60 / 43 200) = 99.86111 %.
+        let inputs = ReportInputs {
+            events: vec![ev(1, "interruption", "n1", at(2, 10, 0, 0, 0), 3600.0)],
+            ..ReportInputs::default()
+        };
+        let period = Period {
+            from: at(1, 0, 0, 0, 0),
+            to: Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+        };
+        let now = at(4, 0, 0, 0, 0);
+        let r = build(&inputs, &period, now);
+        assert_eq!(r.period.to, now);
+        assert_eq!(r.period.hours, 72.0);
+        assert_eq!(r.supply.availability_pct, 98.61111);
+        assert!(
+            r.notes.iter().any(|n| n.code == "period-clipped"),
+            "{:?}",
+            r.notes
+        );
+        // A period that has ended is reported whole, without the note.
+        let r = build(
+            &inputs,
+            &period,
+            Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap(),
+        );
+        assert_eq!(r.period.to, period.to);
+        assert!(r.notes.iter().all(|n| n.code != "period-clipped"));
+    }
 }

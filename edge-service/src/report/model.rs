@@ -35,7 +35,8 @@ pub struct Report {
 /// A remark on the report's data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Note {
-    /// Stable code (`no-data`, `no-events`, `no-meter`, `no-aggregates`, `open-interruption`…).
+    /// Stable code (`no-data`, `no-events`, `no-meter`, `no-aggregates`, `open-interruption`,
+    /// `period-clipped`…).
     pub code: String,
     /// English text.
     pub text: String,
@@ -66,7 +67,8 @@ pub struct PeriodSummary {
     /// Start, inclusive.
     #[serde(with = "ts")]
     pub from: DateTime<Utc>,
-    /// End, exclusive.
+    /// End, exclusive: the period asked for, or the time of the report when that ends in the
+    /// future (note `period-clipped`).
     #[serde(with = "ts")]
     pub to: DateTime<Utc>,
     /// Length, hours.
@@ -87,7 +89,8 @@ pub struct Supply {
     pub sustained_interruptions: u32,
     /// Momentary interruptions (operations).
     pub momentary_interruptions: u32,
-    /// Momentary events (MAIFIe: a reclosing sequence counts once).
+    /// Momentary events (MAIFIe: a reclosing sequence counts once, in the period it began in;
+    /// planned interruptions are left out).
     pub momentary_events: u32,
     /// Sum of sustained durations, minutes, planned included.
     pub sustained_minutes: f64,
@@ -143,7 +146,9 @@ pub struct Interruption {
     pub open: bool,
     /// Cut by the period's start or end.
     pub clipped: bool,
-    /// Index (0-based) of the momentary event (reclosing sequence) it belongs to, for momentary ones.
+    /// Index (0-based) of the momentary event (reclosing sequence) it belongs to, for unplanned
+    /// momentary ones; `null` for a member of a sequence that began before the period (that
+    /// period counts it).
     pub momentary_event: Option<u32>,
 }
 
@@ -221,8 +226,10 @@ pub struct PowerQuality {
     pub dips: u32,
     /// Swells.
     pub swells: u32,
-    /// Of those, below the ITIC lower edge (or above its upper edge).
+    /// Of those, below the ITIC curve's lower edge (dips).
     pub below_itic: u32,
+    /// Of those, above the ITIC curve's upper edge (swells).
+    pub above_itic: u32,
     /// Of those, below SEMI F47.
     pub below_semi_f47: u32,
     /// EN 50160 dip table.
@@ -292,19 +299,33 @@ pub struct VoltageCompliance {
     /// Lower limit, % deviation (−7, −10).
     pub gbt12325_low_pct: f64,
     /// Upper limit, % deviation (+7). For 35 kV+ the limit is on the sum of the absolute
-    /// deviations (10 %): `low = -5`, `high = +5` is *not* what it says, see `gbt12325_level`.
+    /// deviations (10 %, `gbt12325_deviation_sum_pct`); `low = -10`, `high = +10` there only
+    /// bound each interval.
     pub gbt12325_high_pct: f64,
     /// 10-min intervals (all channels) in the period.
     pub intervals: u32,
     /// Of those, flagged and left out.
     pub flagged: u32,
-    /// Share of the unflagged intervals within the GB/T 12325 limits, %.
+    /// Share of the unflagged intervals within the GB/T 12325 limits, %: the worst channel's
+    /// (each channel is judged on its own; see `channels`). At 35 kV+ the share within ±10 %
+    /// of the worst channel by sum: informative only, the standard's test is the sum.
     pub gbt12325_in_limits_pct: f64,
-    /// Share of unflagged 10-min means within ±10 % of Udin (EN 50160 asks 95 %), %.
+    /// The channel whose GB/T 12325 share that is (`source/channel`); at 35 kV+ the channel
+    /// with the largest deviation sum.
+    pub gbt12325_worst_channel: Option<String>,
+    /// 35 kV+ only: the largest channel's (largest positive deviation + |largest negative
+    /// deviation|) of its unflagged 10-min means, %; `null` at lower levels.
+    pub gbt12325_deviation_sum_pct: Option<f64>,
+    /// 35 kV+ only: every channel's sum at most 10 %; `null` at lower levels.
+    pub gbt12325_sum_within_limit: Option<bool>,
+    /// Share of unflagged 10-min means within ±10 % of Udin (EN 50160 asks 95 %), %: the
+    /// worst channel's.
     pub en50160_in_limits_pct: f64,
-    /// EN 50160: at least 95 %.
+    /// EN 50160: every channel at least 95 %.
     pub en50160_compliant: bool,
-    /// Per channel: lowest and highest 10-min mean, % of Udin.
+    /// The channel with the lowest EN 50160 share (`source/channel`).
+    pub worst_channel: Option<String>,
+    /// Per channel: lowest and highest 10-min mean, % of Udin, and its shares.
     pub channels: Vec<ChannelRange>,
 }
 
@@ -319,6 +340,13 @@ pub struct ChannelRange {
     pub max_pct: f64,
     /// Unflagged intervals.
     pub intervals: u32,
+    /// Share of them within the GB/T 12325 limits, %.
+    pub gbt12325_in_limits_pct: f64,
+    /// Share of them within ±10 % of Udin (EN 50160), %.
+    pub en50160_in_limits_pct: f64,
+    /// 35 kV+ only: largest positive deviation + |largest negative deviation|, % (GB/T 12325
+    /// asks at most 10 %); `null` at lower levels.
+    pub gbt12325_deviation_sum_pct: Option<f64>,
 }
 
 /// Frequency against GB/T 15945 (±0.2 Hz) and EN 50160 (±1 % for 99.5 % of a year).

@@ -87,6 +87,7 @@ pub(crate) fn power_quality(events: &[EventRow], losses: &[Loss], period: &Perio
         dips: 0,
         swells: 0,
         below_itic: 0,
+        above_itic: 0,
         below_semi_f47: 0,
         en50160_dips: CountTable::default(),
         en50160_swells: CountTable::default(),
@@ -116,9 +117,11 @@ pub(crate) fn power_quality(events: &[EventRow], losses: &[Loss], period: &Perio
         } else {
             out.swells += 1;
         }
-        // ITIC `above` (a swell over the upper edge) is outside the curve as much as `below`.
-        if itic.as_deref().is_some_and(|s| s != "inside") {
-            out.below_itic += 1;
+        // `below_itic` is below the lower edge only; a swell over the upper edge is `above_itic`.
+        match itic.as_deref() {
+            Some("below") => out.below_itic += 1,
+            Some("above") => out.above_itic += 1,
+            _ => {}
         }
         if semi.as_deref() == Some("below") {
             out.below_semi_f47 += 1;
@@ -238,5 +241,31 @@ fn thumbnail(e: &EventRow) -> WorstEvent {
                 )
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_rows::{at, ev};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_swell_above_the_itic_curve_counts_as_above_not_below() {
+        // A 0.6-s swell at 115 %: ITIC allows 110 % after 0.5 s, so it is above the curve.
+        let mut swell = ev(1, "swell", "n1", at(3, 10, 0, 0, 0), 0.6);
+        swell.extreme_pct = Some(115.0);
+        swell.json = json!({"itic": "above"});
+        // The same swell from an older kare, without the judgement in its JSON.
+        let mut old = ev(2, "swell", "n1", at(4, 10, 0, 0, 0), 0.6);
+        old.extreme_pct = Some(115.0);
+        let mut dip = ev(3, "dip", "n1", at(5, 10, 0, 0, 0), 0.3);
+        dip.extreme_pct = Some(60.0);
+        let period = Period {
+            from: at(1, 0, 0, 0, 0),
+            to: at(30, 0, 0, 0, 0),
+        };
+        let pq = power_quality(&[swell, old, dip], &[], &period);
+        assert_eq!((pq.below_itic, pq.above_itic), (1, 2));
     }
 }

@@ -372,6 +372,7 @@ fn quality(r: &Report, lang: Lang, links: EventLinks) -> Markup {
                     tr { td { (lang.t("pq-dips")) } td.n { (pq.dips) } }
                     tr { td { (lang.t("pq-swells")) } td.n { (pq.swells) } }
                     tr { td { (lang.t("pq-below-itic")) } td.n { (pq.below_itic) } }
+                    tr { td { (lang.t("pq-above-itic")) } td.n { (pq.above_itic) } }
                     tr { td { (lang.t("pq-below-f47")) } td.n { (pq.below_semi_f47) } }
                 }
             }
@@ -481,15 +482,24 @@ fn steady(r: &Report, lang: Lang) -> Markup {
             h3 { (lang.t("steady-voltage")) }
             @if let Some(v) = &s.voltage {
                 table.kpi { tbody {
-                    tr { td { (lang.t("steady-level")) } td.n { (word(lang, "level", &v.gbt12325_level)) " (" (num(Some(v.gbt12325_low_pct), 0)) " % … +" (num(Some(v.gbt12325_high_pct), 0)) " %)" } }
+                    @if v.gbt12325_deviation_sum_pct.is_some() {
+                        tr { td { (lang.t("steady-level")) } td.n { (word(lang, "level", &v.gbt12325_level)) } }
+                    } @else {
+                        tr { td { (lang.t("steady-level")) } td.n { (word(lang, "level", &v.gbt12325_level)) " (" (num(Some(v.gbt12325_low_pct), 0)) " % … +" (num(Some(v.gbt12325_high_pct), 0)) " %)" } }
+                    }
                     tr { td { (lang.t("steady-intervals")) } td.n { (v.intervals) } }
                     tr { td { (lang.t("steady-flagged")) } td.n { (v.flagged) } }
-                    tr { td { (lang.t("steady-gbt-in")) } td.n { (num(Some(v.gbt12325_in_limits_pct), 2)) " %" } }
-                    tr { td { (lang.t("steady-en-in")) } td.n { (num(Some(v.en50160_in_limits_pct), 2)) " % " (verdict(v.en50160_compliant, lang)) } }
+                    @if let Some(sum) = v.gbt12325_deviation_sum_pct {
+                        tr { td { (lang.t("steady-gbt-sum")) } td.n { (num(Some(sum), 2)) " % " @if let Some(w) = &v.gbt12325_worst_channel { "(" (w) ") " } (verdict(v.gbt12325_sum_within_limit == Some(true), lang)) } }
+                    } @else {
+                        tr { td { (lang.t("steady-gbt-in")) } td.n { (num(Some(v.gbt12325_in_limits_pct), 2)) " %" @if let Some(w) = &v.gbt12325_worst_channel { " (" (w) ")" } } }
+                    }
+                    tr { td { (lang.t("steady-en-in")) } td.n { (num(Some(v.en50160_in_limits_pct), 2)) " % " @if let Some(w) = &v.worst_channel { "(" (w) ") " } (verdict(v.en50160_compliant, lang)) } }
                 } }
+                p.caption { (lang.t("steady-worst-channel")) }
                 @if !v.channels.is_empty() {
-                    table { thead { tr { th { (lang.t("col-channel")) } th.n { (lang.t("steady-min")) } th.n { (lang.t("steady-max")) } th.n { (lang.t("steady-intervals")) } } }
-                        tbody { @for c in &v.channels { tr { td { (c.channel) } td.n { (num(Some(c.min_pct), 2)) " %" } td.n { (num(Some(c.max_pct), 2)) " %" } td.n { (c.intervals) } } } }
+                    table { thead { tr { th { (lang.t("col-channel")) } th.n { (lang.t("steady-min")) } th.n { (lang.t("steady-max")) } th.n { (lang.t("steady-intervals")) } @if v.gbt12325_deviation_sum_pct.is_some() { th.n { (lang.t("steady-gbt-sum-short")) } } @else { th.n { (lang.t("steady-gbt-in")) } } th.n { (lang.t("steady-en-in-short")) } } }
+                        tbody { @for c in &v.channels { tr { td { (c.channel) } td.n { (num(Some(c.min_pct), 2)) " %" } td.n { (num(Some(c.max_pct), 2)) " %" } td.n { (c.intervals) } @if let Some(sum) = c.gbt12325_deviation_sum_pct { td.n { (num(Some(sum), 2)) " %" } } @else { td.n { (num(Some(c.gbt12325_in_limits_pct), 2)) " %" } } td.n { (num(Some(c.en50160_in_limits_pct), 2)) " %" } } } }
                     }
                 }
             } @else { p.empty { (lang.t("steady-no-voltage")) } }
@@ -673,6 +683,7 @@ pub(crate) mod tests {
                 dips: 1,
                 swells: 1,
                 below_itic: 1,
+                above_itic: 0,
                 below_semi_f47: 1,
                 en50160_dips: table(&DIP_ROWS, &DIP_COLUMNS, (2, 1)),
                 en50160_swells: table(&SWELL_ROWS, &SWELL_COLUMNS, (1, 0)),
@@ -722,13 +733,20 @@ pub(crate) mod tests {
                     intervals: 12960,
                     flagged: 3,
                     gbt12325_in_limits_pct: 99.9,
+                    gbt12325_worst_channel: Some("demo-node/VA".into()),
                     en50160_in_limits_pct: 100.0,
                     en50160_compliant: true,
+                    worst_channel: Some("demo-node/VA".into()),
+                    gbt12325_deviation_sum_pct: None,
+                    gbt12325_sum_within_limit: None,
                     channels: vec![ChannelRange {
                         channel: "demo-node/VA".into(),
                         min_pct: 97.1,
                         max_pct: 103.2,
                         intervals: 4317,
+                        gbt12325_in_limits_pct: 99.9,
+                        en50160_in_limits_pct: 100.0,
+                        gbt12325_deviation_sum_pct: None,
                     }],
                 }),
                 frequency: None,
