@@ -717,3 +717,51 @@ fn an_empty_store_gives_a_report_that_says_so() {
     assert_eq!(r.power_quality.en50160_dips.counts.len(), 5);
     assert!(r.steady_state.voltage.is_none() && r.energy.total_kwh.is_none());
 }
+
+#[test]
+fn a_reclosing_sequence_begun_in_the_previous_month_is_no_momentary_event_in_this_one() {
+    // Operations at 23:58:00 on 31 October and 00:01:00 on 1 November: 180 s apart, one
+    // reclosing sequence (within momentary_max_s = 300 s of its first start), begun in October.
+    // November has one momentary interruption and no momentary event of its own; October has
+    // the event. The October operation must be read even though it ends before November.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&StoreConfig::at(dir.path().join("kare.db"))).unwrap();
+    for start in [at(1, 0, 1, 0, 0) - Duration::minutes(3), at(1, 0, 1, 0, 0)] {
+        put(
+            &mut store,
+            Ev {
+                kind: "interruption",
+                source: "feeder-1",
+                start,
+                secs: 1.0,
+                extreme: 0.5,
+                class: None,
+            },
+        );
+    }
+    let november = Period {
+        from: at(1, 0, 0, 0, 0),
+        to: at(1, 0, 0, 0, 0) + Duration::days(30),
+    };
+    let r = report::build(
+        &report::load(&store, &november).unwrap(),
+        &november,
+        november.to,
+    );
+    assert_eq!(r.supply.momentary_interruptions, 1);
+    assert_eq!(
+        r.supply.momentary_events, 0,
+        "the sequence began in October"
+    );
+    let october = Period {
+        from: november.from - Duration::days(31),
+        to: november.from,
+    };
+    let r = report::build(
+        &report::load(&store, &october).unwrap(),
+        &october,
+        october.to,
+    );
+    assert_eq!(r.supply.momentary_interruptions, 1);
+    assert_eq!(r.supply.momentary_events, 1);
+}

@@ -8,7 +8,20 @@ use crate::store::{format_ts, Store, StoreError};
 
 /// Reads what [`super::build`] needs for `period`.
 pub fn load(store: &Store, period: &Period) -> Result<ReportInputs, StoreError> {
-    let events = store.events_overlapping(period.from, period.to)?;
+    let site = store.site()?;
+    // Events from one momentary threshold before the period too: an operation there may begin
+    // the reclosing sequence of one inside the period, which then is no momentary event of this
+    // period (MAIFIe counts a sequence in the period of its first start). The sections judge
+    // only what falls in the period.
+    let momentary_max_s = site
+        .as_ref()
+        .map(|s| s.momentary_max_s)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(crate::store::SiteRecord::default().momentary_max_s);
+    let events_from = chrono::TimeDelta::try_milliseconds((momentary_max_s * 1000.0) as i64 + 1000)
+        .and_then(|d| period.from.checked_sub_signed(d))
+        .unwrap_or(period.from);
+    let events = store.events_overlapping(events_from, period.to)?;
     let tickets = store.tickets_overlapping(period.from, period.to)?;
     let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
     let first_deliveries = store.first_deliveries(&ids)?;
@@ -21,7 +34,7 @@ pub fn load(store: &Store, period: &Period) -> Result<ReportInputs, StoreError> 
         .unwrap_or(period.from);
     let meter_intervals = store.meter_intervals_between(lead_in, period.to)?;
     Ok(ReportInputs {
-        site: store.site()?,
+        site,
         events,
         tickets,
         first_deliveries,
