@@ -212,11 +212,11 @@ impl Machine {
         }
     }
 
-    fn start(&mut self, id: u32, obs: &Observation) -> Event {
+    fn start(&mut self, id: u32, obs: &Observation, at: Pos) -> Event {
         let mut ev = Event {
             id,
             kind: self.kind,
-            start: obs.start,
+            start: at,
             end: None,
             extreme: obs.value,
             worst_channel: obs.channel,
@@ -237,6 +237,8 @@ pub struct Detector {
     swell: Machine,
     interruption: Machine,
     next_id: u32,
+    /// Per channel: the window start and value of its previous observation (NaN: none yet).
+    prev: [(Pos, f32); MAX_CHANNELS],
 }
 
 impl Detector {
@@ -249,6 +251,7 @@ impl Detector {
             swell: Machine::new(EventKind::Swell),
             interruption: Machine::new(EventKind::Interruption),
             next_id: 1,
+            prev: [(0, f32::NAN); MAX_CHANNELS],
         }
     }
 
@@ -275,102 +278,171 @@ impl Detector {
         let v = obs.value;
 
         // Dip: any channel below starts it, all channels recovered past the hysteresis ends it.
-        let dip_level = t.level(t.dip_pct);
-        let dip_release = t.level(t.dip_pct + t.hysteresis_pct);
+        let (dip_level, dip_release) = (t.dip_pct, t.dip_pct + t.hysteresis_pct);
         let below = if self.dip.flagged[ch] {
-            v < dip_release
+            v < t.level(dip_release)
         } else {
-            v < dip_level
+            v < t.level(dip_level)
         };
         self.dip.flagged[ch] = below;
         let any_dip = self.dip.flagged[..n].iter().any(|f| *f);
-        if let Some(tr) = self.step_any(EventKind::Dip, obs, any_dip) {
+        let crossed = if below { dip_level } else { dip_release };
+        if let Some(tr) = self.step_any(EventKind::Dip, obs, any_dip, crossed) {
             let _ = out.push(tr);
         }
 
         // Swell: mirror image of the dip.
-        let swell_level = t.level(t.swell_pct);
-        let swell_release = t.level(t.swell_pct - t.hysteresis_pct);
+        let (swell_level, swell_release) = (t.swell_pct, t.swell_pct - t.hysteresis_pct);
         let above = if self.swell.flagged[ch] {
-            v > swell_release
+            v > t.level(swell_release)
         } else {
-            v > swell_level
+            v > t.level(swell_level)
         };
         self.swell.flagged[ch] = above;
         let any_swell = self.swell.flagged[..n].iter().any(|f| *f);
-        if let Some(tr) = self.step_any(EventKind::Swell, obs, any_swell) {
+        let crossed = if above { swell_level } else { swell_release };
+        if let Some(tr) = self.step_any(EventKind::Swell, obs, any_swell, crossed) {
             let _ = out.push(tr);
         }
 
         // Interruption: every channel below starts it; any channel past the hysteresis ends it.
-        let int_level = t.level(t.interruption_pct);
-        let int_release = t.level(t.interruption_pct + t.hysteresis_pct);
         self.interruption.seen[ch] = true;
-        if let Some(tr) = self.step_interruption(obs, int_level, int_release) {
+        if let Some(tr) = self.step_interruption(obs) {
             let _ = out.push(tr);
         }
+        self.prev[ch] = (obs.start, v);
         out
     }
 
-    /// Dip and swell: the event lasts while any channel is flagged.
-    fn step_any(&mut self, kind: EventKind, obs: &Observation, any: bool) -> Option<Transition> {
-        let id = self.next_id;
-        let m = match kind {
-            EventKind::Dip => &mut self.dip,
-            _ => &mut self.swell,
+    /// The window position at which this channel's value crossed `pct` % of Udin, had the
+    /// window slid continuously: the mean square of a window moving across a step changes
+    /// linearly with its position, so the crossing is interpolated in Urms² between the channel's
+    /// previous value and `obs`. The same windows, read finer than their half-cycle spacing.
+    fn crossing(&self, obs: &Observation, pct: f32) -> Pos {
+        let (prev_start, prev) = self.prev[obs.channel as usize];
+        if !prev.is_finite() || prev_start >= obs.start {
+            return obs.start;
+        }
+        let level = self.thresholds.level(pct);
+        let (a, b, t) = (prev * prev, obs.value * obs.value, level * level);
+        let f = if a == b {
+            1.0
+        } else {
+            ((a - t) / (a - b)).clamp(0.0, 1.0)
         };
-        match (&mut m.active, any) {
+        prev_start + ((obs.start - prev_start) as f32 * f) as Pos
+    }
+
+    /// An event's start: the centre of the window at its (interpolated) threshold crossing, as
+    /// a fraction between none and all of that window holds the change, whatever its depth;
+    /// so the stamp lies within half a cycle of a sudden change. An interruption begins only
+    /// when a whole window lies inside the loss, so its start is that window's start.
+    fn start_stamp(&self, kind: EventKind, obs: &Observation, pct: f32) -> Pos {
+        self.crossing(obs, pct) + basis(kind, obs)
+    }
+
+    /// An event's end, given its start: the threshold-to-threshold time less the one-cycle
+    /// window's smear. A window crosses the start threshold when a fraction `x_s` of it holds
+    /// the event, and the end threshold when a fraction `x_e` still does, so a rectangular change
+    /// lasting `D` is seen for `D + (1 − x_s − x_e)` cycles; the fractions follow from the
+    /// thresholds and the event's extreme (taking the supply before and after at Udin).
+    fn end_stamp(&self, obs: &Observation, pct: f32, ev: &Event) -> Pos {
+        let t = self.thresholds;
+        let (begin, end) = match ev.kind {
+            EventKind::Dip => (t.dip_pct, t.dip_pct + t.hysteresis_pct),
+            EventKind::Swell => (t.swell_pct, t.swell_pct - t.hysteresis_pct),
+            EventKind::Interruption => (t.interruption_pct, t.interruption_pct + t.hysteresis_pct),
+        };
+        let q = ev.extreme / t.udin;
+        let share = |pct: f32| {
+            let l = pct / 100.0;
+            let x = (1.0 - l * l) / (1.0 - q * q);
+            if x.is_finite() {
+                x.clamp(0.0, 1.0)
+            } else {
+                1.0
+            }
+        };
+        let smear = 1.0 - share(begin) - share(end);
+        let len = (obs.end - obs.start) as f32;
+        let at = (self.crossing(obs, pct) + basis(ev.kind, obs)) as f32 - smear * len;
+        (at.max(0.0) as Pos).max(ev.start)
+    }
+
+    /// Dip and swell: the event lasts while any channel is flagged; `crossed` is the threshold
+    /// this channel's value was judged against.
+    fn step_any(
+        &mut self,
+        kind: EventKind,
+        obs: &Observation,
+        any: bool,
+        crossed: f32,
+    ) -> Option<Transition> {
+        let id = self.next_id;
+        let active = match kind {
+            EventKind::Dip => self.dip.active,
+            _ => self.swell.active,
+        };
+        let tr = match (active, any) {
             (None, true) => {
-                let ev = m.start(id, obs);
+                let at = self.start_stamp(kind, obs, crossed);
                 self.next_id += 1;
-                Some(Transition::Started(ev))
+                Transition::Started(self.machine(kind).start(id, obs, at))
             }
-            (Some(ev), true) => {
+            (Some(mut ev), true) => {
                 ev.record(obs);
-                None
+                self.machine(kind).active = Some(ev);
+                return None;
             }
-            (Some(ev), false) => {
+            (Some(mut ev), false) => {
                 ev.record(obs);
-                ev.end = Some(obs.start.max(ev.start));
-                let done = *ev;
-                m.active = None;
-                Some(Transition::Ended(done))
+                ev.end = Some(self.end_stamp(obs, crossed, &ev));
+                self.machine(kind).active = None;
+                Transition::Ended(ev)
             }
-            (None, false) => None,
+            (None, false) => return None,
+        };
+        Some(tr)
+    }
+
+    fn machine(&mut self, kind: EventKind) -> &mut Machine {
+        match kind {
+            EventKind::Dip => &mut self.dip,
+            EventKind::Swell => &mut self.swell,
+            EventKind::Interruption => &mut self.interruption,
         }
     }
 
-    fn step_interruption(
-        &mut self,
-        obs: &Observation,
-        level: f32,
-        release: f32,
-    ) -> Option<Transition> {
+    fn step_interruption(&mut self, obs: &Observation) -> Option<Transition> {
+        let t = self.thresholds;
+        let (level, release) = (t.interruption_pct, t.interruption_pct + t.hysteresis_pct);
         let n = self.channels as usize;
         let ch = obs.channel as usize;
-        let m = &mut self.interruption;
-        match &mut m.active {
+        match self.interruption.active {
             None => {
-                m.flagged[ch] = obs.value < level;
+                let m = &mut self.interruption;
+                m.flagged[ch] = obs.value < t.level(level);
                 let all = m.seen[..n].iter().all(|s| *s) && m.flagged[..n].iter().all(|f| *f);
-                if all {
-                    let ev = m.start(self.next_id, obs);
-                    self.next_id += 1;
-                    return Some(Transition::Started(ev));
+                if !all {
+                    return None;
                 }
-                None
+                let at = self.start_stamp(EventKind::Interruption, obs, level);
+                let ev = self.interruption.start(self.next_id, obs, at);
+                self.next_id += 1;
+                Some(Transition::Started(ev))
             }
-            Some(ev) => {
+            Some(mut ev) => {
                 ev.record(obs);
-                if obs.value >= release {
-                    ev.end = Some(obs.start.max(ev.start));
-                    let done = *ev;
-                    m.active = None;
-                    // The channel that ended it is above the threshold; others keep their state.
-                    m.flagged[ch] = false;
-                    return Some(Transition::Ended(done));
+                if obs.value < t.level(release) {
+                    self.interruption.active = Some(ev);
+                    return None;
                 }
-                None
+                ev.end = Some(self.end_stamp(obs, release, &ev));
+                let m = &mut self.interruption;
+                m.active = None;
+                // The channel that ended it is above the threshold; others keep their state.
+                m.flagged[ch] = false;
+                Some(Transition::Ended(ev))
             }
         }
     }
@@ -380,6 +452,14 @@ impl Detector {
         [&self.dip, &self.swell, &self.interruption]
             .into_iter()
             .filter_map(|m| m.active)
+    }
+}
+
+/// Where in the crossing window an event's edges are stamped (see [`Detector::start_stamp`]).
+fn basis(kind: EventKind, obs: &Observation) -> Pos {
+    match kind {
+        EventKind::Interruption => 0,
+        EventKind::Dip | EventKind::Swell => (obs.end - obs.start) / 2,
     }
 }
 
