@@ -8,20 +8,32 @@
 //!   *fundamental* zero crossings, immune to harmonics, noise and DC offset), one square and two
 //!   additions. Floating point is used only once per half cycle.
 //! * **Exact one-cycle windows at any frequency.** A window never holds a whole number of samples
-//!   (a 49.7 Hz cycle at 600 samples/s is 12.07 samples). Zero crossings are interpolated to 1/256
-//!   of a sample and the square of the signal is integrated with the trapezoid rule between those
-//!   fractional positions, so the window is exactly one measured cycle. A running prefix integral
+//!   (a 49.7 Hz cycle at 600 samples/s is 12.07 samples). Window boundaries are placed to 1/256 of
+//!   a sample and the square of the signal is integrated with the trapezoid rule between those
+//!   fractional positions, so the window is exactly one tracked cycle. A running prefix integral
 //!   (wrapping `u64`) makes each window's integral a single subtraction.
-//! * **One set of windows for all channels.** The windows follow the fundamental zero crossings of a
-//!   *reference* channel, and every channel's RMS is taken over the same windows, so one half cycle
-//!   is one record for all phases (one pqlink frame, one row). In steady state every window is one
-//!   exact cycle of every phase, so the RMS of each phase is exact whatever its angle. When the
-//!   reference phase dies (a single-phase loss), the meter moves to the strongest live phase.
-//! * **Never silent.** During an interruption there are no zero crossings. When no accepted crossing
-//!   arrives within 1.5 expected half cycles and no phase is alive, the meter free-runs at the last
-//!   tracked frequency and keeps reporting (near-zero) values every half cycle, flagged unlocked.
+//! * **A grid of windows, steered by zero crossings.** Boundaries fall every tracked half period
+//!   on a grid, like the output of a phase-locked loop. The fundamental zero crossings of a
+//!   *reference* channel (interpolated to 1/256 sample) steer the grid's period and phase; they
+//!   never bound a window themselves. Crossings go missing in an interruption and are displaced
+//!   for two or three cycles after any sudden step (the band-pass rings), and a new reference's
+//!   crossings sit 60° or 120° from the old one's: had windows followed them, some would not be
+//!   one cycle long, and their values would be wrong on every phase (a short interruption read
+//!   as a dip, a false swell on a healthy phase after a single-phase fault, residuals off by up
+//!   to 1 % of Udin). On the grid, every window is one tracked cycle, always; in steady state it
+//!   sits on the reference's zero crossings, as IEC 61000-4-30 asks. Once tracking, a crossing
+//!   moves the grid by at most 1/512 of a half period, so a window's length never changes by more
+//!   than 0.1 % of a cycle.
+//! * **One set of windows for all channels.** Every channel's RMS is taken over the same windows,
+//!   so one half cycle is one record for all phases (one pqlink frame, one row); in steady state
+//!   every window is one exact cycle of every phase, so the RMS of each phase is exact whatever
+//!   its angle. When the reference phase dies (a single-phase loss), the strongest live phase
+//!   steers the grid instead, once its place on the grid is learned from its first crossing.
+//! * **Never silent.** During an interruption there are no zero crossings: the grid runs on at
+//!   the last tracked frequency and keeps reporting (near-zero) values every half cycle, flagged
+//!   unlocked, and the supply's return finds the windows where they would have been.
 
-use libm::{cosf, sinf, sqrtf};
+use libm::{atan2f, cosf, sinf, sqrtf};
 
 /// A position on the sample clock in 1/256 of a sample (Q56.8): sample `k` is at `k << 8`.
 pub type Pos = u64;
@@ -66,7 +78,8 @@ pub fn lock_gate(udin_peak_units: f32) -> i32 {
 /// One Urms(1/2) record: every channel's RMS over the cycle `[start, end)`, available at `end`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HalfCycle {
-    /// Start of the one-cycle window (a fundamental zero crossing of the reference channel).
+    /// Start of the one-cycle window (a grid boundary: in steady state, a fundamental zero
+    /// crossing of the reference channel).
     pub start: Pos,
     /// End of the window; the values are known once the sample at `end` has arrived.
     pub end: Pos,
@@ -76,10 +89,12 @@ pub struct HalfCycle {
     pub channels: u8,
     /// Fundamental frequency over the window, in Hz.
     pub frequency_hz: f32,
-    /// Whether both ends of the window are real zero crossings. `false` while free-running
-    /// (no fundamental to lock to, as in an interruption) or just after changing reference.
+    /// Whether the grid was locked to the reference's zero crossings at the window's three
+    /// boundaries. `false` while free-running (no fundamental to lock to, as in an
+    /// interruption), while the grid is first pulled onto the supply, or while it slews back
+    /// after a phase jump of more than 22.5°. The window is one tracked cycle either way.
     pub locked: bool,
-    /// Channel whose zero crossings bound the windows.
+    /// Channel whose zero crossings steer the windows.
     pub reference: u8,
     /// Bit `i` set: a sample of channel `i` in the window reached [`MAX_SAMPLE`] (reads low).
     pub clipped: u8,
@@ -92,7 +107,8 @@ impl HalfCycle {
     }
 }
 
-/// A zero crossing (or a substitute) that bounds half-cycle windows.
+/// A boundary of half-cycle windows on the grid; `real` when the grid was locked to the
+/// reference's zero crossings there.
 #[derive(Clone, Copy, Debug, Default)]
 struct Boundary {
     pos: Pos,
@@ -127,6 +143,22 @@ impl Bandpass {
             y1: 0,
             y2: 0,
         }
+    }
+
+    /// How much later than the input's the output's zero crossings come for a sine whose half
+    /// period is `half_period` (in 1/256 sample): the phase of the transfer function at that
+    /// frequency, as a delay. Zero at the centre frequency.
+    fn delay(&self, half_period: u64) -> i64 {
+        let scale = (1u64 << COEF_SHIFT) as f32;
+        let (a1, a2) = (self.a1 as f32 / scale, self.a2 as f32 / scale);
+        let w = core::f32::consts::PI * POS_ONE as f32 / half_period.max(1) as f32;
+        // H(e^jw) = b0 (1 − e^−2jw) / (1 + a1 e^−jw + a2 e^−2jw); arg(1 − e^−2jw) = π/2 − w.
+        let den = atan2f(
+            -(a1 * sinf(w) + a2 * sinf(2.0 * w)),
+            1.0 + a1 * cosf(w) + a2 * cosf(2.0 * w),
+        );
+        let phase = core::f32::consts::FRAC_PI_2 - w - den;
+        (-phase / w * POS_ONE as f32) as i64
     }
 
     #[inline]
@@ -405,7 +437,10 @@ impl UrmsMeter {
             return;
         }
         let last_bound = self.bounds[self.bound_count as usize - 1].pos;
-        let d = (pos as i64 - last_bound as i64).rem_euclid(hp as i64);
+        // Off nominal, the band-pass shifts the crossings it finds (3.4° at 1 % off): take that
+        // out, so that the grid sits on the signal's own zero crossings.
+        let d = (pos as i64 - last_bound as i64 - self.ch[self.reference].filter.delay(hp))
+            .rem_euclid(hp as i64);
         let Some(offset) = self.offset else {
             // A new reference: its first crossing says where its crossings sit on the grid.
             self.offset = Some(d as u64);
@@ -441,7 +476,16 @@ impl UrmsMeter {
             return;
         }
         if self.acquiring > 0 {
-            self.half_period = (hp + since) / 2;
+            // The band-pass is still settling from rest during the first cycle or two (it rings
+            // 1.4 % slow): those intervals are left out.
+            if self.acquiring <= ACQUIRE_CROSSINGS - 3 {
+                self.half_period = (hp + since) / 2;
+                // Far off nominal (45.5 Hz) this takes a few more halvings: acquisition ends
+                // only once the intervals agree with the tracked period.
+                if since.abs_diff(hp) > hp / 128 {
+                    self.acquiring = self.acquiring.max(3);
+                }
+            }
         } else if since.abs_diff(hp) <= hp / 128 {
             // Smoothed over several half periods: steady, and DC offset (unequal halves) cancels.
             self.half_period = (hp * 7 + since) / 8;
