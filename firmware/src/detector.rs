@@ -8,8 +8,8 @@
 //! | swell | any channel above the swell threshold | every channel at or below threshold − hysteresis |
 //! | interruption | every channel below the interruption threshold | any channel at or above threshold + hysteresis |
 //!
-//! An interruption overlaps its dip, and both are reported; reports that count outages count
-//! the interruption once.
+//! So an interruption always lies inside a dip (its stamps are kept inside the dip's), and both
+//! are reported; reports that count outages count the interruption once.
 //!
 //! ## Time stamps
 //!
@@ -265,6 +265,8 @@ pub struct Detector {
     next_id: u32,
     /// Per channel: the window start and value of its previous observation (NaN: none yet).
     prev: [(Pos, f32); MAX_CHANNELS],
+    /// End of the last interruption, which the dip around it must not end before.
+    interruption_end: Option<Pos>,
 }
 
 impl Detector {
@@ -278,6 +280,7 @@ impl Detector {
             interruption: Machine::new(EventKind::Interruption),
             next_id: 1,
             prev: [(0, f32::NAN); MAX_CHANNELS],
+            interruption_end: None,
         }
     }
 
@@ -332,8 +335,19 @@ impl Detector {
         }
 
         // Interruption: every channel below starts it; any channel past the hysteresis ends it.
+        // It lies inside its dip (design.md): the dip is never stamped to end before it.
         self.interruption.seen[ch] = true;
         if let Some(tr) = self.step_interruption(obs) {
+            if let Transition::Ended(i) = tr {
+                self.interruption_end = i.end;
+                for t in out.iter_mut() {
+                    if let Transition::Ended(d) = t {
+                        if d.kind == EventKind::Dip {
+                            d.end = d.end.max(i.end);
+                        }
+                    }
+                }
+            }
             let _ = out.push(tr);
         }
         self.prev[ch] = (obs.start, v);
@@ -346,7 +360,11 @@ impl Detector {
     /// previous value and `obs`. The same windows, read finer than their half-cycle spacing.
     fn crossing(&self, obs: &Observation, pct: f32) -> Pos {
         let (prev_start, prev) = self.prev[obs.channel as usize];
-        if !prev.is_finite() || prev_start >= obs.start {
+        // Only between neighbouring windows (half a cycle apart): never across windows left out
+        // as flagged, or a gap.
+        let neighbour =
+            prev_start < obs.start && obs.start - prev_start <= (obs.end - obs.start) * 3 / 4;
+        if !prev.is_finite() || !neighbour {
             return obs.start;
         }
         let level = self.thresholds.level(pct);
@@ -379,9 +397,12 @@ impl Detector {
             EventKind::Swell => (t.swell_pct, t.swell_pct - t.hysteresis_pct),
             EventKind::Interruption => (t.interruption_pct, t.interruption_pct + t.hysteresis_pct),
         };
-        let q = ev.extreme / t.udin;
-        let share = |pct: f32| {
-            let l = pct / 100.0;
+        // The start was crossed on the worst channel's change (or one like it); the end on this
+        // channel's.
+        let own = ev.channel_extremes[obs.channel as usize];
+        let own = if own.is_finite() { own } else { ev.extreme };
+        let share = |pct: f32, extreme: f32| {
+            let (l, q) = (pct / 100.0, extreme / t.udin);
             let x = (1.0 - l * l) / (1.0 - q * q);
             if x.is_finite() {
                 x.clamp(0.0, 1.0)
@@ -389,7 +410,7 @@ impl Detector {
                 1.0
             }
         };
-        let smear = 1.0 - share(begin) - share(end);
+        let smear = 1.0 - share(begin, ev.extreme) - share(end, own);
         let len = (obs.end - obs.start) as f32;
         let at = (self.crossing(obs, pct) + basis(ev.kind, obs)) as f32 - smear * len;
         (at.max(0.0) as Pos).max(ev.start)
@@ -423,7 +444,13 @@ impl Detector {
             }
             (Some(mut ev), false) => {
                 ev.record(obs);
-                ev.end = Some(self.end_stamp(obs, crossed, &ev));
+                let mut end = self.end_stamp(obs, crossed, &ev);
+                if kind == EventKind::Dip {
+                    if let Some(i) = self.interruption_end.filter(|i| *i > ev.start) {
+                        end = end.max(i);
+                    }
+                }
+                ev.end = Some(end);
                 self.machine(kind).active = None;
                 Transition::Ended(ev)
             }
@@ -469,7 +496,11 @@ impl Detector {
                 if !all {
                     return None;
                 }
-                let at = self.start_stamp(EventKind::Interruption, obs, level);
+                // Never before the dip it lies in (started on this or an earlier window).
+                let dip_start = self.dip.active.map_or(0, |d| d.start);
+                let at = self
+                    .start_stamp(EventKind::Interruption, obs, level)
+                    .max(dip_start);
                 let earlier = self.earlier_in_window(obs);
                 let ev = self.interruption.start(self.next_id, obs, at, &earlier);
                 self.next_id += 1;
@@ -533,5 +564,31 @@ mod tests {
             ..near
         };
         assert!(over.validate().is_err());
+    }
+
+    #[test]
+    fn an_edge_is_interpolated_between_neighbouring_windows_only() {
+        use super::{Detector, EventKind, Observation, Transition};
+        let obs = |start: u64, value: f32| Observation {
+            channel: 0,
+            start,
+            end: start + 2000,
+            value,
+        };
+        let started = |d: &mut Detector, o: Observation| {
+            d.observe(&o).into_iter().find_map(|t| match t {
+                Transition::Started(e) if e.kind == EventKind::Dip => Some(e.start),
+                _ => None,
+            })
+        };
+        // Neighbours (half a window apart): 230 V then 0 V. Urms² falls linearly between them,
+        // crossing 90 % (207 V) at 19 % of the way: 190 units on, plus half a window (centre).
+        let mut d = Detector::new(super::Thresholds::typical(230.0), 1);
+        let _ = d.observe(&obs(0, 230.0));
+        assert_eq!(started(&mut d, obs(1000, 0.0)), Some(190 + 1000));
+        // Windows left out between them (flagged, or a gap): no interpolation across.
+        let mut d = Detector::new(super::Thresholds::typical(230.0), 1);
+        let _ = d.observe(&obs(0, 230.0));
+        assert_eq!(started(&mut d, obs(9000, 0.0)), Some(9000 + 1000));
     }
 }
