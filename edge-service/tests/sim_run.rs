@@ -179,11 +179,12 @@ mod sim {
         };
         let dip = find(EventKind::Dip, 5.0);
         let d = dip.2.expect("the dip ended");
-        assert!((0.12..0.15).contains(&d), "dip lasted {d} s");
+        // The scenario's 120 ms, within a cycle (the duration is the change's own: issue 13).
+        assert!((d - 0.12).abs() <= 0.02, "dip lasted {d} s");
         assert!((dip.3 - 138.1).abs() < 2.0, "dip residual {} V", dip.3);
         let swell = find(EventKind::Swell, 12.0);
-        // It ends with the first window back under 108 %: the one half in the swell already is.
-        assert!((0.28..0.32).contains(&swell.2.unwrap()), "{swell:?}");
+        // The scenario's 300 ms, within a cycle.
+        assert!((swell.2.unwrap() - 0.3).abs() <= 0.02, "{swell:?}");
         assert!((swell.3 - 264.7).abs() < 2.0, "{swell:?}");
         let short = find(EventKind::Interruption, 20.0);
         assert!((1.45..1.55).contains(&short.2.unwrap()), "{short:?}");

@@ -358,14 +358,16 @@ impl Detector {
     /// window slid continuously: the mean square of a window moving across a step changes
     /// linearly with its position, so the crossing is interpolated in Urms² between the channel's
     /// previous value and `obs`. The same windows, read finer than their half-cycle spacing.
-    fn crossing(&self, obs: &Observation, pct: f32) -> Pos {
+    /// `None` when there is no neighbouring previous value (the start of the data, or windows
+    /// left out before this one).
+    fn crossing(&self, obs: &Observation, pct: f32) -> Option<Pos> {
         let (prev_start, prev) = self.prev[obs.channel as usize];
         // Only between neighbouring windows (half a cycle apart): never across windows left out
         // as flagged, or a gap.
         let neighbour =
             prev_start < obs.start && obs.start - prev_start <= (obs.end - obs.start) * 3 / 4;
         if !prev.is_finite() || !neighbour {
-            return obs.start;
+            return None;
         }
         let level = self.thresholds.level(pct);
         let (a, b, t) = (prev * prev, obs.value * obs.value, level * level);
@@ -374,15 +376,17 @@ impl Detector {
         } else {
             ((a - t) / (a - b)).clamp(0.0, 1.0)
         };
-        prev_start + ((obs.start - prev_start) as f32 * f) as Pos
+        Some(prev_start + ((obs.start - prev_start) as f32 * f) as Pos)
     }
 
     /// An event's start: the centre of the window at its (interpolated) threshold crossing, as
     /// a fraction between none and all of that window holds the change, whatever its depth;
     /// so the stamp lies within half a cycle of a sudden change. An interruption begins only
-    /// when a whole window lies inside the loss, so its start is that window's start.
+    /// when a whole window lies inside the loss, so its start is that window's start. With no
+    /// value before it (the start of the data), the event was there when the window began.
     fn start_stamp(&self, kind: EventKind, obs: &Observation, pct: f32) -> Pos {
-        self.crossing(obs, pct) + basis(kind, obs)
+        self.crossing(obs, pct)
+            .map_or(obs.start, |at| at + basis(kind, obs))
     }
 
     /// An event's end, given its start: the threshold-to-threshold time less the one-cycle
@@ -412,7 +416,8 @@ impl Detector {
         };
         let smear = 1.0 - share(begin, ev.extreme) - share(end, own);
         let len = (obs.end - obs.start) as f32;
-        let at = (self.crossing(obs, pct) + basis(ev.kind, obs)) as f32 - smear * len;
+        let crossed = self.crossing(obs, pct).unwrap_or(obs.start);
+        let at = (crossed + basis(ev.kind, obs)) as f32 - smear * len;
         (at.max(0.0) as Pos).max(ev.start)
     }
 
@@ -589,6 +594,6 @@ mod tests {
         // Windows left out between them (flagged, or a gap): no interpolation across.
         let mut d = Detector::new(super::Thresholds::typical(230.0), 1);
         let _ = d.observe(&obs(0, 230.0));
-        assert_eq!(started(&mut d, obs(9000, 0.0)), Some(9000 + 1000));
+        assert_eq!(started(&mut d, obs(9000, 0.0)), Some(9000));
     }
 }

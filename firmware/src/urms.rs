@@ -87,7 +87,7 @@ pub struct HalfCycle {
     pub urms: [f32; MAX_CHANNELS],
     /// Number of channels.
     pub channels: u8,
-    /// Fundamental frequency over the window, in Hz.
+    /// Fundamental frequency tracked at the window's end, in Hz.
     pub frequency_hz: f32,
     /// Whether the grid was locked to the reference's zero crossings at the window's three
     /// boundaries. `false` while free-running (no fundamental to lock to, as in an
@@ -527,7 +527,10 @@ impl UrmsMeter {
             end: b.pos,
             urms: [0.0; MAX_CHANNELS],
             channels: self.ch.len() as u8,
-            frequency_hz: self.config.sample_rate_hz * POS_ONE as f32 / span.max(1) as f32,
+            // The tracked frequency, not the window's span: while the grid slews back onto the
+            // crossings (after a frequency step or a phase jump) a window may be up to 0.2 %
+            // shorter or longer than the cycle it measures.
+            frequency_hz: self.frequency_hz(),
             locked: first.real && self.bounds[1].real && b.real,
             reference: self.reference as u8,
             clipped: 0,
