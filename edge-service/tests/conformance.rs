@@ -10,34 +10,7 @@
 //! Writes the worst-error table to `target/conformance-report.txt` and prints it.
 
 use kare::sim::conformance::{self, Found, Report, Run};
-use kare_firmware::detector::Transition;
-use kare_firmware::monitor::{Monitor, Output};
 use std::time::Instant;
-
-/// Runs one run's waveform through the monitor; every event, ended or still open at the end.
-fn replay(run: &Run) -> Vec<Found> {
-    let vpu = conformance::volts_per_unit();
-    let mut m = Monitor::new(
-        run.sample_rate_hz as f32,
-        run.nominal_hz as f32,
-        &[vpu; conformance::CHANNELS],
-        conformance::thresholds(),
-    )
-    .unwrap();
-    let mut events = Vec::new();
-    for s in run.samples() {
-        m.push(&s, |out| {
-            if let Output::Transition(Transition::Ended(e)) = out {
-                events.push(e);
-            }
-        });
-    }
-    events.extend(m.open_events());
-    events
-        .iter()
-        .map(|e| Found::from_core(e, run.sample_rate_hz))
-        .collect()
-}
 
 /// Judges every run, two at a time (the runs are independent waveforms).
 fn judge_all(runs: &[Run]) -> Report {
@@ -46,7 +19,9 @@ fn judge_all(runs: &[Run]) -> Report {
         let chunks: Vec<&[Run]> = runs.chunks(runs.len().div_ceil(workers)).collect();
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.iter().map(replay).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter().map(conformance::replay).collect::<Vec<_>>())
+            })
             .collect();
         handles
             .into_iter()

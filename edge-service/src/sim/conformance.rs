@@ -35,7 +35,9 @@
 //! frequency steps, clipping (every signal stays within the 24-bit range), and the flagging of
 //! values during frequency excursions beyond ±1 %.
 
-use kare_firmware::detector::{Event, EventKind, Thresholds};
+use crate::pipeline::events::kind_order;
+use kare_firmware::detector::{Event, EventKind, Thresholds, Transition};
+use kare_firmware::monitor::{Monitor, Output};
 use kare_firmware::urms::{MAX_SAMPLE, POS_ONE};
 use std::collections::BTreeMap;
 use std::f64::consts::{PI, SQRT_2};
@@ -625,6 +627,46 @@ pub fn judge(slot: &Slot, found: &[Found]) -> Verdict {
         measured,
         failures,
     }
+}
+
+/// The replay path over a run: the measurement core's `Monitor` fed with the quantised samples,
+/// one instant at a time, exactly as `kare replay` measures a uniform recording with no flagged
+/// data (`replay/feed.rs` feeds `UrmsMeter`, then whole units times the scale, then
+/// `Monitor::judge`). Every event, ended or still open at the end, in order of start (dip,
+/// swell, interruption for equal starts).
+pub fn replay(run: &Run) -> Vec<Found> {
+    let vpu = volts_per_unit();
+    let mut m = Monitor::new(
+        run.sample_rate_hz as f32,
+        run.nominal_hz as f32,
+        &[vpu; CHANNELS],
+        thresholds(),
+    )
+    .expect("the conformance settings are valid");
+    let mut events = Vec::new();
+    for s in run.samples() {
+        m.push(&s, |out| {
+            if let Output::Transition(Transition::Ended(e)) = out {
+                events.push(e);
+            }
+        });
+    }
+    events.extend(m.open_events());
+    let mut found: Vec<Found> = events
+        .iter()
+        .map(|e| Found::from_core(e, run.sample_rate_hz))
+        .collect();
+    sort_found(&mut found);
+    found
+}
+
+/// Sorts events by start, then kind (dip, swell, interruption), as `kare replay` lists them.
+pub fn sort_found(found: &mut [Found]) {
+    found.sort_by(|a, b| {
+        a.start_s
+            .total_cmp(&b.start_s)
+            .then(kind_order(a.kind).cmp(&kind_order(b.kind)))
+    });
 }
 
 /// Events found in a run, sorted into its slots: per slot the events that start in it, and
