@@ -184,7 +184,10 @@ fn differences(run: &Run, replayed: &[Found], streamed: &[Found]) -> Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_finds_the_same_events_as_replay_across_the_conformance_grid() {
-    let cases = with_sentinels(&conformance::grid());
+    // The whole suite: the simulator grid (6400 Sps) and the Pico grid (3750 Sps).
+    let mut grid = conformance::grid();
+    grid.extend(conformance::pico_grid());
+    let cases = with_sentinels(&grid);
     let runs = conformance::runs(&cases);
     let mut diffs = Vec::new();
     let mut events = 0;

@@ -717,6 +717,52 @@ impl Report {
         self.stray.is_empty() && self.verdicts.iter().all(|v| v.passed())
     }
 
+    /// Every case's errors as CSV, one line per expected event (a case that expects none, or
+    /// has other events, still has a line): frequencies, level, duration, angle, phases,
+    /// event kind, residual/maximum error (% of Udin), start and duration errors (cycles),
+    /// pass, failures.
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "kind,level_pct,cycles,angle_deg,phases,frequency_hz,nominal_hz,sample_rate_hz,\
+             event_start_s,event,extreme_err_pct,start_err_cycles,duration_err_cycles,passed,failures\n",
+        );
+        let num = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.4}"));
+        for v in &self.verdicts {
+            let c = &v.slot.case;
+            let head = format!(
+                "{},{},{},{},{},{},{},{},{:.6}",
+                format!("{:?}", c.kind).to_lowercase(),
+                c.level_pct,
+                c.cycles,
+                c.angle_deg,
+                format!("{:?}", c.phases).to_lowercase(),
+                c.frequency_hz,
+                c.nominal_hz,
+                c.sample_rate_hz,
+                v.slot.event_start_s
+            );
+            let tail = format!(
+                "{},\"{}\"",
+                v.passed(),
+                v.failures.join("; ").replace('"', "'")
+            );
+            if v.measured.is_empty() {
+                let _ = writeln!(s, "{head},,,,,{tail}");
+            }
+            for m in &v.measured {
+                let _ = writeln!(
+                    s,
+                    "{head},{},{},{},{},{tail}",
+                    m.expected.kind.as_str(),
+                    num(m.extreme_err_pct),
+                    num(m.start_err_cycles),
+                    num(m.duration_err_cycles)
+                );
+            }
+        }
+        s
+    }
+
     /// The table of worst errors: per event kind the worst residual/maximum, start and duration
     /// error with its case; failure counts per kind × phases × frequency; the first failures.
     pub fn table(&self, title: &str, first_failures: usize) -> String {
