@@ -37,6 +37,15 @@ fn judge_all(runs: &[Run]) -> Report {
     report
 }
 
+/// The ideal reference meter (`conformance::ideal`) over every run.
+fn ideal_report(runs: &[Run]) -> Report {
+    let mut report = Report::default();
+    for run in runs {
+        report.add_run(run, conformance::ideal(run));
+    }
+    report
+}
+
 /// `target/` of the workspace: the test binary lives in `target/<profile>/deps/`.
 fn report_path() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -85,6 +94,14 @@ fn dips_swells_and_interruptions_of_the_class_a_grid_are_measured_within_toleran
                 .map(|(run, f)| format!("stray event in {run}: {}", f.describe())),
         );
     }
+    // The reference: what a perfect meter scores with today's detector and convention.
+    let ideal = ideal_report(&conformance::runs(&conformance::grid()));
+    text.push_str(&ideal.table(
+        "reference: ideal Urms(1/2) meter (exact RMS, regular half-cycle grid on phase A) with \
+         today's detector, simulator grid; not a test of the product",
+        5,
+    ));
+    text.push('\n');
     let path = report_path();
     std::fs::write(&path, &text).unwrap();
     let csv = path.with_file_name("conformance-cases.csv");
@@ -200,4 +217,36 @@ fn kare_replay_of_a_recording_finds_exactly_what_the_suite_measures_on_the_repla
             "{r:?} vs {s:?}"
         );
     }
+}
+
+#[test]
+fn an_ideal_meter_passes_every_case_with_todays_detector_and_time_stamp_convention() {
+    // Checks the construction, the judge and the convention, not the product: exact Urms(1/2)
+    // values on a regular half-cycle grid must give every expected event, nothing else, the
+    // constructed level, and times within tolerance. A change of the detector's time stamps
+    // that breaks this needs `conformance::time_errors` changed with it.
+    let report = ideal_report(&conformance::runs(&conformance::grid()));
+    assert!(report.stray.is_empty(), "{:?}", report.stray);
+    for v in &report.verdicts {
+        let kinds: Vec<_> = v.measured.iter().map(|m| m.expected.kind).collect();
+        for m in &v.measured {
+            let err = m.extreme_err_pct.unwrap_or_else(|| {
+                panic!("{}: no {:?} found", v.slot.case.label(), m.expected.kind)
+            });
+            assert!(err.abs() < 0.01, "{}: residual {err}", v.slot.case.label());
+        }
+        assert!(
+            !v.failures
+                .iter()
+                .any(|f| f.starts_with("other event") || f.contains("instead of one")),
+            "{} (expects {kinds:?}): {:?}",
+            v.slot.case.label(),
+            v.failures
+        );
+    }
+    assert!(
+        report.passed(),
+        "{}",
+        report.table("ideal meter, today's detector", 20)
+    );
 }
