@@ -16,7 +16,11 @@
 //!   of clean supply, the event, at least [`POST_S`] after). [`Run::samples`] generates the
 //!   quantised samples lazily, one instant at a time, never the whole waveform.
 //! * [`expected`]: what the construction calls for; [`judge`] compares what was found in a
-//!   slot with it; [`Report`] collects verdicts and writes the table of worst errors.
+//!   slot with it; [`Report`] collects verdicts and writes the table of worst errors (and a CSV
+//!   of every case's errors).
+//! * [`replay`]: the replay path over a run (the core's `Monitor` fed sample by sample, as
+//!   `kare replay` measures a uniform recording); [`ideal`]: a reference, an ideal Urms(1/2)
+//!   meter feeding today's detector, which shows what the convention and tolerances allow.
 //!
 //! The tolerances are named constants here ([`EXTREME_TOLERANCE_PCT`],
 //! [`START_TOLERANCE_CYCLES`], [`DURATION_TOLERANCE_CYCLES`]); how a detected event's times are
