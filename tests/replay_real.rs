@@ -22,7 +22,10 @@ fn replay(file: &str, channels: &str, udin: &str, extra: &[&str]) -> Value {
         "{file}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // What kare told the reader beside the JSON (stderr), for the tests that check it.
+    v["stderr"] = Value::String(String::from_utf8_lossy(&out.stderr).into_owned());
+    v
 }
 
 fn events<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -57,10 +60,11 @@ fn busbar_collapse_is_a_long_dip_with_a_brief_interruption_at_10_percent() {
     assert!((f(d, "offset_s") - 0.385).abs() < 0.02, "{d}");
     assert!((f(d, "duration_s") - 2.0).abs() < 0.05, "{d}");
     assert!((4.0..7.0).contains(&f(d, "extreme_pct")), "{d}");
+    // The start is the centre of the crossing window (issue 13's time stamps), 22.39 here.
     assert!(d["start"]
         .as_str()
         .unwrap()
-        .starts_with("2016-08-22T16:04:22.38"));
+        .starts_with("2016-08-22T16:04:22.3"));
     assert_eq!(d["itic"], "below");
     assert_eq!(
         d["semi_f47"], "inside",
@@ -100,7 +104,10 @@ fn busbar_collapse_at_a_5_percent_threshold_is_only_a_deep_dip() {
 
 /// Schneider Sepam, 3 kV line-to-line (rev "1997", upper-case extensions, 600 samples/s). The
 /// voltage rises to about 120 % of 3 kV, then decays steadily to about 23 % and is still there
-/// when the record ends: the dip has no end.
+/// when the record ends: the dip has no end. At the declared 600 samples/s its fundamental reads
+/// about 77 Hz, outside what a 50 Hz meter tracks (45–55 Hz): no window is a whole cycle, values
+/// wobble by a few %, and kare says so. The slow rise through 110 % may then read as one swell
+/// or two.
 #[test]
 fn sepam_record_ends_inside_a_dip() {
     let v = replay("wisp-set2/4.CFG", "U21,U32", "3000", &[]);
@@ -118,9 +125,15 @@ fn sepam_record_ends_inside_a_dip() {
         "judged on the 2.97 s it has lasted so far"
     );
     let swells = events(&v, "swell");
-    assert_eq!(swells.len(), 1);
-    assert!((118.0..122.0).contains(&f(swells[0], "extreme_pct")));
+    assert!((1..=2).contains(&swells.len()), "{swells:?}");
+    let top = swells
+        .iter()
+        .map(|s| f(s, "extreme_pct"))
+        .fold(0.0, f64::max);
+    assert!((118.0..122.0).contains(&top), "{top}");
     assert!(events(&v, "interruption").is_empty());
+    let stderr = v["stderr"].as_str().unwrap();
+    assert!(stderr.contains("never locked"), "{stderr}");
 }
 
 /// GE 850 relay, manual trigger, secondary volts (about 127–131 V per phase): nothing happened.

@@ -8,20 +8,32 @@
 //!   *fundamental* zero crossings, immune to harmonics, noise and DC offset), one square and two
 //!   additions. Floating point is used only once per half cycle.
 //! * **Exact one-cycle windows at any frequency.** A window never holds a whole number of samples
-//!   (a 49.7 Hz cycle at 600 samples/s is 12.07 samples). Zero crossings are interpolated to 1/256
-//!   of a sample and the square of the signal is integrated with the trapezoid rule between those
-//!   fractional positions, so the window is exactly one measured cycle. A running prefix integral
+//!   (a 49.7 Hz cycle at 600 samples/s is 12.07 samples). Window boundaries are placed to 1/256 of
+//!   a sample and the square of the signal is integrated with the trapezoid rule between those
+//!   fractional positions, so the window is exactly one tracked cycle. A running prefix integral
 //!   (wrapping `u64`) makes each window's integral a single subtraction.
-//! * **One set of windows for all channels.** The windows follow the fundamental zero crossings of a
-//!   *reference* channel, and every channel's RMS is taken over the same windows, so one half cycle
-//!   is one record for all phases (one pqlink frame, one row). In steady state every window is one
-//!   exact cycle of every phase, so the RMS of each phase is exact whatever its angle. When the
-//!   reference phase dies (a single-phase loss), the meter moves to the strongest live phase.
-//! * **Never silent.** During an interruption there are no zero crossings. When no accepted crossing
-//!   arrives within 1.5 expected half cycles and no phase is alive, the meter free-runs at the last
-//!   tracked frequency and keeps reporting (near-zero) values every half cycle, flagged unlocked.
+//! * **A grid of windows, steered by zero crossings.** Boundaries fall every tracked half period
+//!   on a grid, like the output of a phase-locked loop. The fundamental zero crossings of a
+//!   *reference* channel (interpolated to 1/256 sample) steer the grid's period and phase; they
+//!   never bound a window themselves. Crossings go missing in an interruption and are displaced
+//!   for two or three cycles after any sudden step (the band-pass rings), and a new reference's
+//!   crossings sit 60° or 120° from the old one's: had windows followed them, some would not be
+//!   one cycle long, and their values would be wrong on every phase (a short interruption read
+//!   as a dip, a false swell on a healthy phase after a single-phase fault, residuals off by up
+//!   to 1 % of Udin). On the grid, every window is one tracked cycle, always; in steady state it
+//!   sits on the reference's zero crossings, as IEC 61000-4-30 asks. Once tracking, a crossing
+//!   moves the grid by at most 1/512 of a half period, so a window's length never changes by more
+//!   than 0.1 % of a cycle.
+//! * **One set of windows for all channels.** Every channel's RMS is taken over the same windows,
+//!   so one half cycle is one record for all phases (one pqlink frame, one row); in steady state
+//!   every window is one exact cycle of every phase, so the RMS of each phase is exact whatever
+//!   its angle. When the reference phase dies (a single-phase loss), the strongest live phase
+//!   steers the grid instead, once its place on the grid is learned from its first crossing.
+//! * **Never silent.** During an interruption there are no zero crossings: the grid runs on at
+//!   the last tracked frequency and keeps reporting (near-zero) values every half cycle, flagged
+//!   unlocked, and the supply's return finds the windows where they would have been.
 
-use libm::{cosf, sinf, sqrtf};
+use libm::{atan2f, cosf, sinf, sqrtf};
 
 /// A position on the sample clock in 1/256 of a sample (Q56.8): sample `k` is at `k << 8`.
 pub type Pos = u64;
@@ -66,7 +78,8 @@ pub fn lock_gate(udin_peak_units: f32) -> i32 {
 /// One Urms(1/2) record: every channel's RMS over the cycle `[start, end)`, available at `end`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HalfCycle {
-    /// Start of the one-cycle window (a fundamental zero crossing of the reference channel).
+    /// Start of the one-cycle window (a grid boundary: in steady state, a fundamental zero
+    /// crossing of the reference channel).
     pub start: Pos,
     /// End of the window; the values are known once the sample at `end` has arrived.
     pub end: Pos,
@@ -76,10 +89,12 @@ pub struct HalfCycle {
     pub channels: u8,
     /// Fundamental frequency over the window, in Hz.
     pub frequency_hz: f32,
-    /// Whether both ends of the window are real zero crossings. `false` while free-running
-    /// (no fundamental to lock to, as in an interruption) or just after changing reference.
+    /// Whether the grid was locked to the reference's zero crossings at the window's three
+    /// boundaries. `false` while free-running (no fundamental to lock to, as in an
+    /// interruption), while the grid is first pulled onto the supply, or while it slews back
+    /// after a phase jump of more than 22.5°. The window is one tracked cycle either way.
     pub locked: bool,
-    /// Channel whose zero crossings bound the windows.
+    /// Channel whose zero crossings steer the windows.
     pub reference: u8,
     /// Bit `i` set: a sample of channel `i` in the window reached [`MAX_SAMPLE`] (reads low).
     pub clipped: u8,
@@ -92,7 +107,8 @@ impl HalfCycle {
     }
 }
 
-/// A zero crossing (or a substitute) that bounds half-cycle windows.
+/// A boundary of half-cycle windows on the grid; `real` when the grid was locked to the
+/// reference's zero crossings there.
 #[derive(Clone, Copy, Debug, Default)]
 struct Boundary {
     pos: Pos,
@@ -129,6 +145,22 @@ impl Bandpass {
         }
     }
 
+    /// How much later than the input's the output's zero crossings come for a sine whose half
+    /// period is `half_period` (in 1/256 sample): the phase of the transfer function at that
+    /// frequency, as a delay. Zero at the centre frequency.
+    fn delay(&self, half_period: u64) -> i64 {
+        let scale = (1u64 << COEF_SHIFT) as f32;
+        let (a1, a2) = (self.a1 as f32 / scale, self.a2 as f32 / scale);
+        let w = core::f32::consts::PI * POS_ONE as f32 / half_period.max(1) as f32;
+        // H(e^jw) = b0 (1 − e^−2jw) / (1 + a1 e^−jw + a2 e^−2jw); arg(1 − e^−2jw) = π/2 − w.
+        let den = atan2f(
+            -(a1 * sinf(w) + a2 * sinf(2.0 * w)),
+            1.0 + a1 * cosf(w) + a2 * cosf(2.0 * w),
+        );
+        let phase = core::f32::consts::FRAC_PI_2 - w - den;
+        (-phase / w * POS_ONE as f32) as i64
+    }
+
     #[inline]
     fn step(&mut self, x: i32) -> i32 {
         let x = x as i64;
@@ -154,22 +186,41 @@ struct Channel {
     integral2: u64,
     /// The integral at each of the last three boundaries.
     at_bound: [u64; 3],
-    /// Peak |band-passed| since the last boundary: is there a fundamental on this channel?
-    half_peak: i32,
     /// Clipping in the previous and in the current half cycle.
     clipped: [bool; 2],
 }
 
+/// Accepted crossings of the reference, after the first, during which the grid is still being
+/// pulled onto the supply (fast, unclamped): about three cycles.
+const ACQUIRE_CROSSINGS: u8 = 6;
+
+/// Once tracking, a crossing moves the grid by 1/16 of its phase error, and by at most this
+/// fraction of a half period: 1/512 of a half period changes one window's length by 0.1 % of a
+/// cycle, which moves a Urms(1/2) value by at most 0.05 % of itself. A band-pass transient after
+/// a step (crossings displaced for two or three cycles) therefore cannot bend a window.
+const MAX_STEP_DIV: u64 = 512;
+
+/// Consecutive half-period measurements outside the tracking band (but in the 45–55 Hz range)
+/// after which the supply is taken to have really changed frequency (a generator after an
+/// outage). Longer than any band-pass transient (about three cycles).
+const MISFITS_TO_RETUNE: u8 = 16;
+
 /// Urms(1/2) meter for up to [`MAX_CHANNELS`] channels sampled together.
 /// Feed it every sample with [`UrmsMeter::push`].
+///
+/// The windows lie on a **grid**: a boundary every tracked half period, placed at its exact
+/// fractional position whether or not a zero crossing is there. The reference channel's
+/// fundamental zero crossings steer the grid (period and phase, like a phase-locked loop) but
+/// never bound a window themselves. So every window is one tracked cycle long: through an
+/// interruption (no crossings at all), through the band-pass transient after a sudden step (where
+/// crossings are displaced for a few cycles), and across a change of reference phase (whose
+/// crossings are 60° or 120° away from the old one's). In steady state the grid sits on the
+/// reference's zero crossings, as IEC 61000-4-30 asks.
 #[derive(Clone, Debug)]
 pub struct UrmsMeter {
     config: UrmsConfig,
     ch: heapless::Vec<Channel, MAX_CHANNELS>,
     reference: usize,
-    /// The reference has just changed: the next crossing of the new one is taken even if it comes
-    /// sooner than a half period (phases are 60° apart, not 180°).
-    switching: bool,
     /// Index of the next sample to arrive.
     next_index: u64,
     /// The last three boundaries, oldest first: a window spans `bounds[0]..bounds[2]`.
@@ -179,6 +230,27 @@ pub struct UrmsMeter {
     half_period: u64,
     min_half: u64,
     max_half: u64,
+    /// Where the grid puts the next boundary.
+    next_due: Pos,
+    /// Where the reference's crossings fall after a grid boundary, in `[0, half_period)`;
+    /// `None` until learned (at the start, the grid is put on the reference's first crossing;
+    /// after a change of reference, the new one's first crossing tells its place).
+    offset: Option<u64>,
+    /// The grid has been placed on a real crossing (before, it runs from sample 0 at nominal).
+    placed: bool,
+    /// Last accepted crossing of the reference, for the period; `None` after a change.
+    last_crossing: Option<Pos>,
+    /// Last crossing of the reference that agreed with the grid (within 22.5°): the lock.
+    last_in_step: Option<Pos>,
+    /// The reference's last sign change (start of the present lobe) and its integral there.
+    lobe: Option<(Pos, u64)>,
+    /// Peak |band-passed| of the reference over the present lobe.
+    lobe_peak: i32,
+    /// Accepted crossings still to come before the grid is trusted (see [`ACQUIRE_CROSSINGS`]).
+    acquiring: u8,
+    /// Half-period measurements in a row outside the tracking band, and their sum.
+    misfits: u8,
+    misfit_sum: u64,
 }
 
 impl UrmsMeter {
@@ -200,7 +272,6 @@ impl UrmsMeter {
                 prev_filtered: 0,
                 integral2: 0,
                 at_bound: [0; 3],
-                half_peak: 0,
                 clipped: [false; 2],
             })
             .collect();
@@ -208,7 +279,6 @@ impl UrmsMeter {
             config,
             ch,
             reference: 0,
-            switching: false,
             next_index: 0,
             // Sample 0 is a provisional boundary, so that a dead supply still free-runs from the start.
             bounds: [Boundary::default(); 3],
@@ -216,6 +286,16 @@ impl UrmsMeter {
             half_period: nominal_half,
             min_half,
             max_half,
+            next_due: nominal_half,
+            offset: None,
+            placed: false,
+            last_crossing: None,
+            last_in_step: None,
+            lobe: None,
+            lobe_peak: 0,
+            acquiring: ACQUIRE_CROSSINGS,
+            misfits: 0,
+            misfit_sum: 0,
         }
     }
 
@@ -260,122 +340,167 @@ impl UrmsMeter {
             return None;
         }
 
+        // The stretch from the previous sample to this one is `(base, base + 1 sample]`.
+        let base = (index - 1) << 8;
         let mut out = None;
-        // A candidate crossing of the reference between sample index-1 and index.
+        if self.next_due <= base + POS_ONE {
+            let frac = self.next_due.saturating_sub(base);
+            let at = self.integrals_at(frac, &sq);
+            let pos = self.next_due;
+            let hp = self.half_period;
+            let locked = self.acquiring == 0
+                && self
+                    .last_in_step
+                    .is_some_and(|p| pos.saturating_sub(p) <= hp * 3 / 2);
+            self.next_due = pos + hp;
+            out = self.close_half(Boundary { pos, real: locked }, &at);
+        }
+
         let r = self.reference;
         let (prev, now) = (self.ch[r].prev_filtered, filtered[r]);
+        self.lobe_peak = self.lobe_peak.max(magnitude(prev));
         if (prev < 0) != (now < 0) && prev != now {
             let frac = interpolate(prev, now);
-            out = self.on_crossing(((index - 1) << 8) + frac, frac, &sq);
+            let at_ref =
+                self.ch[r]
+                    .integral2
+                    .wrapping_add(partial2(self.ch[r].prev_sq, sq[r], frac));
+            self.on_crossing(base + frac, at_ref, frac, &sq);
+            self.lobe = Some((base + frac, at_ref));
+            self.lobe_peak = magnitude(now);
         }
+
         for (i, c) in self.ch.iter_mut().enumerate() {
-            let peak = filtered[i].unsigned_abs().min(i32::MAX as u32) as i32;
-            c.half_peak = c.half_peak.max(peak);
             c.integral2 = c.integral2.wrapping_add(c.prev_sq + sq[i]);
             c.prev_sq = sq[i];
             c.prev_filtered = filtered[i];
         }
-        if out.is_none() {
-            out = self.free_run(index);
-        }
         out
     }
 
-    /// Handles a sign change of the reference's band-passed signal at `pos`, a fraction `frac`
-    /// of the way from the previous sample to this one (whose squares are `sq`).
-    fn on_crossing(&mut self, pos: Pos, frac: u64, sq: &[u64; MAX_CHANNELS]) -> Option<HalfCycle> {
-        let last = self.bounds[self.bound_count as usize - 1];
-        let since = pos.saturating_sub(last.pos);
-        let provisional = self.bound_count == 1 && !last.real;
-        let reference = &self.ch[self.reference];
-        if reference.half_peak < reference.gate {
-            return None;
-        }
-        // The band-pass of a phase that has just died rings on for several cycles (at a slightly
-        // wrong frequency); only the raw signal tells. A crossing counts only if the raw RMS of
-        // the half cycle before it reaches the gate too (mean square >= gate² / 2).
-        let newest = self.bound_count as usize - 1;
-        let at_ref =
-            reference
-                .integral2
-                .wrapping_add(partial2(reference.prev_sq, sq[self.reference], frac));
-        let raw2 = at_ref.wrapping_sub(reference.at_bound[newest]) as u128;
-        let gate2 = (reference.gate as u128) * (reference.gate as u128);
-        // raw2 / 2 / (since / 256) >= gate² / 2  <=>  raw2 * 256 >= gate² * since
-        if since > 0 && raw2 * (POS_ONE as u128) < gate2 * (since as u128) {
-            return None;
-        }
-        let too_soon = if self.switching {
-            self.half_period / 4
-        } else {
-            self.min_half * 3 / 4
-        };
-        if !provisional && since < too_soon {
-            // A second crossing too soon: noise or a harmonic riding on the fundamental.
-            return None;
-        }
-        if provisional && since < self.half_period * 3 / 2 {
-            // The first real crossing replaces the provisional start of data.
-            self.bounds[0] = Boundary { pos, real: true };
-            for (i, c) in self.ch.iter_mut().enumerate() {
-                c.at_bound[0] = c.integral2.wrapping_add(partial2(c.prev_sq, sq[i], frac));
-                c.half_peak = 0;
-                c.clipped[0] = false;
-            }
-            return None;
-        }
-        if last.real && !self.switching && since >= self.min_half && since <= self.max_half {
-            // Smooth over a few half periods so that DC offset (unequal halves) cancels.
-            self.half_period = (self.half_period * 3 + since) / 4;
-        }
-        // The windows on either side of a change of reference are not whole cycles: the two
-        // records that span it are flagged unlocked.
-        let real = !self.switching;
-        self.switching = false;
+    /// Every channel's integral at `frac`/256 of the way from the previous sample to this one.
+    #[inline]
+    fn integrals_at(&self, frac: u64, sq: &[u64; MAX_CHANNELS]) -> [u64; MAX_CHANNELS] {
         let mut at = [0u64; MAX_CHANNELS];
         for (i, c) in self.ch.iter().enumerate() {
             at[i] = c.integral2.wrapping_add(partial2(c.prev_sq, sq[i], frac));
         }
-        self.close_half(Boundary { pos, real }, &at)
+        at
     }
 
-    /// No real crossing for 1.5 half periods. If another phase is alive, it becomes the reference
-    /// and its next crossing (due within a half period) is taken, however soon. If none is (or the
-    /// new reference gave none either), the meter free-runs: the boundary goes where the crossing
-    /// was due, with integrals interpolated linearly (exact on average on a dead channel, and it
-    /// needs no sample history).
-    fn free_run(&mut self, index: u64) -> Option<HalfCycle> {
-        let last = self.bounds[self.bound_count as usize - 1];
-        let now = index << 8;
-        let grace = if self.switching { 5 } else { 3 };
-        if now < last.pos + self.half_period * grace / 2 {
-            return None;
+    /// A sign change of the reference's band-passed signal at `pos` (`frac`/256 of the way from
+    /// the previous sample, where the reference's integral is `at_ref`): if it is a real
+    /// fundamental crossing, it steers the grid.
+    fn on_crossing(&mut self, pos: Pos, at_ref: u64, frac: u64, sq: &[u64; MAX_CHANNELS]) {
+        let reference = &self.ch[self.reference];
+        if self.lobe_peak < reference.gate {
+            return;
         }
-        if !self.switching {
-            let alive = self
-                .ch
-                .iter()
-                .enumerate()
-                .filter(|(i, c)| *i != self.reference && c.half_peak >= c.gate)
-                .max_by_key(|(_, c)| c.half_peak)
-                .map(|(i, _)| i);
-            if let Some(new_ref) = alive {
-                self.reference = new_ref;
-                self.switching = true;
-                return None;
+        // The band-pass of a phase that has just died rings on for several cycles (at a slightly
+        // wrong frequency); only the raw signal tells. A crossing counts only if the raw RMS of
+        // the lobe before it reaches the gate too (mean square >= gate² / 2).
+        let Some((lobe_pos, lobe_at)) = self.lobe else {
+            return;
+        };
+        let span = pos.saturating_sub(lobe_pos);
+        let raw2 = at_ref.wrapping_sub(lobe_at) as u128;
+        let gate2 = (reference.gate as u128) * (reference.gate as u128);
+        // raw2 / 2 / (span / 256) >= gate² / 2  <=>  raw2 * 256 >= gate² * span
+        if span == 0 || raw2 * (POS_ONE as u128) < gate2 * (span as u128) {
+            return;
+        }
+        let hp = self.half_period;
+        if let Some(last) = self.last_crossing {
+            let since = pos.saturating_sub(last);
+            if since < self.min_half * 3 / 4 {
+                // A second crossing too soon: noise or a harmonic riding on the fundamental.
+                return;
+            }
+            self.track_period(since);
+        }
+        self.last_crossing = Some(pos);
+
+        if !self.placed {
+            self.placed = true;
+            self.offset = Some(0);
+            self.last_in_step = Some(pos);
+            // Start the grid afresh on the first real crossing. Records so far (if the supply was
+            // dead at the start) came from a provisional grid; the next starts one cycle on.
+            let at = self.integrals_at(frac, sq);
+            self.bounds[0] = Boundary { pos, real: true };
+            for (i, c) in self.ch.iter_mut().enumerate() {
+                c.at_bound[0] = at[i];
+                c.clipped[0] = false;
+            }
+            self.bound_count = 1;
+            self.next_due = pos + hp;
+            return;
+        }
+        let last_bound = self.bounds[self.bound_count as usize - 1].pos;
+        // Off nominal, the band-pass shifts the crossings it finds (3.4° at 1 % off): take that
+        // out, so that the grid sits on the signal's own zero crossings.
+        let d = (pos as i64 - last_bound as i64 - self.ch[self.reference].filter.delay(hp))
+            .rem_euclid(hp as i64);
+        let Some(offset) = self.offset else {
+            // A new reference: its first crossing says where its crossings sit on the grid.
+            self.offset = Some(d as u64);
+            self.last_in_step = Some(pos);
+            return;
+        };
+        let half = hp as i64;
+        let mut e = d - offset as i64;
+        if e >= half / 2 {
+            e -= half;
+        } else if e < -half / 2 {
+            e += half;
+        }
+        if e.unsigned_abs() <= hp / 8 {
+            self.last_in_step = Some(pos);
+        }
+        let step = if self.acquiring > 0 {
+            self.acquiring -= 1;
+            e / 2
+        } else {
+            let limit = (hp / MAX_STEP_DIV).max(1) as i64;
+            (e / 16).clamp(-limit, limit)
+        };
+        // The next boundary never moves behind the sample just taken (it would be missed).
+        let earliest = (pos - frac + POS_ONE + 1) as i64;
+        self.next_due = (self.next_due as i64 + step).max(earliest) as u64;
+    }
+
+    /// Updates the tracked half period from the interval `since` between two accepted crossings.
+    fn track_period(&mut self, since: u64) {
+        let hp = self.half_period;
+        if !(self.min_half..=self.max_half).contains(&since) {
+            return;
+        }
+        if self.acquiring > 0 {
+            // The band-pass is still settling from rest during the first cycle or two (it rings
+            // 1.4 % slow): those intervals are left out.
+            if self.acquiring <= ACQUIRE_CROSSINGS - 3 {
+                self.half_period = (hp + since) / 2;
+                // Far off nominal (45.5 Hz) this takes a few more halvings: acquisition ends
+                // only once the intervals agree with the tracked period.
+                if since.abs_diff(hp) > hp / 128 {
+                    self.acquiring = self.acquiring.max(3);
+                }
+            }
+        } else if since.abs_diff(hp) <= hp / 128 {
+            // Smoothed over several half periods: steady, and DC offset (unequal halves) cancels.
+            self.half_period = (hp * 7 + since) / 8;
+            self.misfits = 0;
+            self.misfit_sum = 0;
+        } else {
+            // Outside the band: a transient, unless it persists (see MISFITS_TO_RETUNE).
+            self.misfits += 1;
+            self.misfit_sum += since;
+            if self.misfits >= MISFITS_TO_RETUNE {
+                self.half_period = self.misfit_sum / MISFITS_TO_RETUNE as u64;
+                self.misfits = 0;
+                self.misfit_sum = 0;
             }
         }
-        self.switching = false;
-        let pos = last.pos + self.half_period;
-        let newest = self.bound_count as usize - 1;
-        let mut at = [0u64; MAX_CHANNELS];
-        for (i, c) in self.ch.iter().enumerate() {
-            let last_at = c.at_bound[newest];
-            let delta = c.integral2.wrapping_sub(last_at) as u128;
-            let part = delta * (pos - last.pos) as u128 / (now - last.pos) as u128;
-            at[i] = last_at.wrapping_add(part as u64);
-        }
-        self.close_half(Boundary { pos, real: false }, &at)
     }
 
     /// Records boundary `b`, with each channel's integral `at` it, and, once three boundaries
@@ -412,7 +537,6 @@ impl UrmsMeter {
                 rec.clipped |= 1 << i;
             }
             c.clipped = [c.clipped[1], false];
-            c.half_peak = 0;
             if complete {
                 let integral2 = c.at_bound[2].wrapping_sub(c.at_bound[0]);
                 // integral2 is twice the integral in (sample units)² · samples; span is in 1/256 sample.
@@ -424,15 +548,17 @@ impl UrmsMeter {
         complete.then_some(rec)
     }
 
-    /// Moves the reference to the strongest channel when the present one has fallen below a
-    /// quarter of its amplitude over the last half cycle. Judged on the raw signal, because the
+    /// Moves the reference to the strongest live channel when the present one has fallen below
+    /// a quarter of its amplitude over the last half cycle. Judged on the raw signal, because the
     /// band-pass of a phase that has just died rings on for several cycles at a slightly wrong
-    /// frequency, which would bend the windows of the live phases.
+    /// frequency. The grid is not disturbed: the new reference only steers it, once its place
+    /// on the grid is known.
     fn choose_reference(&mut self) {
         if self.bound_count < 2 {
             return;
         }
-        let half = |c: &Channel| c.at_bound[2].wrapping_sub(c.at_bound[1]);
+        let n = self.bound_count as usize;
+        let half = |c: &Channel| c.at_bound[n - 1].wrapping_sub(c.at_bound[n - 2]);
         let Some((strongest, top)) = self
             .ch
             .iter()
@@ -443,12 +569,26 @@ impl UrmsMeter {
             return;
         };
         let present = half(&self.ch[self.reference]);
+        let span = self.bounds[n - 1].pos - self.bounds[n - 2].pos;
+        let gate = self.ch[strongest].gate as u128;
+        // Alive: mean square over the half cycle >= gate² / 2 (as for a crossing).
+        let alive = (top as u128) * (POS_ONE as u128) >= gate * gate * span as u128;
         // Amplitude below a quarter: mean square below a sixteenth.
-        if strongest != self.reference && present.saturating_mul(16) < top {
+        if strongest != self.reference && alive && present.saturating_mul(16) < top {
             self.reference = strongest;
-            self.switching = true;
+            self.offset = None;
+            self.last_crossing = None;
+            self.lobe = None;
+            self.lobe_peak = 0;
+            self.misfits = 0;
+            self.misfit_sum = 0;
         }
     }
+}
+
+#[inline]
+fn magnitude(x: i32) -> i32 {
+    x.unsigned_abs().min(i32::MAX as u32) as i32
 }
 
 /// Doubled trapezoid integral of the straight line from `y0` (at 0) to `y1` (at 1) over

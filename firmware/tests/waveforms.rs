@@ -148,15 +148,20 @@ fn values_come_every_half_cycle_with_one_cycle_windows() {
     let fs = 6400.0;
     let r = run(fs, 50.0, 1, 1.0, |t, ch| sine(t, ch, 50.0, 100.0));
     let ends: Vec<f64> = r.values.iter().map(|(_, h, _)| r.secs(h.end)).collect();
-    for w in ends.windows(2).skip(2) {
+    // The first window is provisional (from sample 0, before the first zero crossing).
+    for w in ends.windows(2).skip(1) {
         assert!(
-            (w[1] - w[0] - 0.01).abs() < 1e-4,
+            (w[1] - w[0] - 0.01).abs() < 5e-4,
             "refresh every 10 ms: {w:?}"
         );
     }
-    for (_, h, _) in r.values.iter().skip(2) {
-        assert!((r.secs(h.end - h.start) - 0.02).abs() < 1e-4);
+    // While the grid is first pulled onto the supply (flagged unlocked) a window may be off by
+    // a fraction of a percent; once locked, every window is one cycle (to 0.25 %, and to 0.01 %
+    // once the period has settled, within half a second).
+    for (_, h, _) in r.values.iter().filter(|(_, h, _)| h.locked) {
+        assert!((r.secs(h.end - h.start) - 0.02).abs() < 5e-5);
     }
+    assert!(r.values.iter().filter(|(_, h, _)| h.locked).count() >= 85);
 }
 
 #[test]
@@ -299,7 +304,12 @@ fn interruption_is_reported_inside_its_dip_and_values_keep_coming() {
             "interruption {}",
             r.duration(&i)
         );
-        assert!(d.start <= i.start && d.end.unwrap() >= i.end.unwrap());
+        // Each estimates the same loss of supply: they agree within half a cycle.
+        assert!(
+            (r.secs(d.start) - r.secs(i.start)).abs() <= 0.01,
+            "{d:?} {i:?}"
+        );
+        assert!((r.secs(d.end.unwrap()) - r.secs(i.end.unwrap())).abs() <= 0.01);
         assert!(Run::pct(i.extreme) < 3.0);
         // The meter free-runs through the outage: still two values per cycle per channel.
         let during = r
@@ -492,5 +502,116 @@ fn dip_on_a_phase_other_than_the_reference_reads_its_true_residual() {
             "angle {angle_deg}: {}",
             Run::pct(dips[0].extreme)
         );
+    }
+}
+
+/// A rectangular event as IEC 62586-2 builds its test signals: 230 V three-phase at `f` Hz, and
+/// from the instant phase A passes `angle_deg` after 0.5 s, `cycles` cycles at `level` % on phase
+/// A (or all three). Returns the run and the event's start and end in seconds.
+fn rectangular(f: f64, level: f64, cycles: f64, angle_deg: f64, three: bool) -> (Run, f64, f64) {
+    let t0 = ((0.5 * f).ceil() + angle_deg / 360.0) / f;
+    let t1 = t0 + cycles / f;
+    let nominal = if f < 55.0 { 50.0 } else { 60.0 };
+    let r = run(6400.0, nominal, 3, t1 + 0.4, |t, ch| {
+        let pct = if (ch == 0 || three) && (t0..t1).contains(&t) {
+            level
+        } else {
+            100.0
+        };
+        sine(t, ch, f, pct)
+    });
+    (r, t0, t1)
+}
+
+#[test]
+fn a_three_phase_loss_of_one_and_a_half_cycles_is_an_interruption_at_every_start_angle() {
+    // A whole window lies inside 1.5 cycles wherever the loss starts: the windows keep their
+    // half-cycle grid through the loss of every zero crossing.
+    for f in [50.0, 49.5] {
+        for angle in [0.0, 45.0, 90.0, 135.0] {
+            let (r, t0, _) = rectangular(f, 0.0, 1.5, angle, true);
+            let ints = r.events(EventKind::Interruption);
+            assert_eq!(ints.len(), 1, "{f} Hz {angle}°: {:?}", r.ended);
+            assert!(Run::pct(ints[0].extreme) < 0.2, "{f} Hz {angle}°");
+            assert!((r.secs(ints[0].start) - t0).abs() * f <= 1.0);
+        }
+    }
+}
+
+#[test]
+fn an_interruption_lasts_as_long_as_the_loss_within_a_cycle() {
+    for f in [50.0, 49.5] {
+        for cycles in [3.0, 10.0, 25.0] {
+            let (r, t0, t1) = rectangular(f, 0.0, cycles, 45.0, true);
+            let ints = r.events(EventKind::Interruption);
+            assert_eq!(ints.len(), 1);
+            let err = (r.duration(&ints[0]) - (t1 - t0)) * f;
+            assert!(
+                err.abs() <= 1.0,
+                "{f} Hz, {cycles} cycles: {err:+.2} cycles"
+            );
+            let dips = r.events(EventKind::Dip);
+            assert_eq!(dips.len(), 1);
+            let err = (r.duration(&dips[0]) - (t1 - t0)) * f;
+            assert!(
+                err.abs() <= 1.0,
+                "dip, {f} Hz, {cycles} cycles: {err:+.2} cycles"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fault_on_one_phase_raises_no_swell_on_the_healthy_ones() {
+    // Phase A collapses, the reference moves to B: no window may be other than one cycle long,
+    // on any phase, or B reads 110 % for a moment.
+    for level in [5.0, 8.0, 15.0] {
+        for angle in [90.0, 135.0] {
+            for cycles in [1.5, 3.0, 10.0, 100.0] {
+                let (r, _, _) = rectangular(50.0, level, cycles, angle, false);
+                assert!(
+                    r.events(EventKind::Swell).is_empty(),
+                    "A to {level} % at {angle}° for {cycles} cycles: {:?}",
+                    r.ended
+                );
+                let lengths: Vec<f64> = r
+                    .values
+                    .iter()
+                    .filter(|(_, h, _)| r.secs(h.start) > 0.2)
+                    .map(|(_, h, _)| r.secs(h.end - h.start) * 50.0)
+                    .collect();
+                assert!(
+                    lengths.iter().all(|l| (l - 1.0).abs() < 0.002),
+                    "every window one cycle: {lengths:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn residuals_of_deep_dips_and_high_swells_are_within_a_fifth_of_a_percent_of_udin() {
+    for (level, three) in [
+        (5.0, false),
+        (8.0, false),
+        (15.0, false),
+        (150.0, true),
+        (150.0, false),
+    ] {
+        for angle in [0.0, 45.0, 90.0, 135.0] {
+            let (r, _, _) = rectangular(50.0, level, 10.0, angle, three);
+            let kind = if level > 100.0 {
+                EventKind::Swell
+            } else {
+                EventKind::Dip
+            };
+            let e = r.events(kind);
+            assert_eq!(e.len(), 1, "{level} % at {angle}°: {:?}", r.ended);
+            let err = Run::pct(e[0].extreme) - level;
+            assert!(
+                err.abs() <= 0.2,
+                "{level} % at {angle}°: {err:+.3} % of Udin"
+            );
+        }
     }
 }

@@ -131,6 +131,9 @@ pub struct ReplayReport {
     pub truncated: bool,
     /// Urms(1/2) windows judged by the detector.
     pub windows_judged: usize,
+    /// Judged windows with voltage present (some channel at or above the interruption
+    /// threshold) that were not locked to the fundamental's zero crossings.
+    pub windows_unlocked_live: usize,
     /// What was flagged (IEC 61000-4-30) rather than judged.
     pub flagged: Flagged,
     /// Length of the data analysed, seconds.
@@ -190,6 +193,14 @@ impl ReplayReport {
                 f.out_of_range_samples,
                 f.gaps.len(),
                 round(gap_s, 6)
+            ));
+        }
+        if self.windows_unlocked_live * 2 > self.windows_judged {
+            out.push(format!(
+                "{} of {} Urms(1/2) windows with voltage present never locked to a fundamental \
+                 within ±10 % of {} Hz: the record's frequency or its sample rate is off, so the \
+                 windows are not whole cycles and the values and events are approximate",
+                self.windows_unlocked_live, self.windows_judged, self.frequency_hz
             ));
         }
         if let Some(s) = &self.start_unreadable {
@@ -346,6 +357,8 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
     let mut ended: Vec<Event> = Vec::new();
     let mut rms: Vec<RmsRecord> = Vec::new();
     let mut judged = 0usize;
+    let mut unlocked_live = 0usize;
+    let live = (opts.udin * opts.interruption_pct / 100.0) as f32;
     let to_s = |pos: u64| pos as f64 / POS_ONE as f64 / rate;
     let mut on_window = |w: Window, monitor: &mut Monitor| {
         let mut values = [0.0f32; MAX_CHANNELS];
@@ -370,6 +383,13 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
             return;
         }
         judged += 1;
+        if !w.half.locked
+            && values[..w.half.channels as usize]
+                .iter()
+                .any(|v| *v >= live)
+        {
+            unlocked_live += 1;
+        }
         monitor.judge(&w.half, &values[..w.half.channels as usize], |out| {
             if let Output::Transition(Transition::Ended(e)) = out {
                 ended.push(e)
@@ -443,6 +463,7 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
         start_unreadable: rec.start_unreadable.clone(),
         thresholds,
         windows_judged: judged,
+        windows_unlocked_live: unlocked_live,
         flagged,
         events: reported,
         rms,
