@@ -9,9 +9,12 @@
 //! * [`meters`]: simulated RS-485 meters (Modbus SDM630, DL/T 645) on pseudo-terminals, for
 //!   `kare demo` and tests.
 //! * [`pty`]: pseudo-terminal pairs for the demo and tests.
+//! * [`conformance`]: the Class A conformance suite for dips, swells and interruptions
+//!   (rectangular test signals of known construction, and the judge).
 //! * [`cli`]: `kare simulate` ([`SimulateArgs`], [`run_cli`]).
 
 pub mod cli;
+pub mod conformance;
 pub mod meters;
 pub mod pty;
 pub mod runner;
