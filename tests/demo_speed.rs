@@ -145,7 +145,14 @@ fn the_demo_at_speed_10_gives_the_tickets_of_real_time() {
     let gen = of(&real, "generator");
     assert_eq!(gen.len(), 1, "{context}");
     assert_eq!(gen[0].state, "cancelled", "{context}");
-    assert!(near(gen[0].duration_s, 1.0), "{context}");
+    // The request is raised on the rules' tick (every 100 ms of data) after the 15 s, so it
+    // lasts the last second less up to one tick and the pipeline's latency.
+    assert!(
+        gen[0]
+            .duration_s
+            .is_some_and(|d| (0.85..=1.02).contains(&d)),
+        "{context}"
+    );
 
     // Ten times faster: the same tickets, the same figures.
     assert_eq!(real.len(), fast.len(), "{context}");
