@@ -364,8 +364,8 @@ impl Detector {
         let (prev_start, prev) = self.prev[obs.channel as usize];
         // Only between neighbouring windows (half a cycle apart): never across windows left out
         // as flagged, or a gap.
-        let neighbour =
-            prev_start < obs.start && obs.start - prev_start <= (obs.end - obs.start) * 3 / 4;
+        let neighbour = prev_start < obs.start
+            && obs.start - prev_start <= obs.end.saturating_sub(obs.start) * 3 / 4;
         if !prev.is_finite() || !neighbour {
             return None;
         }
@@ -386,7 +386,7 @@ impl Detector {
     /// value before it (the start of the data), the event was there when the window began.
     fn start_stamp(&self, kind: EventKind, obs: &Observation, pct: f32) -> Pos {
         self.crossing(obs, pct)
-            .map_or(obs.start, |at| at + basis(kind, obs))
+            .map_or(obs.start, |at| at.saturating_add(basis(kind, obs)))
     }
 
     /// An event's end, given its start: the threshold-to-threshold time less the one-cycle
@@ -415,9 +415,9 @@ impl Detector {
             }
         };
         let smear = 1.0 - share(begin, ev.extreme) - share(end, own);
-        let len = (obs.end - obs.start) as f32;
+        let len = obs.end.saturating_sub(obs.start) as f32;
         let crossed = self.crossing(obs, pct).unwrap_or(obs.start);
-        let at = (crossed + basis(ev.kind, obs)) as f32 - smear * len;
+        let at = crossed.saturating_add(basis(ev.kind, obs)) as f32 - smear * len;
         (at.max(0.0) as Pos).max(ev.start)
     }
 
@@ -539,7 +539,7 @@ impl Detector {
 fn basis(kind: EventKind, obs: &Observation) -> Pos {
     match kind {
         EventKind::Interruption => 0,
-        EventKind::Dip | EventKind::Swell => (obs.end - obs.start) / 2,
+        EventKind::Dip | EventKind::Swell => obs.end.saturating_sub(obs.start) / 2,
     }
 }
 
@@ -595,5 +595,20 @@ mod tests {
         let mut d = Detector::new(super::Thresholds::typical(230.0), 1);
         let _ = d.observe(&obs(0, 230.0));
         assert_eq!(started(&mut d, obs(9000, 0.0)), Some(9000));
+    }
+
+    #[test]
+    fn a_window_ending_before_it_starts_is_judged_without_panic() {
+        // A corrupt frame could carry such a window; the detector must not underflow.
+        use super::{Detector, Observation};
+        let mut d = Detector::new(super::Thresholds::typical(230.0), 1);
+        for (start, end, value) in [(5000, 1000, 230.0), (6000, 10, 0.0), (7000, 0, 230.0)] {
+            let _ = d.observe(&Observation {
+                channel: 0,
+                start,
+                end,
+                value,
+            });
+        }
     }
 }
