@@ -615,3 +615,34 @@ fn residuals_of_deep_dips_and_high_swells_are_within_a_fifth_of_a_percent_of_udi
         }
     }
 }
+
+#[test]
+fn a_phase_jump_on_the_reference_does_not_bend_the_windows_of_the_other_phases() {
+    // A fault: phase A drops to 50 % and jumps 40° for 10 cycles. A's zero crossings move; the
+    // grid may only slew (1/512 of a half period per crossing), so B and C read true throughout.
+    for jump in [40.0f64, -40.0] {
+        let (t0, t1) = (0.5, 0.7);
+        let r = run(6400.0, 50.0, 3, 2.0, |t, ch| {
+            if ch == 0 && (t0..t1).contains(&t) {
+                let w = 2.0 * PI * 50.0 * t + jump.to_radians();
+                UDIN * 0.5 * 2f64.sqrt() * w.sin()
+            } else {
+                sine(t, ch, 50.0, 100.0)
+            }
+        });
+        let worst = r
+            .values
+            .iter()
+            .filter(|(ch, h, _)| *ch > 0 && r.secs(h.start) > 0.2)
+            .map(|(_, _, v)| (Run::pct(*v) - 100.0).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 0.15,
+            "jump {jump}°: B/C off by {worst:.3} % of Udin"
+        );
+        let dips = r.events(EventKind::Dip);
+        assert_eq!(dips.len(), 1, "{:?}", r.ended);
+        assert!((Run::pct(dips[0].extreme) - 50.0).abs() < 0.5);
+        assert!(r.events(EventKind::Swell).is_empty());
+    }
+}
