@@ -20,7 +20,8 @@
 //!   crossings sit 60° or 120° from the old one's: had windows followed them, some would not be
 //!   one cycle long, and their values would be wrong on every phase (a short interruption read
 //!   as a dip, a false swell on a healthy phase after a single-phase fault, residuals off by up
-//!   to 1 % of Udin). On the grid, every window is one tracked cycle, always; in steady state it
+//!   to 1 % of Udin). On the grid, every window is one tracked cycle (and flagged unlocked when the
+//!   tracked cycle may not be the supply's: see `ARCHITECTURE.md`, acquisition); in steady state it
 //!   sits on the reference's zero crossings, as IEC 61000-4-30 asks. Once tracking, a crossing
 //!   moves the grid by at most 1/512 of a half period, so a window's length never changes by more
 //!   than 0.1 % of a cycle.
@@ -190,8 +191,9 @@ struct Channel {
     clipped: [bool; 2],
 }
 
-/// Accepted crossings of the reference, after the first, during which the grid is still being
-/// pulled onto the supply (fast, unclamped): about three cycles.
+/// Accepted crossings of the reference, after the first, during which the grid restarts on each
+/// crossing while the period is learned (no record is completed meanwhile): about three cycles,
+/// longer if the intervals still disagree.
 const ACQUIRE_CROSSINGS: u8 = 6;
 
 /// Once tracking, a crossing moves the grid by 1/16 of its phase error, and by at most this
@@ -200,10 +202,14 @@ const ACQUIRE_CROSSINGS: u8 = 6;
 /// a step (crossings displaced for two or three cycles) therefore cannot bend a window.
 const MAX_STEP_DIV: u64 = 512;
 
-/// Consecutive half-period measurements outside the tracking band (but in the 45–55 Hz range)
-/// after which the supply is taken to have really changed frequency (a generator after an
-/// outage). Longer than any band-pass transient (about three cycles).
-const MISFITS_TO_RETUNE: u8 = 16;
+/// Consecutive half-period measurements outside the tracking band on the same side (and in the
+/// 45–55 Hz range) after which the supply is taken to have really changed frequency (a generator
+/// after an outage): four cycles.
+const MISFITS_TO_RETUNE: u8 = 8;
+
+/// A lobe tunes the period only if its raw mean square reaches this many times the lock gate's
+/// (30 % of Udin: the gate is 1 % of its peak).
+const TRACK_GATE_SQ: u128 = 30 * 30;
 
 /// Urms(1/2) meter for up to [`MAX_CHANNELS`] channels sampled together.
 /// Feed it every sample with [`UrmsMeter::push`].
@@ -240,7 +246,7 @@ pub struct UrmsMeter {
     placed: bool,
     /// Last accepted crossing of the reference, for the period; `None` after a change.
     last_crossing: Option<Pos>,
-    /// Last crossing of the reference that agreed with the grid (within 22.5°): the lock.
+    /// Last crossing of the reference that agreed with the grid (within 5.6°): the lock.
     last_in_step: Option<Pos>,
     /// The reference's last sign change (start of the present lobe) and its integral there.
     lobe: Option<(Pos, u64)>,
@@ -251,6 +257,10 @@ pub struct UrmsMeter {
     /// Half-period measurements in a row outside the tracking band, and their sum.
     misfits: u8,
     misfit_sum: u64,
+    /// The misfits so far were longer than the tracked half period.
+    misfit_longer: bool,
+    /// The last strong half period measured agreed with the tracked one (within 0.4 %).
+    period_ok: bool,
 }
 
 impl UrmsMeter {
@@ -296,6 +306,8 @@ impl UrmsMeter {
             acquiring: ACQUIRE_CROSSINGS,
             misfits: 0,
             misfit_sum: 0,
+            misfit_longer: false,
+            period_ok: true,
         }
     }
 
@@ -349,6 +361,7 @@ impl UrmsMeter {
             let pos = self.next_due;
             let hp = self.half_period;
             let locked = self.acquiring == 0
+                && self.period_ok
                 && self
                     .last_in_step
                     .is_some_and(|p| pos.saturating_sub(p) <= hp * 3 / 2);
@@ -410,22 +423,30 @@ impl UrmsMeter {
             return;
         }
         let hp = self.half_period;
+        // Only a strong fundamental tunes the period: a few % of residual voltage at another
+        // frequency (a motor's back-EMF during an interruption) must not retune the grid.
+        let strong = raw2 * (POS_ONE as u128) >= gate2 * TRACK_GATE_SQ * (span as u128);
         if let Some(last) = self.last_crossing {
             let since = pos.saturating_sub(last);
             if since < self.min_half * 3 / 4 {
                 // A second crossing too soon: noise or a harmonic riding on the fundamental.
                 return;
             }
-            self.track_period(since);
+            self.track_period(since, strong);
         }
         self.last_crossing = Some(pos);
 
-        if !self.placed {
+        if !self.placed || self.acquiring > 0 {
+            // Acquisition: the grid restarts on every accepted crossing until the period is
+            // known (no window is completed meanwhile, so none that is not one cycle is ever
+            // judged). The first crossing also ends a provisional grid run from sample 0 (the
+            // supply was dead at the start).
+            if self.placed {
+                self.acquiring -= 1;
+            }
             self.placed = true;
             self.offset = Some(0);
             self.last_in_step = Some(pos);
-            // Start the grid afresh on the first real crossing. Records so far (if the supply was
-            // dead at the start) came from a provisional grid; the next starts one cycle on.
             let at = self.integrals_at(frac, sq);
             self.bounds[0] = Boundary { pos, real: true };
             for (i, c) in self.ch.iter_mut().enumerate() {
@@ -454,23 +475,21 @@ impl UrmsMeter {
         } else if e < -half / 2 {
             e += half;
         }
-        if e.unsigned_abs() <= hp / 8 {
+        // In step: within 5.6° of the grid (a steady supply stays well inside; a frequency step
+        // or a phase jump leaves it until the grid has caught up).
+        if e.unsigned_abs() <= hp / 32 {
             self.last_in_step = Some(pos);
         }
-        let step = if self.acquiring > 0 {
-            self.acquiring -= 1;
-            e / 2
-        } else {
-            let limit = (hp / MAX_STEP_DIV).max(1) as i64;
-            (e / 16).clamp(-limit, limit)
-        };
+        let limit = (hp / MAX_STEP_DIV).max(1) as i64;
+        let step = (e / 16).clamp(-limit, limit);
         // The next boundary never moves behind the sample just taken (it would be missed).
         let earliest = (pos - frac + POS_ONE + 1) as i64;
         self.next_due = (self.next_due as i64 + step).max(earliest) as u64;
     }
 
-    /// Updates the tracked half period from the interval `since` between two accepted crossings.
-    fn track_period(&mut self, since: u64) {
+    /// Updates the tracked half period from the interval `since` between two accepted crossings
+    /// (`strong`: the lobe carried at least [`TRACK_GATE_SQ`]'s share of the gate).
+    fn track_period(&mut self, since: u64, strong: bool) {
         let hp = self.half_period;
         if !(self.min_half..=self.max_half).contains(&since) {
             return;
@@ -482,17 +501,29 @@ impl UrmsMeter {
                 self.half_period = (hp + since) / 2;
                 // Far off nominal (45.5 Hz) this takes a few more halvings: acquisition ends
                 // only once the intervals agree with the tracked period.
-                if since.abs_diff(hp) > hp / 128 {
+                if strong && since.abs_diff(hp) > hp / 128 {
                     self.acquiring = self.acquiring.max(3);
                 }
             }
+        } else if !strong {
+            // A weak lobe says nothing reliable about the supply's period.
         } else if since.abs_diff(hp) <= hp / 128 {
+            // Within 0.4 %: the windows are one cycle to within 0.2 % of a value.
+            self.period_ok = since.abs_diff(hp) <= hp / 256;
             // Smoothed over several half periods: steady, and DC offset (unequal halves) cancels.
             self.half_period = (hp * 7 + since) / 8;
             self.misfits = 0;
             self.misfit_sum = 0;
         } else {
-            // Outside the band: a transient, unless it persists (see MISFITS_TO_RETUNE).
+            // Outside the band: a transient, unless it persists on one side (a real change of
+            // frequency, see MISFITS_TO_RETUNE). Until then the records are flagged unlocked.
+            let longer = since > hp;
+            if self.misfits > 0 && longer != self.misfit_longer {
+                self.misfits = 0;
+                self.misfit_sum = 0;
+            }
+            self.misfit_longer = longer;
+            self.period_ok = false;
             self.misfits += 1;
             self.misfit_sum += since;
             if self.misfits >= MISFITS_TO_RETUNE {

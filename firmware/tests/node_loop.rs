@@ -94,8 +94,9 @@ fn six_seconds_of_supply_become_hello_half_cycles_heartbeats_and_a_capture() {
             _ => None,
         })
         .collect();
-    // Two per cycle for six seconds, less the first cycle: the capture never displaced one.
-    assert!((596..=600).contains(&halves.len()), "{}", halves.len());
+    // Two per cycle for six seconds, less the first few cycles (the meter learns the period
+    // before it completes a window): the capture never displaced one.
+    assert!((588..=600).contains(&halves.len()), "{}", halves.len());
     for w in halves.windows(2) {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
         assert!(w[1].window_end > w[0].window_end);
@@ -165,7 +166,8 @@ fn a_full_port_drops_half_cycles_and_says_so_in_the_heartbeat() {
             }
         });
     }
-    assert!(node.counters().half_cycles_dropped >= 45);
+    // Half a second refused: about 50 half cycles, less the few of start-up.
+    assert!(node.counters().half_cycles_dropped >= 40);
     let mut dec = Decoder::new();
     let beat = dec
         .feed(&out)

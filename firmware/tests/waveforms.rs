@@ -646,3 +646,69 @@ fn a_phase_jump_on_the_reference_does_not_bend_the_windows_of_the_other_phases()
         assert!(r.events(EventKind::Swell).is_empty());
     }
 }
+
+#[test]
+fn a_residual_voltage_at_another_frequency_during_an_interruption_does_not_retune_the_windows() {
+    // Motors spin down: 6 % at 46.5 Hz for a second, then the supply returns at 107 %. The grid
+    // must not follow the back-EMF, or the windows after the return are not one cycle and read
+    // a false swell.
+    let r = run(6400.0, 50.0, 3, 3.0, |t, ch| {
+        if (0.5..1.5).contains(&t) {
+            sine(t, ch, 46.5, 6.0)
+        } else if t >= 1.5 {
+            sine(t, ch, 50.0, 107.0)
+        } else {
+            sine(t, ch, 50.0, 100.0)
+        }
+    });
+    assert!(r.events(EventKind::Swell).is_empty(), "{:?}", r.ended);
+    assert_eq!(r.events(EventKind::Interruption).len(), 1);
+    let late = r
+        .values
+        .iter()
+        .filter(|(_, h, _)| r.secs(h.start) > 1.52)
+        .map(|(_, _, v)| (Run::pct(*v) - 107.0).abs())
+        .fold(0.0, f64::max);
+    assert!(late < 0.3, "after the return: off by {late:.3} % of Udin");
+}
+
+#[test]
+fn after_a_frequency_step_every_locked_window_reads_true() {
+    for to in [50.5, 51.0, 49.0] {
+        let r = run(6400.0, 50.0, 3, 2.0, |t, ch| {
+            // Phase-continuous step at 1 s.
+            let w = if t < 1.0 {
+                2.0 * PI * 50.0 * t
+            } else {
+                2.0 * PI * (50.0 + to * (t - 1.0))
+            };
+            UDIN * 2f64.sqrt() * (w - ch as f64 * 2.0 * PI / 3.0).sin()
+        });
+        assert_no_events(&r);
+        // An instant step is seen at the crossings after it: the windows ending in the cycle and
+        // a half after it may be off (by at most half the step); from then on, until the period
+        // is taken over (four cycles), the windows are flagged unlocked, and every locked one
+        // reads true.
+        let settled = |h: &kare_firmware::urms::HalfCycle| !(1.0..1.03).contains(&r.secs(h.end));
+        let worst = r
+            .values
+            .iter()
+            .filter(|(_, h, _)| h.locked && r.secs(h.start) > 0.2 && settled(h))
+            .map(|(_, _, v)| (Run::pct(*v) - 100.0).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 0.2,
+            "step to {to} Hz: a locked window off by {worst:.3} %"
+        );
+        let all = r
+            .values
+            .iter()
+            .filter(|(_, h, _)| r.secs(h.start) > 0.2)
+            .map(|(_, _, v)| (Run::pct(*v) - 100.0).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            all < (to - 50.0f64).abs() / 50.0 * 100.0,
+            "step to {to} Hz: {all:.3} %"
+        );
+    }
+}
