@@ -35,6 +35,86 @@ enum Command {
     Simulate(kare::sim::SimulateArgs),
     /// The key-account service report for one site and a period, from the store.
     Report(ReportArgs),
+    /// Commission an installation on site: check the box, ports, sensor nodes, meters, wiring
+    /// and uplinks, and leave a signed record (`kare commission verify FILE` checks one).
+    Commission(CommissionArgs),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct CommissionArgs {
+    #[command(subcommand)]
+    action: Option<CommissionAction>,
+    /// Configuration file (TOML) of the installation [default: /etc/kare/kare.toml].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Ask nothing (for scripts): the crew's name from --crew or $USER.
+    #[arg(long)]
+    non_interactive: bool,
+    /// Print only the signed record, as JSON, on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Language of the checks and the record: zh-CN or en [default: from LANG, else en].
+    #[arg(long, value_name = "LANG")]
+    lang: Option<String>,
+    /// The crew's name(s), as they sign the record.
+    #[arg(long, value_name = "NAME")]
+    crew: Option<String>,
+    /// Seconds to listen to each sensor node.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    node_seconds: f64,
+    /// Seconds to wait for the meters to answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    meter_seconds: f64,
+    /// Send no test tickets and write nothing to InfluxDB.
+    #[arg(long)]
+    no_uplinks: bool,
+    /// Where to write the signed record (its printable page goes beside it, .html)
+    /// [default: commissioning-<time>.json in the state folder].
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Where the appliance's signing key lives [default: the store's folder].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Also write the sources that answered as a configuration `kare run` accepts.
+    #[arg(long, value_name = "FILE")]
+    write_config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CommissionAction {
+    /// Check a signed commissioning record: exit 0 if it is intact and signed, 1 if not.
+    Verify {
+        /// The record (JSON).
+        file: PathBuf,
+        /// Also require this public key (hex), the appliance's.
+        #[arg(long, value_name = "HEX")]
+        key: Option<String>,
+        /// Language of the answer: zh-CN or en.
+        #[arg(long, value_name = "LANG")]
+        lang: Option<String>,
+    },
+}
+
+fn commission_cmd(args: CommissionArgs) -> anyhow::Result<u8> {
+    use kare::cli::commission as c;
+    if let Some(CommissionAction::Verify { file, key, lang }) = args.action {
+        return c::verify(&file, key.as_deref(), c::language(lang.as_deref())?);
+    }
+    let flags = c::CommissionFlags {
+        config: args.config,
+        non_interactive: args.non_interactive,
+        json: args.json,
+        lang: args.lang,
+        crew: args.crew,
+        node_seconds: args.node_seconds,
+        meter_seconds: args.meter_seconds,
+        no_uplinks: args.no_uplinks,
+        record: args.record,
+        state_dir: args.state_dir,
+        write_config: args.write_config,
+    };
+    c::run(flags, &runtime()?)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -331,7 +411,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A one-shot command keeps stderr for its one-line error; the service says what it does.
     let default_filter = match cli.command {
-        Command::Replay(_) | Command::Report(_) => "warn",
+        Command::Replay(_) | Command::Report(_) | Command::Commission(_) => "warn",
         _ => "warn,kare=info",
     };
     tracing_subscriber::fmt()
@@ -350,6 +430,11 @@ fn main() -> ExitCode {
         #[cfg(feature = "sim")]
         Command::Simulate(args) => kare::sim::run_cli(args),
         Command::Report(args) => report_cmd(args),
+        Command::Commission(args) => commission_cmd(args).map(|code| {
+            if code != 0 {
+                std::process::exit(i32::from(code));
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,7 @@
 //! (`2026-11-26T08:15:00.123456Z`): sortable as text, so the time indexes work, and readable in
 //! the `sqlite3` shell on site.
 
+mod commissioning;
 mod error;
 mod handle;
 mod health;
@@ -31,6 +32,7 @@ pub mod schema;
 mod sync;
 mod time;
 
+pub use commissioning::CommissioningRow;
 pub use error::StoreError;
 pub use handle::{StoreHandle, StoreStats};
 pub use health::{alarm_line, cannot_write, free_bytes, StoreHealth};

@@ -191,6 +191,18 @@ SELECT source, substr(start_utc, 1, 13) || ':00:00.000000Z', MAX(nominal_hz), CO
        MIN(CASE WHEN flagged = 0 THEN mean_hz END), MAX(CASE WHEN flagged = 0 THEN mean_hz END)
 FROM frequency GROUP BY source, substr(start_utc, 1, 13);
 "#,
+    // 4: commissioning records (`kare commission`): the signed record exactly as signed, so a
+    // stored record verifies byte for byte.
+    r#"
+CREATE TABLE commissioning (
+    id          INTEGER PRIMARY KEY,
+    at_utc      TEXT    NOT NULL,
+    crew        TEXT    NOT NULL,
+    verdict     TEXT    NOT NULL,
+    record      TEXT    NOT NULL
+);
+CREATE INDEX commissioning_at ON commissioning (at_utc);
+"#,
 ];
 
 /// The version a fully migrated file has.

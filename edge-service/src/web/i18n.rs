@@ -131,10 +131,12 @@ pub(crate) fn sources(lang: Lang) -> &'static [&'static str] {
         Lang::En => &[
             include_str!("../../locales/en/pages.ftl"),
             include_str!("../../locales/en/report.ftl"),
+            include_str!("../../locales/en/commission.ftl"),
         ],
         Lang::ZhCn => &[
             include_str!("../../locales/zh-CN/pages.ftl"),
             include_str!("../../locales/zh-CN/report.ftl"),
+            include_str!("../../locales/zh-CN/commission.ftl"),
         ],
     }
 }
@@ -209,6 +211,16 @@ mod tests {
             include_str!("pages/events.rs"),
             include_str!("pages/tickets.rs"),
             include_str!("pages/report.rs"),
+            include_str!("../commission/host.rs"),
+            include_str!("../commission/ports.rs"),
+            include_str!("../commission/node.rs"),
+            include_str!("../commission/meters.rs"),
+            include_str!("../commission/cross.rs"),
+            include_str!("../commission/uplinks.rs"),
+            include_str!("../commission/page.rs"),
+            include_str!("../commission/view.rs"),
+            include_str!("../commission/mod.rs"),
+            include_str!("../cli/commission.rs"),
         ];
         let en = ids(Lang::En);
         let mut missing = vec![];

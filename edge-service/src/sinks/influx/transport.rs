@@ -281,6 +281,68 @@ impl Transport {
     }
 }
 
+impl Transport {
+    /// Whether the server holds a point of `measurement` with tag `check = id` (written by
+    /// `kare commission`): v1 InfluxQL `SELECT`, and on a server without `/query` (VictoriaMetrics
+    /// answers 400/404 there) its `/api/v1/export`. v2 is not read back (its Flux query API is
+    /// not exercised here): `Err` says so.
+    pub async fn read_back(&self, measurement: &str, id: &str) -> Result<bool, String> {
+        let Inner::V1 {
+            client,
+            query_url,
+            basic,
+            token,
+            database,
+            ..
+        } = &self.inner
+        else {
+            return Err("read-back is done over the v1 API only; the write was accepted".into());
+        };
+        let auth = |mut req: reqwest::RequestBuilder| {
+            if let Some((u, p)) = basic {
+                req = req.basic_auth(u, p.as_ref());
+            }
+            if let Some(t) = token {
+                req = req.header(reqwest::header::AUTHORIZATION, format!("Token {t}"));
+            }
+            req
+        };
+        let q = format!(
+            "SELECT * FROM \"{}\" WHERE \"check\" = '{}'",
+            measurement.replace('"', ""),
+            id.replace('\'', "")
+        );
+        let mut url = query_url.clone();
+        url.query_pairs_mut()
+            .append_pair("db", database)
+            .append_pair("q", &q);
+        let resp = auth(client.get(url)).send().await.map_err(|e| describe(&e))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if status.is_success() && !text.contains("\"error\"") {
+            return Ok(text.contains(id));
+        }
+        // VictoriaMetrics: `measurement_field{tags}`; the export lists matching series.
+        let mut export = query_url.clone();
+        export.set_path("/api/v1/export");
+        export.query_pairs_mut().append_pair(
+            "match[]",
+            &format!("{{__name__=~\"{}_.*\",check=\"{}\"}}", measurement, id),
+        );
+        let resp = auth(client.get(export)).send().await.map_err(|e| describe(&e))?;
+        let vm_status = resp.status();
+        let vm_text = resp.text().await.unwrap_or_default();
+        if vm_status.is_success() {
+            return Ok(vm_text.contains(id));
+        }
+        Err(format!(
+            "HTTP {}: {}",
+            status.as_u16(),
+            server_message(&text)
+        ))
+    }
+}
+
 /// The `error` member of InfluxDB's JSON error body, or the body itself, shortened.
 fn server_message(text: &str) -> String {
     let msg = serde_json::from_str::<serde_json::Value>(text)

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// One `[[node]]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     /// Name in events and logs.

@@ -65,6 +65,33 @@ impl UpsEntry {
         Ok(())
     }
 
+    /// The inputs as they read now, `(mains_lost, battery_low)` after polarity, for
+    /// `kare commission`: proves the pins are readable and shows the crew the present state.
+    pub fn read_now(&self) -> anyhow::Result<(bool, bool)> {
+        #[cfg(feature = "rpi")]
+        {
+            let gpio = rppal::gpio::Gpio::new().map_err(|e| {
+                anyhow::anyhow!("cannot open the GPIO: {e}; is this a Raspberry Pi, and is the user in the gpio group?")
+            })?;
+            let read = |n: u8| -> anyhow::Result<bool> {
+                let pin = gpio
+                    .get(n)
+                    .map_err(|e| anyhow::anyhow!("GPIO {n}: {e}"))?
+                    .into_input_pullup();
+                Ok(pin.is_high())
+            };
+            let asserted = |high: bool| if self.active == "high" { high } else { !high };
+            Ok((
+                asserted(read(self.mains_lost_gpio)?),
+                asserted(read(self.battery_low_gpio)?),
+            ))
+        }
+        #[cfg(not(feature = "rpi"))]
+        {
+            anyhow::bail!("this kare was built without GPIO support: build it with `--features rpi`")
+        }
+    }
+
     /// The UPS watch. On a build without GPIO support a configured `[ups]` is an error, not
     /// silently ignored: an outage is the one event the appliance must not miss.
     pub fn task(&self) -> anyhow::Result<UpsTask> {

@@ -19,7 +19,7 @@ use crate::sources::meters::{check_line, parity};
 use serde::Deserialize;
 
 /// One `[[dlt645]]` bus.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Dlt645Entry {
     /// Bus name.
@@ -40,7 +40,7 @@ pub struct Dlt645Entry {
 }
 
 /// One meter on a DL/T 645 bus.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Dlt645DeviceEntry {
     /// Name in readings and events.

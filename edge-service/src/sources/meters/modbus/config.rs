@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One `[[modbus]]` bus.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModbusEntry {
     /// Bus name.
@@ -43,7 +43,7 @@ pub struct ModbusEntry {
 }
 
 /// One meter on a Modbus bus.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModbusDeviceEntry {
     /// Name in readings and events.

@@ -1,0 +1,249 @@
+//! Step "Cross-checks": the node and the meters measure the same supply, so they must agree.
+//! A voltage that differs by √3 is a PT ratio set phase-to-neutral on a line-to-line
+//! transformer (or the reverse); another difference is a ratio or a wire; a negative active power on
+//! one phase is a CT mounted the wrong way round (P1/P2 or S1/S2 swapped).
+//!
+//! Pure: the node's mean voltages and each meter's latest values in, checks out.
+
+use super::check::{Check, Status, Step};
+use super::meters::MeterValues;
+use crate::sources::meters::readings::Quantity;
+use crate::web::i18n::Lang;
+
+/// How far a meter's phase voltage may be from the node's (the 2 %: meter class 0.5 and
+/// the node's 0.1 % leave room, a wrong PT ratio or a wire on the wrong terminal does not).
+pub const VOLTAGE_AGREEMENT_PCT: f64 = 2.0;
+
+/// Below this many watts a phase's power sign means nothing (no load on it).
+pub const POWER_SIGN_MIN_W: f64 = 50.0;
+
+/// A node's mean phase voltages, named.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeVoltages {
+    /// The node's name.
+    pub node: String,
+    /// Mean voltage per phase A, B, C.
+    pub volts: [f64; 3],
+}
+
+/// The cross-checks for every meter that reads phase voltages or per-phase power.
+pub fn cross_checks(lang: Lang, nodes: &[NodeVoltages], meters: &[MeterValues]) -> Vec<Check> {
+    let mut out = Vec::new();
+    for m in meters {
+        let subject = format!("{}/{}", m.bus, m.device);
+        if let (Some(mv), Some(n)) = (m.phase_voltages(), nearest(nodes, m)) {
+            out.push(voltage_agreement(lang, &subject, n, mv));
+        }
+        out.extend(power_signs(lang, &subject, m));
+    }
+    out
+}
+
+/// The node whose voltages are nearest the meter's (a site with several nodes: the meter is on
+/// one of their supplies).
+fn nearest<'a>(nodes: &'a [NodeVoltages], m: &MeterValues) -> Option<&'a NodeVoltages> {
+    let mv = m.phase_voltages()?;
+    nodes.iter().min_by(|a, b| {
+        let d = |n: &NodeVoltages| -> f64 {
+            (0..3)
+                .map(|i| (n.volts[i] - mv[i]).abs())
+                .fold(0.0, f64::max)
+        };
+        d(a).total_cmp(&d(b))
+    })
+}
+
+fn voltage_agreement(lang: Lang, subject: &str, n: &NodeVoltages, mv: [f64; 3]) -> Check {
+    let names = ["A", "B", "C"];
+    let mut worst = (0usize, 0.0f64);
+    for i in 0..3 {
+        let off = if n.volts[i] > 0.0 {
+            (mv[i] / n.volts[i] - 1.0) * 100.0
+        } else {
+            f64::INFINITY
+        };
+        if off.abs() > worst.1.abs() || i == 0 {
+            worst = (i, off);
+        }
+    }
+    let (i, off) = worst;
+    let ratio = mv[i] / n.volts[i].max(1e-9);
+    let args = [
+        ("meter", subject.to_string()),
+        ("node", n.node.clone()),
+        ("phase", names[i].to_string()),
+        ("meter_v", format!("{:.1}", mv[i])),
+        ("node_v", format!("{:.1}", n.volts[i])),
+        ("off", format!("{off:+.1}")),
+    ];
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sqrt3 = 3f64.sqrt();
+    let (status, summary, fix) = if off.abs() <= VOLTAGE_AGREEMENT_PCT {
+        (Status::Pass, "cm-cross-voltage", None)
+    } else if (ratio / sqrt3 - 1.0).abs() < 0.05 || (ratio * sqrt3 - 1.0).abs() < 0.05 {
+        (
+            Status::Fail,
+            "cm-cross-voltage-sqrt3",
+            Some("cm-cross-voltage-sqrt3-fix"),
+        )
+    } else {
+        (
+            Status::Fail,
+            "cm-cross-voltage-off",
+            Some("cm-cross-voltage-off-fix"),
+        )
+    };
+    let mut c = Check::new(
+        Step::Cross,
+        "cross.voltage",
+        subject,
+        status,
+        lang.ta(summary, &args),
+    );
+    for k in 0..3 {
+        c = c
+            .number(&format!("meter_voltage_{}", names[k].to_lowercase()), mv[k], Some("V"))
+            .number(&format!("node_voltage_{}", names[k].to_lowercase()), n.volts[k], Some("V"));
+    }
+    c.fix = fix.map(|f| lang.ta(f, &args));
+    c
+}
+
+fn power_signs(lang: Lang, subject: &str, m: &MeterValues) -> Option<Check> {
+    let p = [
+        m.values.get(&Quantity::ActivePowerA).copied(),
+        m.values.get(&Quantity::ActivePowerB).copied(),
+        m.values.get(&Quantity::ActivePowerC).copied(),
+    ];
+    if p.iter().all(Option::is_none) {
+        return None;
+    }
+    let names = ["A", "B", "C"];
+    let negative: Vec<&str> = p
+        .iter()
+        .zip(names)
+        .filter(|(v, _)| v.is_some_and(|v| v < -POWER_SIGN_MIN_W))
+        .map(|(_, n)| n)
+        .collect();
+    let loaded = p
+        .iter()
+        .filter(|v| v.is_some_and(|v| v.abs() >= POWER_SIGN_MIN_W))
+        .count();
+    let phases = negative.join(", ");
+    let args = [("meter", subject), ("phases", phases.as_str())];
+    let mut c = if negative.is_empty() {
+        Check::new(
+            Step::Cross,
+            "cross.power-sign",
+            subject,
+            if loaded == 0 {
+                Status::Warn
+            } else {
+                Status::Pass
+            },
+            lang.ta(
+                if loaded == 0 {
+                    "cm-cross-power-unloaded"
+                } else {
+                    "cm-cross-power-ok"
+                },
+                &args,
+            ),
+        )
+    } else if negative.len() == 3 {
+        Check::new(
+            Step::Cross,
+            "cross.power-sign",
+            subject,
+            Status::Warn,
+            lang.ta("cm-cross-power-all-export", &args),
+        )
+        .fix(lang.t("cm-cross-power-all-export-fix"))
+    } else {
+        Check::new(
+            Step::Cross,
+            "cross.power-sign",
+            subject,
+            Status::Fail,
+            lang.ta("cm-cross-power-reversed", &args),
+        )
+        .fix(lang.ta("cm-cross-power-reversed-fix", &args))
+    };
+    if loaded == 0 && negative.is_empty() {
+        c.fix = Some(lang.t("cm-cross-power-unloaded-fix"));
+    }
+    for (v, n) in p.iter().zip(names) {
+        if let Some(v) = v {
+            c = c.number(&format!("active_power_{}", n.to_lowercase()), *v, Some("W"));
+        }
+    }
+    Some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter(v: [f64; 3], p: [f64; 3]) -> MeterValues {
+        let mut m = MeterValues {
+            bus: "bus-1".into(),
+            device: "main".into(),
+            protocol: "modbus",
+            ..Default::default()
+        };
+        for (q, x) in [
+            (Quantity::VoltageA, v[0]),
+            (Quantity::VoltageB, v[1]),
+            (Quantity::VoltageC, v[2]),
+            (Quantity::ActivePowerA, p[0]),
+            (Quantity::ActivePowerB, p[1]),
+            (Quantity::ActivePowerC, p[2]),
+        ] {
+            m.values.insert(q, x);
+        }
+        m
+    }
+
+    fn node() -> Vec<NodeVoltages> {
+        vec![NodeVoltages {
+            node: "feeder-1".into(),
+            volts: [230.0, 231.0, 229.5],
+        }]
+    }
+
+    #[test]
+    fn a_meter_that_agrees_within_two_percent_passes() {
+        let c = cross_checks(Lang::En, &node(), &[meter([231.0, 229.0, 230.0], [900.0; 3])]);
+        assert!(c.iter().all(|c| c.status == Status::Pass), "{c:#?}");
+    }
+
+    #[test]
+    fn a_meter_reading_root_three_high_is_a_pt_ratio_fault() {
+        let c = cross_checks(Lang::En, &node(), &[meter([398.0, 400.0, 397.5], [900.0; 3])]);
+        let v = c.iter().find(|c| c.id == "cross.voltage").unwrap();
+        assert_eq!(v.status, Status::Fail);
+        assert!(v.summary.contains("√3"), "{}", v.summary);
+        assert!(v.fix.as_ref().unwrap().contains("PT"));
+    }
+
+    #[test]
+    fn one_negative_phase_power_is_a_reversed_ct_on_that_phase() {
+        let c = cross_checks(
+            Lang::En,
+            &node(),
+            &[meter([230.0, 231.0, 229.5], [900.0, -850.0, 910.0])],
+        );
+        let p = c.iter().find(|c| c.id == "cross.power-sign").unwrap();
+        assert_eq!(p.status, Status::Fail);
+        assert!(p.summary.contains('B'), "{}", p.summary);
+        assert!(p.fix.as_ref().unwrap().contains("CT"));
+    }
+
+    #[test]
+    fn a_meter_five_percent_off_is_named_with_both_readings() {
+        let c = cross_checks(Lang::En, &node(), &[meter([230.0, 231.0, 241.0], [900.0; 3])]);
+        let v = c.iter().find(|c| c.id == "cross.voltage").unwrap();
+        assert_eq!(v.status, Status::Fail);
+        assert!(v.summary.contains("241.0") && v.summary.contains("229.5"), "{}", v.summary);
+    }
+}
