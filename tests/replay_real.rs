@@ -218,17 +218,27 @@ fn dead_channels_are_an_open_interruption() {
 }
 
 /// The 2013 sample files are a few samples long (40 at 1200/s, two cycles of 60 Hz; 5 at
-/// 15360/s). Two cycles read, exit status 0. Five samples hold no whole cycle, so nothing can be
-/// measured: this used to print "no events" with exit status 0, which claims a measurement that
-/// was never made (issue 11, item 8); now it is refused with the reason, exit status 2.
+/// 15360/s). Nothing can be measured in either, and both are refused with the reason, exit
+/// status 2, never "no events" (which claims a measurement that was never made; issue 11, item
+/// 8). Two cycles used to give one window, on a grid not yet locked to the supply; since the
+/// grid learns the period before its first window (issue 13's review: a window during
+/// acquisition need not be one cycle long), a recording needs about four cycles.
 #[test]
-fn tiny_sample_files_read() {
-    for (file, ch, samples) in [
-        ("wisp-set1/sample_ascii.cfg", "IA,IB,IC", 40),
-        ("wisp-set1/sample_ascii.cff", "IA,IB,IC", 40),
-    ] {
-        let v = replay(file, ch, "18", &[]);
-        assert_eq!(v["samples"], samples, "{file}");
+fn tiny_sample_files_are_refused_with_the_reason() {
+    for file in ["wisp-set1/sample_ascii.cfg", "wisp-set1/sample_ascii.cff"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/comtrade")
+            .join(file);
+        let out = Command::new(env!("CARGO_BIN_EXE_kare"))
+            .arg("replay")
+            .arg(&path)
+            .args(["--channels", "IA,IB,IC", "--udin", "18", "--format", "json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(out.stdout.is_empty(), "{file}");
+        assert!(stderr.contains("locks onto the supply"), "{file}: {stderr}");
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/comtrade/wisp-set1/sample_bin.cfg");

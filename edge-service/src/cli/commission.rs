@@ -64,7 +64,9 @@ fn seconds(v: f64, flag: &str) -> anyhow::Result<Duration> {
     if v.is_finite() && v > 0.0 && v <= 3600.0 {
         Ok(Duration::from_secs_f64(v))
     } else {
-        anyhow::bail!("{flag} must be more than 0 and at most 3600 seconds, e.g. {flag} 10; not {v}")
+        anyhow::bail!(
+            "{flag} must be more than 0 and at most 3600 seconds, e.g. {flag} 10; not {v}"
+        )
     }
 }
 
@@ -90,8 +92,10 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read configuration {}", path.display()))?;
     let config = Config::parse(&text, &path.display().to_string())?;
-    let interactive =
-        !flags.non_interactive && !flags.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let interactive = !flags.non_interactive
+        && !flags.json
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal();
     let crew = match flags.crew.clone().filter(|c| !c.trim().is_empty()) {
         Some(c) => c,
         None if interactive => loop {
@@ -148,7 +152,11 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
             outcome.record.verdict.word(),
             lang.ta(
                 "cm-summary-counts",
-                &[("pass", &p.to_string()), ("warn", &w.to_string()), ("fail", &f.to_string())]
+                &[
+                    ("pass", &p.to_string()),
+                    ("warn", &w.to_string()),
+                    ("fail", &f.to_string())
+                ]
             )
         ));
     }
@@ -198,8 +206,8 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
 
 /// `kare commission verify FILE [--key HEX]`: 0 valid, 1 not.
 pub fn verify(file: &std::path::Path, key: Option<&str>, lang: Lang) -> anyhow::Result<u8> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     match commission::record::verify(&text, key) {
         Ok((rec, by)) => {
             let (p, w, f) = rec.counts();
@@ -227,7 +235,10 @@ pub fn verify(file: &std::path::Path, key: Option<&str>, lang: Lang) -> anyhow::
                 "{}",
                 lang.ta(
                     "cm-verify-bad",
-                    &[("file", &file.display().to_string()), ("why", &e.to_string())]
+                    &[
+                        ("file", &file.display().to_string()),
+                        ("why", &e.to_string())
+                    ]
                 )
             );
             Ok(1)

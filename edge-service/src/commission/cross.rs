@@ -14,8 +14,9 @@ use crate::web::i18n::Lang;
 /// the node's 0.1 % leave room, a wrong PT ratio or a wire on the wrong terminal does not).
 pub const VOLTAGE_AGREEMENT_PCT: f64 = 2.0;
 
-/// Below this many watts a phase's power sign means nothing (no load on it).
-pub const POWER_SIGN_MIN_W: f64 = 50.0;
+/// Below this many kilowatts (50 W) a phase's power sign means nothing (no load on it).
+/// Meters' active power is in kW (`Quantity::unit`).
+pub const POWER_SIGN_MIN_KW: f64 = 0.05;
 
 /// A node's mean phase voltages, named.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,8 +103,16 @@ fn voltage_agreement(lang: Lang, subject: &str, n: &NodeVoltages, mv: [f64; 3]) 
     );
     for k in 0..3 {
         c = c
-            .number(&format!("meter_voltage_{}", names[k].to_lowercase()), mv[k], Some("V"))
-            .number(&format!("node_voltage_{}", names[k].to_lowercase()), n.volts[k], Some("V"));
+            .number(
+                &format!("meter_voltage_{}", names[k].to_lowercase()),
+                mv[k],
+                Some("V"),
+            )
+            .number(
+                &format!("node_voltage_{}", names[k].to_lowercase()),
+                n.volts[k],
+                Some("V"),
+            );
     }
     c.fix = fix.map(|f| lang.ta(f, &args));
     c
@@ -122,12 +131,12 @@ fn power_signs(lang: Lang, subject: &str, m: &MeterValues) -> Option<Check> {
     let negative: Vec<&str> = p
         .iter()
         .zip(names)
-        .filter(|(v, _)| v.is_some_and(|v| v < -POWER_SIGN_MIN_W))
+        .filter(|(v, _)| v.is_some_and(|v| v < -POWER_SIGN_MIN_KW))
         .map(|(_, n)| n)
         .collect();
     let loaded = p
         .iter()
-        .filter(|v| v.is_some_and(|v| v.abs() >= POWER_SIGN_MIN_W))
+        .filter(|v| v.is_some_and(|v| v.abs() >= POWER_SIGN_MIN_KW))
         .count();
     let phases = negative.join(", ");
     let args = [("meter", subject), ("phases", phases.as_str())];
@@ -174,7 +183,11 @@ fn power_signs(lang: Lang, subject: &str, m: &MeterValues) -> Option<Check> {
     }
     for (v, n) in p.iter().zip(names) {
         if let Some(v) = v {
-            c = c.number(&format!("active_power_{}", n.to_lowercase()), *v, Some("W"));
+            c = c.number(
+                &format!("active_power_{}", n.to_lowercase()),
+                *v,
+                Some("kW"),
+            );
         }
     }
     Some(c)
@@ -213,13 +226,13 @@ mod tests {
 
     #[test]
     fn a_meter_that_agrees_within_two_percent_passes() {
-        let c = cross_checks(Lang::En, &node(), &[meter([231.0, 229.0, 230.0], [900.0; 3])]);
+        let c = cross_checks(Lang::En, &node(), &[meter([231.0, 229.0, 230.0], [0.9; 3])]);
         assert!(c.iter().all(|c| c.status == Status::Pass), "{c:#?}");
     }
 
     #[test]
     fn a_meter_reading_root_three_high_is_a_pt_ratio_fault() {
-        let c = cross_checks(Lang::En, &node(), &[meter([398.0, 400.0, 397.5], [900.0; 3])]);
+        let c = cross_checks(Lang::En, &node(), &[meter([398.0, 400.0, 397.5], [0.9; 3])]);
         let v = c.iter().find(|c| c.id == "cross.voltage").unwrap();
         assert_eq!(v.status, Status::Fail);
         assert!(v.summary.contains("√3"), "{}", v.summary);
@@ -231,7 +244,7 @@ mod tests {
         let c = cross_checks(
             Lang::En,
             &node(),
-            &[meter([230.0, 231.0, 229.5], [900.0, -850.0, 910.0])],
+            &[meter([230.0, 231.0, 229.5], [0.9, -0.85, 0.91])],
         );
         let p = c.iter().find(|c| c.id == "cross.power-sign").unwrap();
         assert_eq!(p.status, Status::Fail);
@@ -241,9 +254,13 @@ mod tests {
 
     #[test]
     fn a_meter_five_percent_off_is_named_with_both_readings() {
-        let c = cross_checks(Lang::En, &node(), &[meter([230.0, 231.0, 241.0], [900.0; 3])]);
+        let c = cross_checks(Lang::En, &node(), &[meter([230.0, 231.0, 241.0], [0.9; 3])]);
         let v = c.iter().find(|c| c.id == "cross.voltage").unwrap();
         assert_eq!(v.status, Status::Fail);
-        assert!(v.summary.contains("241.0") && v.summary.contains("229.5"), "{}", v.summary);
+        assert!(
+            v.summary.contains("241.0") && v.summary.contains("229.5"),
+            "{}",
+            v.summary
+        );
     }
 }

@@ -121,7 +121,10 @@ pub fn disk_check(lang: Lang, dir: &Path) -> Check {
             "box.disk",
             &where_,
             Status::Fail,
-            lang.ta("cm-disk-unreadable", &[("dir", &where_), ("error", &e.to_string())]),
+            lang.ta(
+                "cm-disk-unreadable",
+                &[("dir", &where_), ("error", &e.to_string())],
+            ),
         )
         .fix(lang.t("cm-store-fix")),
         Ok((free, total)) => {
@@ -180,7 +183,10 @@ pub fn store_check(lang: Lang, dir: &Path) -> Check {
                 "box.store",
                 &where_,
                 Status::Fail,
-                lang.ta("cm-store-bad", &[("dir", &where_), ("error", &e.to_string())]),
+                lang.ta(
+                    "cm-store-bad",
+                    &[("dir", &where_), ("error", &e.to_string())],
+                ),
             )
             .fix(lang.t("cm-store-fix"))
         }
@@ -285,7 +291,11 @@ mod tests {
     fn a_store_folder_that_cannot_be_written_fails_with_the_reason() {
         let c = store_check(Lang::En, Path::new("/proc/kare-cannot-be-here"));
         assert_eq!(c.status, Status::Fail);
-        assert!(c.summary.contains("/proc/kare-cannot-be-here"), "{}", c.summary);
+        assert!(
+            c.summary.contains("/proc/kare-cannot-be-here"),
+            "{}",
+            c.summary
+        );
     }
 
     #[test]

@@ -227,7 +227,10 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
     } else {
         ui.wait(&lang.ta(
             "cm-wait-meters",
-            &[("seconds", &format!("{:.0}", opts.meter_listen.as_secs_f64()))],
+            &[(
+                "seconds",
+                &format!("{:.0}", opts.meter_listen.as_secs_f64()),
+            )],
         ));
         let v = meters::read_configured(cfg, opts.meter_listen, |f| ui.progress(f)).await;
         ui.done_waiting();
@@ -396,10 +399,15 @@ pub async fn file_record(opts: &Options, outcome: &Outcome) -> Vec<String> {
         ),
     ] {
         match write(&p, &text) {
-            Ok(()) => lines.push(lang.ta("cm-record-written", &[("path", &p.display().to_string())])),
+            Ok(()) => {
+                lines.push(lang.ta("cm-record-written", &[("path", &p.display().to_string())]))
+            }
             Err(e) => lines.push(lang.ta(
                 "cm-record-not-written",
-                &[("path", &p.display().to_string()), ("error", &e.to_string())],
+                &[
+                    ("path", &p.display().to_string()),
+                    ("error", &e.to_string()),
+                ],
             )),
         }
     }
@@ -411,13 +419,18 @@ pub async fn file_record(opts: &Options, outcome: &Outcome) -> Vec<String> {
         match saved {
             Ok(id) => lines.push(lang.ta(
                 "cm-record-stored",
-                &[("id", &id.to_string()), ("path", &st.path.display().to_string())],
+                &[
+                    ("id", &id.to_string()),
+                    ("path", &st.path.display().to_string()),
+                ],
             )),
             Err(e) => lines.push(lang.ta("cm-record-not-stored", &[("error", &e.to_string())])),
         }
     }
     if opts.uplinks {
-        lines.extend(uplinks::send_record(lang, &opts.config, &outcome.record, &outcome.signed).await);
+        lines.extend(
+            uplinks::send_record(lang, &opts.config, &outcome.record, &outcome.signed).await,
+        );
     }
     lines
 }

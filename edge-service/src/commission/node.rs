@@ -38,6 +38,9 @@ pub struct NodeCapture {
     pub freq_sum: f64,
     /// The decoder's counters at the end.
     pub decoder: DecoderStats,
+    /// Decoding errors before the first whole frame (the capture began mid-frame): not counted
+    /// against the link.
+    pub cut_at_start: u64,
     /// First and last heartbeat.
     pub heartbeats: (Option<Heartbeat>, Option<Heartbeat>),
     /// The latest phase angles the node reported, degrees each channel lags channel 0 (`None`:
@@ -109,33 +112,53 @@ impl NodeCapture {
     }
 }
 
-/// Listens on `port` at `baud` for `listen`, calling `progress` with the fraction elapsed.
+/// The longest a capture waits for a Hello: a node sends one every 10 s.
+pub const HELLO_WAIT: Duration = Duration::from_secs(11);
+
+/// Listens on `port` at `baud` for `listen` (longer, up to [`HELLO_WAIT`], until a Hello came), calling `progress` with the fraction elapsed.
 pub async fn capture(
     port: &str,
     baud: u32,
     listen: Duration,
     mut progress: impl FnMut(f64),
 ) -> Result<NodeCapture, String> {
-    use tokio_serial::SerialPortBuilderExt;
+    use tokio_serial::{SerialPort, SerialPortBuilderExt};
     let mut serial = tokio_serial::new(port, baud)
         .open_native_async()
         .map_err(|e| e.to_string())?;
+    // What waited in the driver's buffer before we listened is not this capture's: frames from
+    // before (and the gap while nobody read) would count as link errors.
+    let _ = serial.clear(tokio_serial::ClearBuffer::Input);
     let mut decoder = kare_firmware::pqlink::Decoder::new();
     let mut cap = NodeCapture::default();
     let start = tokio::time::Instant::now();
     let end = start + listen;
     let mut buf = [0u8; 1024];
+    let mut seen_frame = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // A node says Hello every 10 s: a capture shorter than that goes on until one comes.
+    let hello_by = end.max(start + HELLO_WAIT);
     loop {
+        let until = if cap.hello.is_some() { end } else { hello_by };
         tokio::select! {
-            _ = tokio::time::sleep_until(end) => break,
-            _ = tick.tick() => progress(start.elapsed().as_secs_f64() / listen.as_secs_f64().max(1e-9)),
+            _ = tokio::time::sleep_until(until) => break,
+            _ = tick.tick() => progress((start.elapsed().as_secs_f64() / listen.as_secs_f64().max(1e-9)).min(0.99)),
             r = serial.read(&mut buf) => match r {
                 Ok(0) => break,
                 Ok(n) => {
                     cap.bytes += n as u64;
-                    for frame in decoder.feed(&buf[..n]).flatten() {
-                        cap.take(frame);
+                    let results: Vec<_> = decoder.feed(&buf[..n]).collect();
+                    for result in results {
+                        match result {
+                            Ok(frame) => {
+                                seen_frame = true;
+                                cap.take(frame);
+                            }
+                            // The capture starts mid-stream: what comes before the first whole
+                            // frame is a cut frame, not damage on the link.
+                            Err(_) if !seen_frame => cap.cut_at_start += 1,
+                            Err(_) => {}
+                        }
                     }
                 }
                 Err(e) => return Err(e.to_string()),
@@ -488,6 +511,7 @@ fn link_check(lang: Lang, node: &str, cap: &NodeCapture) -> Check {
         + u64::from(d.truncated)
         + u64::from(d.oversize)
         + u64::from(d.malformed);
+    let damaged = damaged.saturating_sub(cap.cut_at_start);
     let too_new = u64::from(d.unsupported_version);
     let (dropped, adc) = match &cap.heartbeats {
         (Some(a), Some(b)) => (

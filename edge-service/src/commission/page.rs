@@ -36,7 +36,10 @@ fn class(s: Status) -> &'static str {
 pub fn render(lang: Lang, rec: &Record, signed: &str) -> String {
     let (p, w, f) = rec.counts();
     let sig: serde_json::Value = serde_json::from_str(signed).unwrap_or_default();
-    let key = sig["signature"]["public_key"].as_str().unwrap_or("").to_string();
+    let key = sig["signature"]["public_key"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let value = sig["signature"]["value"].as_str().unwrap_or("").to_string();
     let mut steps: Vec<_> = rec.checks.iter().map(|c| c.step).collect();
     steps.dedup();

@@ -134,7 +134,9 @@ pub fn port_checks(lang: Lang, found: &[SerialPort], configured: &[ConfiguredPor
             .find(|f| Path::new(&f.device) == real)
             .map(|f| f.by_id.clone());
         let mut c = if unstable_name(&p.path) {
-            let better = stable.clone().unwrap_or_else(|| "/dev/serial/by-id/…".into());
+            let better = stable
+                .clone()
+                .unwrap_or_else(|| "/dev/serial/by-id/…".into());
             Check::new(
                 Step::Ports,
                 "ports.present",
@@ -286,7 +288,11 @@ mod tests {
                 used_by: "modbus bus-1".into(),
             }],
         );
-        assert_eq!(checks.len(), 1, "the adapter is in use, not listed as unused");
+        assert_eq!(
+            checks.len(),
+            1,
+            "the adapter is in use, not listed as unused"
+        );
         assert_eq!(checks[0].status, Status::Pass);
     }
 }

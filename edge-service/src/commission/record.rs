@@ -154,7 +154,8 @@ pub fn load_or_create_key(state_dir: &Path) -> Result<SigningKey, RecordError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(state_dir).map_err(io)?;
             let mut seed = [0u8; 32];
-            getrandom::getrandom(&mut seed).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+            getrandom::getrandom(&mut seed)
+                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -178,9 +179,8 @@ pub fn load_or_create_key(state_dir: &Path) -> Result<SigningKey, RecordError> {
 pub fn sign(record: &Record, key: &SigningKey) -> String {
     // A Record always serialises (plain data, finite numbers written as numbers).
     let body = serde_json::to_string_pretty(record).unwrap_or_else(|_| "{}".into());
-    let raw = RawValue::from_string(body.clone()).unwrap_or_else(|_| {
-        RawValue::from_string("{}".into()).expect("an empty object is JSON")
-    });
+    let raw = RawValue::from_string(body.clone())
+        .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("an empty object is JSON"));
     let signature = key.sign(raw.get().as_bytes());
     let out = SignedOut {
         schema: SCHEMA,
@@ -261,8 +261,13 @@ mod tests {
             version: "0.1.0".into(),
             config: "/etc/kare/kare.toml".into(),
             verdict: Status::Pass,
-            checks: vec![Check::new(Step::Box, "box.version", "", Status::Pass, "ok".into())
-                .number("voltage_a", 230.123_456_789_012_3, Some("V"))],
+            checks: vec![
+                Check::new(Step::Box, "box.version", "", Status::Pass, "ok".into()).number(
+                    "voltage_a",
+                    230.123_456_789_012_3,
+                    Some("V"),
+                ),
+            ],
         }
     }
 
@@ -281,7 +286,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = load_or_create_key(dir.path()).unwrap();
         let text = sign(&record(), &key).replace("\"pass\"", "\"fail\"");
-        assert!(matches!(verify(&text, None), Err(RecordError::BadSignature)));
+        assert!(matches!(
+            verify(&text, None),
+            Err(RecordError::BadSignature)
+        ));
     }
 
     #[test]

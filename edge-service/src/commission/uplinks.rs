@@ -11,9 +11,9 @@ use crate::actions::delivery::payload::{
     ApplianceInfo, CustomerInfo, SiteInfo, TicketPayload, SCHEMA,
 };
 use crate::actions::delivery::{EndpointConfig, SendResult, Sender};
-use crate::store::TicketState;
 use crate::config::Config;
 use crate::sinks::influx::InfluxConfig;
+use crate::store::TicketState;
 use crate::store::{Channel, OutboxRow, OutboxState};
 use crate::web::i18n::Lang;
 use chrono::{DateTime, Utc};
@@ -64,7 +64,11 @@ pub fn test_payload(cfg: &Config, crew: &str, run_id: &str, now: DateTime<Utc>) 
 }
 
 /// The outbox row a sender takes, for a payload sent once.
-pub fn test_row(endpoint: &EndpointConfig, payload: &TicketPayload, now: DateTime<Utc>) -> OutboxRow {
+pub fn test_row(
+    endpoint: &EndpointConfig,
+    payload: &TicketPayload,
+    now: DateTime<Utc>,
+) -> OutboxRow {
     let text = serde_json::to_string(payload).unwrap_or_default();
     OutboxRow {
         id: 0,
@@ -156,10 +160,16 @@ pub async fn delivery_checks(lang: Lang, cfg: &Config, payload: &TicketPayload) 
                 },
             ),
         ];
-        let mut c = Check::new(Step::Uplinks, "uplinks.route", e.name(), status, lang.ta(id, &args))
-            .text("channel", channel)
-            .text("answer", answer.clone())
-            .text("routes", kinds.clone());
+        let mut c = Check::new(
+            Step::Uplinks,
+            "uplinks.route",
+            e.name(),
+            status,
+            lang.ta(id, &args),
+        )
+        .text("channel", channel)
+        .text("answer", answer.clone())
+        .text("routes", kinds.clone());
         if status != Status::Pass {
             c.fix = Some(lang.ta("cm-uplink-fix", &args));
         }
@@ -207,7 +217,10 @@ pub async fn influx_check(lang: Lang, cfg: &InfluxConfig, run_id: &str) -> Check
         Outcome::Written => {}
         Outcome::Retry { reason, .. } => return fail("cm-influx-write-failed", reason),
         Outcome::Rejected { status, message } => {
-            return fail("cm-influx-write-failed", format!("HTTP {status}: {message}"))
+            return fail(
+                "cm-influx-write-failed",
+                format!("HTTP {status}: {message}"),
+            )
         }
     }
     match transport.read_back("kare_commission", run_id).await {
@@ -227,7 +240,10 @@ pub async fn influx_check(lang: Lang, cfg: &InfluxConfig, run_id: &str) -> Check
             "uplinks.influx",
             &url,
             Status::Warn,
-            lang.ta("cm-influx-not-read", &[("url", url.as_str()), ("why", why.as_str())]),
+            lang.ta(
+                "cm-influx-not-read",
+                &[("url", url.as_str()), ("why", why.as_str())],
+            ),
         )
         .fix(lang.t("cm-influx-fix")),
     }

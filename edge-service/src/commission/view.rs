@@ -114,9 +114,11 @@ impl Ui for Terminal {
     fn wait(&mut self, label: &str) {
         let bar = ProgressBar::new(1000);
         bar.set_style(
-            ProgressStyle::with_template("  {spinner:.cyan} {msg} [{bar:30.cyan/blue}] {percent:>3}%")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "  {spinner:.cyan} {msg} [{bar:30.cyan/blue}] {percent:>3}%",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_message(label.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));

@@ -423,7 +423,9 @@ pub fn analyse(rec: &Recording, opts: &ReplayOptions) -> Result<ReplayReport, Re
             )
         } else {
             format!(
-                "no whole Urms(1/2) window fits in the {} s of data between gaps: nothing could be \
+                "no Urms(1/2) window was completed in the {} s of data between gaps: the meter \
+                 first locks onto the supply (about three cycles of it) and then measures whole \
+                 cycles, so a recording needs about four cycles of signal: nothing could be \
                  measured",
                 round(span, 6)
             )

@@ -316,7 +316,10 @@ impl Transport {
         url.query_pairs_mut()
             .append_pair("db", database)
             .append_pair("q", &q);
-        let resp = auth(client.get(url)).send().await.map_err(|e| describe(&e))?;
+        let resp = auth(client.get(url))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if status.is_success() && !text.contains("\"error\"") {
@@ -329,7 +332,10 @@ impl Transport {
             "match[]",
             &format!("{{__name__=~\"{}_.*\",check=\"{}\"}}", measurement, id),
         );
-        let resp = auth(client.get(export)).send().await.map_err(|e| describe(&e))?;
+        let resp = auth(client.get(export))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
         let vm_status = resp.status();
         let vm_text = resp.text().await.unwrap_or_default();
         if vm_status.is_success() {

@@ -88,7 +88,9 @@ impl UpsEntry {
         }
         #[cfg(not(feature = "rpi"))]
         {
-            anyhow::bail!("this kare was built without GPIO support: build it with `--features rpi`")
+            anyhow::bail!(
+                "this kare was built without GPIO support: build it with `--features rpi`"
+            )
         }
     }
 
