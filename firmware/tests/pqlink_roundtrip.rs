@@ -489,3 +489,44 @@ fn versions_outside_1_to_2_are_refused_after_the_crc() {
         "{text}"
     );
 }
+
+#[test]
+fn the_example_frames_of_protocol_md_are_exact() {
+    // §2.6: the HalfCycle example as this version sends it (header 02, so another CRC).
+    let mut channels = Vec::new();
+    for urms in [3_215_000, 3_190_400, 3_201_777] {
+        channels
+            .push(ChannelReading {
+                urms,
+                flags: ChannelFlags::NONE,
+            })
+            .unwrap();
+    }
+    let half = Frame::HalfCycle(HalfCycle {
+        seq: 3_000_000_000,
+        window_end: 365 * 86_400 * 6400 * 256,
+        window_len: 128 * 256,
+        freq_mhz: 50_012,
+        channels,
+    });
+    let golden_half: [u8; 41] = [
+        0x03, 0x02, 0x01, 0x16, 0x5e, 0xd0, 0xb2, 0x80, 0x80, 0x80, 0xbc, 0xe0, 0xdf, 0x0b, 0x80,
+        0x80, 0x02, 0xdc, 0x86, 0x03, 0x03, 0x98, 0x9d, 0xc4, 0x01, 0x05, 0x80, 0xdd, 0xc2, 0x01,
+        0x05, 0xf1, 0xb5, 0xc3, 0x01, 0x05, 0x83, 0x05, 0x13, 0xda, 0x00,
+    ];
+    // §2.6: a Phases frame from a balanced ABC supply.
+    let phases = Frame::Phases(Phases::from_angles(
+        3_000_000_000,
+        &[Some(0), Some(12_000), Some(-12_000)],
+    ));
+    let golden_phases: [u8; 20] = [
+        0x03, 0x02, 0x04, 0x05, 0x5e, 0xd0, 0xb2, 0x03, 0x0b, 0xc0, 0xbb, 0x01, 0xbf, 0xbb, 0x01,
+        0x73, 0xff, 0xdf, 0x1d, 0x00,
+    ];
+    for (frame, golden) in [(half, &golden_half[..]), (phases, &golden_phases[..])] {
+        let mut wire = [0u8; MAX_WIRE_LEN];
+        let n = encode(&frame, &mut wire).unwrap();
+        assert_eq!(&wire[..n], golden, "{:?}", frame.kind());
+        assert_eq!(decode(golden), Ok(frame));
+    }
+}
