@@ -2,9 +2,11 @@
 
 // In a module named `sim` so that `cargo test -p kare sim` selects these tests too.
 mod sim {
+    use kare::sim::scenario::{Event, EventKind as SimEventKind, Phase};
     use kare::sim::{open_port, run, Ending, Pace, RunStats, Scenario};
+    use kare::sources::pqlink::{NodeStream, PhaseAngles, StreamOutput};
     use kare_firmware::detector::{Detector, EventKind, Observation, Thresholds, Transition};
-    use kare_firmware::pqlink::{Capture, Decoder, Frame, HalfCycle};
+    use kare_firmware::pqlink::{Capture, Decoder, Frame, HalfCycle, Phases};
     use std::io::{self, Read, Write};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
@@ -97,6 +99,128 @@ mod sim {
             .collect()
     }
 
+    fn phases(frames: &[Frame]) -> Vec<&Phases> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Phases(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The frames through the edge's own decoding (`NodeStream`), as `kare commission` reads
+    /// them: every phase-angle output, in order.
+    fn stream_phases(frames: &[Frame]) -> Vec<PhaseAngles> {
+        let mut stream = NodeStream::new("sim", Thresholds::typical(230.0));
+        let mut got = Vec::new();
+        for f in frames {
+            stream.on_frame(f.clone(), chrono::Utc::now(), &mut |o| {
+                if let StreamOutput::Phases(p) = o {
+                    got.push(p);
+                }
+            });
+        }
+        assert_eq!(stream.stats().phases as usize, got.len());
+        assert_eq!(stream.phases(), got.last());
+        got
+    }
+
+    /// The demo's supply (harmonics, noise) for `seconds`, with only `events`.
+    fn steady_with(events: Vec<Event>, seconds: f64) -> Scenario {
+        Scenario {
+            repeat: false,
+            period_s: None,
+            event: events,
+            ..scenario(Scenario::demo(), seconds)
+        }
+    }
+
+    fn near(angle: Option<i16>, want: i32) -> bool {
+        angle.is_some_and(|a| (i32::from(a) - want).abs() <= 100)
+    }
+
+    #[test]
+    fn an_acb_supply_reads_b_minus_120_and_c_plus_120() {
+        // Waveform phase p is θ − p·120° + jump: B by −120° sits at −240°, C by +120° at −120°,
+        // so the supply on channels A, B, C is A, C, B.
+        let jump = |phase, degrees| Event {
+            phases: Some(vec![phase]),
+            degrees: Some(degrees),
+            ..Event::new(SimEventKind::PhaseJump, 0.0, 4.0)
+        };
+        let acb = steady_with(vec![jump(Phase::B, -120.0), jump(Phase::C, 120.0)], 4.0);
+        let (frames, _, _) = frames_of(&acb);
+        assert_eq!(phases(&frames).len(), 4, "one a second");
+        let got = stream_phases(&frames);
+        assert_eq!(got.len(), 4);
+        // The first goes out with the first sample, before any crossing.
+        assert_eq!(got[0].angles_cdeg, [None; 4]);
+        for p in &got[1..] {
+            assert_eq!(p.channels, 3);
+            assert_eq!(p.angles_cdeg[0], Some(0), "{p:?}");
+            assert!(near(p.angles_cdeg[1], -12_000), "B: {p:?}");
+            assert!(near(p.angles_cdeg[2], 12_000), "C: {p:?}");
+            assert_eq!(p.angles_cdeg[3], None);
+        }
+
+        // The same supply without the jumps is ABC.
+        let (frames, _, _) = frames_of(&steady_with(Vec::new(), 3.0));
+        for p in &stream_phases(&frames)[1..] {
+            assert!(near(p.angles_cdeg[1], 12_000), "B: {p:?}");
+            assert!(near(p.angles_cdeg[2], -12_000), "C: {p:?}");
+        }
+    }
+
+    #[test]
+    fn a_lost_phase_c_reads_no_fundamental() {
+        let lost_c = Event {
+            phases: Some(vec![Phase::C]),
+            ..Event::new(SimEventKind::PhaseLoss, 0.0, 3.0)
+        };
+        let (frames, _, _) = frames_of(&steady_with(vec![lost_c], 3.0));
+        let got = stream_phases(&frames);
+        assert_eq!(got.len(), 3);
+        for p in &got[1..] {
+            assert_eq!(p.angles_cdeg[0], Some(0), "{p:?}");
+            assert!(near(p.angles_cdeg[1], 12_000), "B: {p:?}");
+            assert_eq!(p.angles_cdeg[2], None, "C is lost: {p:?}");
+            assert_eq!(p.degrees(2), None);
+        }
+    }
+
+    #[test]
+    fn the_demo_reads_abc_and_no_angles_in_the_outage() {
+        let (frames, _, _) = frames_of(&scenario(Scenario::demo(), 40.0));
+        // One phases frame a second: ABC while the supply is there, none in the outage.
+        let ph = phases(&frames);
+        assert_eq!(ph.len(), 40);
+        let all_halves = halves(&frames);
+        let second = |p: &Phases| {
+            let seq = all_halves.iter().find(|h| h.seq == p.seq);
+            seq.map(|h| h.end_seconds(FS))
+        };
+        let (mut abc, mut outage) = (0, 0);
+        for p in &ph {
+            let Some(t) = second(p) else { continue };
+            if (1.5..4.5).contains(&t) {
+                abc += 1;
+                assert!(
+                    near(p.angle(1), 12_000) && near(p.angle(2), -12_000),
+                    "{t}: {p:?}"
+                );
+            }
+            if (31.0..40.0).contains(&t) {
+                outage += 1;
+                assert_eq!(p.angles(), [None; 4], "{t}: outage");
+            }
+        }
+        assert!(
+            abc >= 2 && outage >= 8,
+            "{abc} before, {outage} in the outage"
+        );
+    }
+
     #[test]
     fn forty_seconds_of_the_demo_scenario() {
         let demo = scenario(Scenario::demo(), 40.0);
@@ -127,7 +251,6 @@ mod sim {
             .filter(|f| matches!(f, Frame::Heartbeat(_)))
             .count();
         assert_eq!(beats, 40, "one heartbeat per second");
-
         // One Urms(1/2) per half cycle, less the first cycle, with no gap in the sequence.
         let hs = halves(&frames);
         let before_20s = hs.iter().filter(|h| h.end_seconds(FS) <= 20.0).count();

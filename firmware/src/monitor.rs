@@ -139,6 +139,12 @@ impl Monitor {
         }
     }
 
+    /// How far each channel's fundamental lags channel 0's, in hundredths of a degree (see
+    /// [`UrmsMeter::phase_angles`]).
+    pub fn phase_angles(&self) -> [Option<i16>; MAX_CHANNELS] {
+        self.meter.phase_angles()
+    }
+
     /// Events still in progress.
     pub fn open_events(&self) -> impl Iterator<Item = Event> + '_ {
         self.detector.open_events()

@@ -8,14 +8,15 @@
 //! Per half cycle the node sends one `HalfCycle` frame with every channel's Urms(1/2). It also
 //! runs the core detector: when an event starts, it records the raw waveform from `PRE` samples
 //! before to `POST` samples after the trigger and sends it as `Capture` frames in spare link time.
-//! `Hello` goes out at boot and every 10 s, `Heartbeat` every second.
+//! `Hello` goes out at boot and every 10 s, `Heartbeat` every second, each followed by `Phases`
+//! (every channel's phase angle behind channel 0, for commissioning's phase-sequence check).
 
 use crate::detector::{Thresholds, Transition};
 use crate::monitor::{Monitor, Output, SetupError};
 use crate::pqlink::{
     encode, Capture, ChannelFlags, ChannelInfo, ChannelReading, FirmwareVersion, Frame, HalfCycle,
-    Heartbeat, Hello, LinkBudget, NodeStatus, CAPTURE_MAX_SAMPLES, MAX_CHANNELS, MAX_WIRE_LEN,
-    PROTOCOL_VERSION,
+    Heartbeat, Hello, LinkBudget, NodeStatus, Phases, CAPTURE_MAX_SAMPLES, MAX_CHANNELS,
+    MAX_WIRE_LEN, PROTOCOL_VERSION,
 };
 use crate::urms::POS_ONE;
 use heapless::{HistoryBuffer, Vec};
@@ -277,6 +278,13 @@ impl<const PRE: usize, const TOTAL: usize> Node<PRE, TOTAL> {
             self.heartbeat_seq = self.heartbeat_seq.wrapping_add(1);
             self.status = NodeStatus::OK;
             self.send(&hb, &mut tx);
+            // Right after the heartbeat, once a second: commissioning needs the phase sequence
+            // within a second or two, and the meter reads the angles from its latest crossings
+            // in a few integer operations. `seq` is the next half cycle's, so the receiver can
+            // place the angles among the HalfCycle frames.
+            let angles = self.monitor.phase_angles();
+            let phases = Frame::Phases(Phases::from_angles(self.seq, &angles[..n]));
+            self.send(&phases, &mut tx);
         }
 
         self.send_capture_part(&mut tx);

@@ -33,6 +33,11 @@
 //! * **Never silent.** During an interruption there are no zero crossings: the grid runs on at
 //!   the last tracked frequency and keeps reporting (near-zero) values every half cycle, flagged
 //!   unlocked, and the supply's return finds the windows where they would have been.
+//! * **Phase angles for free.** Every channel already runs the band-pass, so each channel's last
+//!   rising fundamental zero crossing is kept (interpolated like the reference's, and only when
+//!   the lobe before it is alive), and [`UrmsMeter::phase_angles`] compares them with channel 0's
+//!   against the tracked period: integers only, no trigonometry, work only at crossings. Every
+//!   channel has the same band-pass, so its delay (non-zero off nominal) cancels.
 
 use libm::{atan2f, cosf, sinf, sqrtf};
 
@@ -189,7 +194,53 @@ struct Channel {
     at_bound: [u64; 3],
     /// Clipping in the previous and in the current half cycle.
     clipped: [bool; 2],
+    /// This channel's last sign change of the band-passed signal (start of its present lobe)
+    /// and its integral there: the raw check of its next crossing (see [`Channel::crossing`]).
+    lobe: Option<(Pos, u64)>,
+    /// Peak |band-passed| of this channel over its present lobe.
+    lobe_peak: i32,
+    /// This channel's last rising fundamental zero crossing whose lobe was alive, for
+    /// [`UrmsMeter::phase_angles`].
+    last_rising: Option<Pos>,
 }
+
+impl Channel {
+    /// A sign change of this channel's band-passed signal from `prev` to `now`, at `pos`
+    /// (`frac`/256 of the way from the previous sample, whose square was `prev_sq`; this
+    /// sample's is `sq`): a rising one is kept as the channel's last fundamental zero crossing
+    /// when the lobe before it was alive. Called only at sign changes (twice a cycle).
+    fn crossing(&mut self, prev: i32, now: i32, pos: Pos, frac: u64, sq: u64) {
+        let at = self
+            .integral2
+            .wrapping_add(partial2(self.prev_sq, sq, frac));
+        // The same two gates as the reference's crossings: the band-passed lobe must reach the
+        // lock gate, and so must the raw RMS over it, because the band-pass of a phase that has
+        // just died rings on above the gate for several cycles and would keep a dead phase's
+        // angle alive.
+        if prev < 0 && self.lobe_peak >= self.gate {
+            if let Some((lobe_pos, lobe_at)) = self.lobe {
+                let span = pos.saturating_sub(lobe_pos);
+                let raw2 = at.wrapping_sub(lobe_at) as u128;
+                let gate2 = (self.gate as u128) * (self.gate as u128);
+                if span > 0 && raw2 * (POS_ONE as u128) >= gate2 * (span as u128) {
+                    self.last_rising = Some(pos);
+                }
+            }
+        }
+        self.lobe = Some((pos, at));
+        self.lobe_peak = magnitude(now);
+    }
+}
+
+/// Hundredths of a degree in a cycle.
+const CDEG_PER_CYCLE: u64 = 36_000;
+
+/// A channel's last rising crossing is fresh while it is at most this many quarter cycles old.
+/// A live channel crosses once a cycle; the quarter cycle of margin covers a tracked period up
+/// to 25 % shorter than the supply's (the tracking range is ±10 %). A dead channel's last
+/// crossing that counts ends the lobe it died in, at most half a cycle after it died, so its
+/// angle turns `None` within 1.75 cycles of its death.
+const FRESH_QUARTERS: u64 = 5;
 
 /// Accepted crossings of the reference, after the first, during which the grid restarts on each
 /// crossing while the period is learned (no record is completed meanwhile): about three cycles,
@@ -283,6 +334,9 @@ impl UrmsMeter {
                 integral2: 0,
                 at_bound: [0; 3],
                 clipped: [false; 2],
+                lobe: None,
+                lobe_peak: 0,
+                last_rising: None,
             })
             .collect();
         UrmsMeter {
@@ -324,6 +378,42 @@ impl UrmsMeter {
     /// Tracked fundamental frequency in Hz (nominal until the first cycles are seen).
     pub fn frequency_hz(&self) -> f32 {
         self.config.sample_rate_hz * POS_ONE as f32 / (2 * self.half_period) as f32
+    }
+
+    /// How far each channel's fundamental lags channel 0's, in hundredths of a degree, in
+    /// (−18 000, 18 000]: channel 0 itself reads 0; a balanced ABC supply on channels 0, 1, 2
+    /// reads about `[0, 12 000, −12 000]`, an ACB one `[0, −12 000, 12 000]`.
+    ///
+    /// Taken from each channel's latest rising fundamental zero crossing (band-passed, so
+    /// harmonics and noise barely move it; the same band-pass on every channel, so its delay
+    /// cancels) against channel 0's, as a fraction of the tracked period. `None` for a channel
+    /// with no fresh crossing (dead or missing: none in the last 1.25 tracked cycles), and for
+    /// every channel when channel 0 has none. Entries past [`Self::channels`] are `None`.
+    ///
+    /// Integer arithmetic only, a few operations per channel: cheap enough to call once a
+    /// second on a node without FPU.
+    pub fn phase_angles(&self) -> [Option<i16>; MAX_CHANNELS] {
+        let mut out = [None; MAX_CHANNELS];
+        let period = 2 * self.half_period;
+        // The position of the last sample taken: crossings are never later than it.
+        let now = self.next_index.saturating_sub(1) << 8;
+        let fresh = |c: &Channel| {
+            c.last_rising
+                .filter(|p| now.saturating_sub(*p) * 4 <= period * FRESH_QUARTERS)
+        };
+        let Some(t0) = self.ch.first().and_then(fresh) else {
+            return out;
+        };
+        for (o, c) in out.iter_mut().zip(self.ch.iter()) {
+            if let Some(t) = fresh(c) {
+                let lag = (t as i64 - t0 as i64).rem_euclid(period as i64) as u64;
+                // Rounded to the nearest hundredth; a full cycle wraps to 0.
+                let cdeg = ((lag * CDEG_PER_CYCLE + period / 2) / period) as i32;
+                let cdeg = if cdeg > 18_000 { cdeg - 36_000 } else { cdeg };
+                *o = Some(cdeg as i16);
+            }
+        }
+        out
     }
 
     /// Feeds one simultaneous sample of every channel (`samples.len()` should equal
@@ -384,6 +474,14 @@ impl UrmsMeter {
         }
 
         for (i, c) in self.ch.iter_mut().enumerate() {
+            // Every channel's own fundamental crossings, for its phase angle: per sample only a
+            // compare and a max; the rest happens at sign changes.
+            let (prev, now) = (c.prev_filtered, filtered[i]);
+            c.lobe_peak = c.lobe_peak.max(magnitude(prev));
+            if (prev < 0) != (now < 0) && prev != now {
+                let frac = interpolate(prev, now);
+                c.crossing(prev, now, base + frac, frac, sq[i]);
+            }
             c.integral2 = c.integral2.wrapping_add(c.prev_sq + sq[i]);
             c.prev_sq = sq[i];
             c.prev_filtered = filtered[i];

@@ -124,6 +124,40 @@ fn six_seconds_of_supply_become_hello_half_cycles_heartbeats_and_a_capture() {
         .count();
     assert_eq!(beats, 6, "one per second");
 
+    // Every heartbeat is followed at once by the phase angles; from the second one on (the first
+    // goes out with the first sample, before any crossing) they read ABC. Each carries the seq
+    // of the next half cycle.
+    for (i, w) in frames.windows(2).enumerate() {
+        assert_eq!(
+            matches!(w[0], Frame::Heartbeat(_)),
+            matches!(w[1], Frame::Phases(_)),
+            "frame {i}: {:?} then {:?}",
+            w[0].kind(),
+            w[1].kind()
+        );
+    }
+    let phases: Vec<_> = frames
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match f {
+            Frame::Phases(p) => Some((i, p)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases.len(), 6);
+    assert_eq!(phases[0].1.angles_cdeg.len(), 3);
+    assert_eq!(phases[0].1.angle(0), None, "nothing measured at boot");
+    for (i, p) in &phases[1..] {
+        assert_eq!(p.angle(0), Some(0));
+        assert!(p.angle(1).unwrap().abs_diff(12_000) <= 100, "{p:?}");
+        assert!(p.angle(2).unwrap().abs_diff(-12_000) <= 100, "{p:?}");
+        let next_half = frames[*i..].iter().find_map(|f| match f {
+            Frame::HalfCycle(h) => Some(h.seq),
+            _ => None,
+        });
+        assert_eq!(next_half, Some(p.seq));
+    }
+
     // The dip triggered one capture: every part arrived, in order, covering 100 ms before the
     // trigger to 200 ms after.
     let parts: Vec<_> = frames

@@ -2,12 +2,12 @@
 //!
 //! Link: 115 200 baud 8N1 = 11 520 bytes/s. Three phases send one `HalfCycle` frame per half
 //! cycle: 100 frames/s at 50 Hz, 120 frames/s at 60 Hz. Those must use well under half the link,
-//! leaving the rest for captures, heartbeats and hellos.
+//! leaving the rest for captures, heartbeats (each followed by a phases frame) and hellos.
 
 use heapless::{String, Vec};
 use kare_firmware::pqlink::{
     encode, link_use_permille, wire_len, Capture, ChannelFlags, ChannelInfo, ChannelReading,
-    FirmwareVersion, Frame, HalfCycle, Heartbeat, Hello, LinkBudget, NodeStatus,
+    FirmwareVersion, Frame, HalfCycle, Heartbeat, Hello, LinkBudget, NodeStatus, Phases,
     CAPTURE_MAX_SAMPLES, LINK_BYTES_PER_SECOND, MAX_CHANNELS, MAX_WIRE_LEN, PROTOCOL_VERSION,
     UART_BAUD,
 };
@@ -92,6 +92,19 @@ fn heartbeat_typical() -> Frame {
         adc_errors: 0,
         status: NodeStatus::OK,
     })
+}
+
+/// A balanced ABC supply: angles 0, +120°, −120° (1 + 3 + 3 varint bytes).
+fn phases_typical() -> Frame {
+    Frame::Phases(Phases::from_angles(
+        3_000_000_000,
+        &[Some(0), Some(12_000), Some(-12_000)],
+    ))
+}
+
+/// The largest phases frame: four channels, none with a fundamental (`i16::MIN`, 3 bytes each).
+fn phases_max() -> Frame {
+    Frame::Phases(Phases::from_angles(u32::MAX, &[None; MAX_CHANNELS]))
 }
 
 fn hello_max() -> Frame {
@@ -190,19 +203,33 @@ fn three_phases_use_well_under_half_the_link() {
 }
 
 #[test]
+fn phases_wire_sizes() {
+    // header 1 + kind 1 + seq 4 + count 1 + angles (0: 1 byte, ±12 000: 3 bytes each) + CRC 4
+    // = 18 bytes; COBS +1; delimiter +1.
+    assert_eq!(size(&phases_typical()), 20);
+    // Four channels of i16::MIN (zigzag 65 535: 3 bytes each): 23 raw.
+    assert_eq!(size(&phases_max()), 25);
+    // Once a second: a few bytes per second, under 0.2 % of the link.
+    assert_eq!(link_use_permille(size(&phases_max()), 1, UART_BAUD), 3);
+    assert_eq!(link_use_permille(size(&phases_typical()), 1, UART_BAUD), 2);
+}
+
+#[test]
 fn room_left_for_captures() {
     let hb = size(&heartbeat_typical());
+    let ph = size(&phases_typical());
     let hello = size(&hello_max());
     let cap = size(&capture_typical());
     assert_eq!(hb, 24);
+    assert_eq!(ph, 20);
     assert_eq!(hello, 76);
     assert_eq!(cap, 163);
-    // At 60 Hz with the largest half-cycle frames, 1 heartbeat/s and a hello every 10 s, in 90 %
-    // of the link:
+    // At 60 Hz with the largest half-cycle frames, 1 heartbeat and 1 phases frame per second and
+    // a hello every 10 s, in 90 % of the link:
     let usable = LINK_BYTES_PER_SECOND * 9 / 10;
-    let fixed = size(&bound_3ph()) * 120 + hb + hello.div_ceil(10);
+    let fixed = size(&bound_3ph()) * 120 + hb + ph + hello.div_ceil(10);
     let spare = usable - fixed;
-    assert_eq!(spare, 5296);
+    assert_eq!(spare, 5276);
     let capture_frames = spare / cap;
     let samples_per_s = capture_frames * CAPTURE_MAX_SAMPLES as u32;
     eprintln!(
@@ -244,6 +271,7 @@ fn every_kind_fits_the_maximum_wire_length() {
         ("half-cycle", size(&type_max(MAX_CHANNELS))),
         ("capture", size(&capture_max)),
         ("heartbeat", size(&heartbeat_max)),
+        ("phases", size(&phases_max())),
     ];
     eprintln!("largest wire frames: {sizes:?}");
     assert_eq!(size(&capture_max), 211);
@@ -254,8 +282,8 @@ fn every_kind_fits_the_maximum_wire_length() {
     assert!(encode(&capture_max, &mut buf).is_ok());
 }
 
-/// Simulate 10 s of a 60 Hz node: half-cycle frames every 8333 µs, a heartbeat every second, an
-/// endless backlog of capture frames, and a UART that drains 11 520 bytes/s. Captures go out
+/// Simulate 10 s of a 60 Hz node: half-cycle frames every 8333 µs, a heartbeat and a phases
+/// frame every second, an endless backlog of capture frames, and a UART that drains 11 520 bytes/s. Captures go out
 /// only when the transmit queue is empty and the budget grants them.
 #[test]
 fn scheduler_keeps_half_cycles_first_and_fills_the_spare_budget() {
@@ -263,6 +291,7 @@ fn scheduler_keeps_half_cycles_first_and_fills_the_spare_budget() {
     const US_PER_BYTE: f64 = 1e6 / LINK_BYTES_PER_SECOND as f64;
     let hc = size(&bound_3ph()) as usize;
     let hb = size(&heartbeat_typical()) as usize;
+    let ph = size(&phases_typical()) as usize;
     let cap = size(&capture_typical()) as usize;
 
     let mut budget = LinkBudget::default();
@@ -285,6 +314,9 @@ fn scheduler_keeps_half_cycles_first_and_fills_the_spare_budget() {
             queue.push_back((hb as f64, false, now));
             budget.charge(hb);
             total_bytes += hb;
+            queue.push_back((ph as f64, false, now));
+            budget.charge(ph);
+            total_bytes += ph;
             next_hb += 1_000_000;
         }
         if queue.is_empty() && budget.try_capture(cap) {
@@ -319,10 +351,11 @@ fn scheduler_keeps_half_cycles_first_and_fills_the_spare_budget() {
     assert!(hc_sent >= 1199, "{hc_sent}");
     // Never more than the link can carry, and the budget's 90 % is respected.
     assert!(total_bytes <= (LINK_BYTES_PER_SECOND as usize * 10) * 9 / 10 + MAX_WIRE_LEN);
-    // Captures got most of the spare: (10 368 − 5040 − 24) B/s × 10 s / 163 B ≈ 325 frames.
+    // Captures got most of the spare: (10 368 − 5040 − 24 − 20) B/s × 10 s / 163 B ≈ 324 frames.
     assert!(cap_sent >= 300, "{cap_sent}");
-    // A half-cycle frame waits at most for one capture frame already on the wire plus itself.
-    let bound_us = ((cap + hc + hb) as f64 * US_PER_BYTE) as u64 + 2 * u64::from(TICK_US);
+    // A half-cycle frame waits at most for one capture frame already on the wire, a heartbeat
+    // and its phases frame, plus itself.
+    let bound_us = ((cap + hc + hb + ph) as f64 * US_PER_BYTE) as u64 + 2 * u64::from(TICK_US);
     assert!(
         max_hc_latency_us <= bound_us,
         "{max_hc_latency_us} > {bound_us}"

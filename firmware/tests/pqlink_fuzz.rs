@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use heapless::{String, Vec};
 use kare_firmware::pqlink::{
     encode, Capture, ChannelFlags, ChannelInfo, ChannelReading, DecodeError, Decoder,
-    FirmwareVersion, Frame, HalfCycle, Heartbeat, Hello, NodeStatus, CAPTURE_MAX_SAMPLES,
+    FirmwareVersion, Frame, HalfCycle, Heartbeat, Hello, NodeStatus, Phases, CAPTURE_MAX_SAMPLES,
     DECODER_BUFFER_LEN, MAX_CHANNELS, MAX_WIRE_LEN, PROTOCOL_VERSION,
 };
 
@@ -57,7 +57,7 @@ impl Rng {
 }
 
 fn random_frame(rng: &mut Rng, seq: u32) -> Frame {
-    match rng.below(10) {
+    match rng.below(11) {
         0 => {
             let mut channels = Vec::new();
             for _ in 0..rng.below(MAX_CHANNELS + 1) {
@@ -116,6 +116,13 @@ fn random_frame(rng: &mut Rng, seq: u32) -> Frame {
                 channel_count: rng.byte(),
                 samples,
             })
+        }
+        10 => {
+            let mut angles_cdeg = Vec::new();
+            for _ in 0..rng.below(MAX_CHANNELS + 1) {
+                angles_cdeg.push(rng.bits_u32() as i16).unwrap();
+            }
+            Frame::Phases(Phases { seq, angles_cdeg })
         }
         _ => Frame::Heartbeat(Heartbeat {
             seq,

@@ -1,10 +1,12 @@
-//! pqlink round trips: every frame kind, edge values, every way of feeding the decoder.
+//! pqlink round trips: every frame kind, edge values, every way of feeding the decoder, and
+//! the versions: version 1 frames still decode, version 1 cannot carry `Phases`, version 3 is
+//! refused.
 
 use heapless::{String, Vec};
 use kare_firmware::pqlink::{
     decode, encode, Capture, ChannelFlags, ChannelInfo, ChannelReading, DecodeError, Decoder,
-    FirmwareVersion, Frame, FrameKind, HalfCycle, Heartbeat, Hello, NodeStatus,
-    CAPTURE_MAX_SAMPLES, MAX_WIRE_LEN, PROTOCOL_VERSION,
+    FirmwareVersion, Frame, FrameKind, HalfCycle, Heartbeat, Hello, NodeStatus, Phases,
+    CAPTURE_MAX_SAMPLES, CRC, MAX_CHANNELS, MAX_WIRE_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 
 fn name(s: &str) -> String<8> {
@@ -85,8 +87,42 @@ fn heartbeat(seq: u32) -> Frame {
     })
 }
 
-fn all_frames() -> [Frame; 4] {
-    [hello(), half_cycle(41), capture(5), heartbeat(9)]
+/// ABC with channel 3 (a neutral) carrying no fundamental.
+fn phases(seq: u32) -> Frame {
+    Frame::Phases(Phases::from_angles(
+        seq,
+        &[Some(0), Some(11_987), Some(-12_004), None],
+    ))
+}
+
+fn all_frames() -> [Frame; 5] {
+    [
+        hello(),
+        half_cycle(41),
+        capture(5),
+        heartbeat(9),
+        phases(41),
+    ]
+}
+
+/// The postcard payload of `frame` (kind and fields).
+fn payload(frame: &Frame) -> std::vec::Vec<u8> {
+    let mut buf = [0u8; MAX_WIRE_LEN];
+    postcard::to_slice(frame, &mut buf).unwrap().to_vec()
+}
+
+/// A wire frame with `version` in its header and `frame`'s payload, built by hand as a node of
+/// that version would (CRC over header and payload, COBS, delimiter).
+fn wire_with_version(version: u8, frame: &Frame) -> std::vec::Vec<u8> {
+    let mut raw = vec![version];
+    raw.extend_from_slice(&payload(frame));
+    let crc = CRC.checksum(&raw);
+    raw.extend_from_slice(&crc.to_le_bytes());
+    let mut wire = vec![0u8; MAX_WIRE_LEN];
+    let n = cobs::encode(&raw, &mut wire);
+    wire.truncate(n);
+    wire.push(0);
+    wire
 }
 
 fn roundtrip(frame: &Frame) -> usize {
@@ -123,7 +159,8 @@ fn kinds_are_reported() {
             FrameKind::Hello,
             FrameKind::HalfCycle,
             FrameKind::Capture,
-            FrameKind::Heartbeat
+            FrameKind::Heartbeat,
+            FrameKind::Phases
         ]
     );
 }
@@ -142,6 +179,7 @@ fn edge_values_round_trip() {
     roundtrip(&Frame::HalfCycle(HalfCycle::default()));
     roundtrip(&Frame::Capture(Capture::default()));
     roundtrip(&Frame::Heartbeat(Heartbeat::default()));
+    roundtrip(&Frame::Phases(Phases::default()));
 
     // Maxima everywhere.
     let mut channels = Vec::new();
@@ -204,16 +242,23 @@ fn edge_values_round_trip() {
         adc_errors: u32::MAX,
         status: NodeStatus(u16::MAX),
     }));
+    for angle in [i16::MIN, i16::MAX, -17_999, 18_000] {
+        roundtrip(&Frame::Phases(Phases {
+            seq: u32::MAX,
+            angles_cdeg: Vec::from_slice(&[angle; MAX_CHANNELS]).unwrap(),
+        }));
+    }
 }
 
 #[test]
 fn stream_in_any_chunking_decodes_in_order() {
     let frames: std::vec::Vec<Frame> = (0..40u32)
-        .map(|i| match i % 4 {
+        .map(|i| match i % 5 {
             0 => hello(),
             1 => half_cycle(i),
             2 => capture(i as u16),
-            _ => heartbeat(i),
+            3 => heartbeat(i),
+            _ => phases(i),
         })
         .collect();
     let mut stream = std::vec::Vec::new();
@@ -321,4 +366,167 @@ fn capture_instants() {
     };
     assert_eq!(c.instants(), CAPTURE_MAX_SAMPLES / 3);
     assert_eq!(Capture::default().instants(), 0);
+}
+
+#[test]
+fn phases_read_back_as_options() {
+    let Frame::Phases(p) = phases(3) else {
+        unreachable!()
+    };
+    assert_eq!(
+        p.angles_cdeg.as_slice(),
+        &[0, 11_987, -12_004, Phases::NO_FUNDAMENTAL]
+    );
+    assert_eq!(p.angle(0), Some(0));
+    assert_eq!(p.angle(1), Some(11_987));
+    assert_eq!(p.angle(2), Some(-12_004));
+    assert_eq!(p.angle(3), None, "no fundamental");
+    assert_eq!(p.angle(4), None, "no such channel");
+    assert_eq!(
+        p.angles(),
+        [Some(0), Some(11_987), Some(-12_004), None],
+        "one per channel"
+    );
+    // More angles than a node has channels: the first MAX_CHANNELS are kept.
+    let many = Phases::from_angles(0, &[Some(1); 8]);
+    assert_eq!(many.angles_cdeg.len(), MAX_CHANNELS);
+}
+
+#[test]
+fn phases_layout_is_fixed() {
+    // kind 4 | seq fixint LE | count | zigzag varints: 0 → 00, 11 987 → a6 bb 01,
+    // −12 004 → c7 bb 01, i16::MIN → ff ff 03.
+    assert_eq!(
+        payload(&phases(0x0102_0304)),
+        [
+            0x04, 0x04, 0x03, 0x02, 0x01, 0x04, 0x00, 0xa6, 0xbb, 0x01, 0xc7, 0xbb, 0x01, 0xff,
+            0xff, 0x03
+        ]
+    );
+    let mut wire = [0u8; MAX_WIRE_LEN];
+    let n = encode(&phases(0x0102_0304), &mut wire).unwrap();
+    // version + 16 payload + CRC 4, COBS +1, delimiter +1.
+    assert_eq!(n, 23);
+}
+
+#[test]
+fn version_1_frames_still_decode() {
+    assert_eq!((MIN_PROTOCOL_VERSION, PROTOCOL_VERSION), (1, 2));
+    // The example frame of PROTOCOL.md as a version 1 node sent it, byte for byte.
+    let golden_v1: [u8; 41] = [
+        0x03, 0x01, 0x01, 0x16, 0x5e, 0xd0, 0xb2, 0x80, 0x80, 0x80, 0xbc, 0xe0, 0xdf, 0x0b, 0x80,
+        0x80, 0x02, 0xdc, 0x86, 0x03, 0x03, 0x98, 0x9d, 0xc4, 0x01, 0x05, 0x80, 0xdd, 0xc2, 0x01,
+        0x05, 0xf1, 0xb5, 0xc3, 0x01, 0x05, 0x9a, 0x3b, 0xc0, 0x51, 0x00,
+    ];
+    let Ok(Frame::HalfCycle(h)) = decode(&golden_v1) else {
+        panic!("{:?}", decode(&golden_v1))
+    };
+    assert_eq!(h.seq, 3_000_000_000);
+    assert_eq!(h.window_end, 365 * 86_400 * 6400 * 256);
+    assert_eq!((h.window_len, h.freq_mhz), (128 * 256, 50_012));
+    let urms: std::vec::Vec<u32> = h.channels.iter().map(|c| c.urms).collect();
+    assert_eq!(urms, [3_215_000, 3_190_400, 3_201_777]);
+    assert!(h.channels.iter().all(|c| c.flags == ChannelFlags::NONE));
+
+    // Every version 1 kind, through the streaming decoder, which counts them as older.
+    let mut d = Decoder::new();
+    let v1 = [hello(), half_cycle(41), capture(5), heartbeat(9)];
+    for f in &v1 {
+        let got: std::vec::Vec<_> = d.feed(&wire_with_version(1, f)).collect();
+        assert_eq!(got, vec![Ok(f.clone())]);
+    }
+    assert_eq!(d.stats().frames, 4);
+    assert_eq!(d.stats().older_version, 4);
+    assert_eq!(d.stats().resyncs, 0);
+    // This version's own frames are not older.
+    let mut wire = [0u8; MAX_WIRE_LEN];
+    let n = encode(&heartbeat(1), &mut wire).unwrap();
+    assert_eq!(
+        wire_with_version(PROTOCOL_VERSION, &heartbeat(1)),
+        &wire[..n]
+    );
+    assert_eq!(d.feed(&wire[..n]).count(), 1);
+    assert_eq!((d.stats().frames, d.stats().older_version), (5, 4));
+}
+
+#[test]
+fn version_1_cannot_carry_phases() {
+    // Kind 4 did not exist in version 1: a version 1 receiver would refuse it as a bad enum
+    // variant, and so does this one when the header says 1 (a sender bug, counted as malformed).
+    let wire = wire_with_version(1, &phases(7));
+    assert_eq!(
+        decode(&wire),
+        Err(DecodeError::Postcard(postcard::Error::DeserializeBadEnum))
+    );
+    let mut d = Decoder::new();
+    let mut stream = wire.clone();
+    stream.extend(wire_with_version(2, &phases(8)));
+    let got: std::vec::Vec<_> = d.feed(&stream).collect();
+    assert!(got[0].is_err());
+    assert_eq!(got[1], Ok(phases(8)), "the next frame decodes");
+    assert_eq!(d.stats().malformed, 1);
+    assert_eq!(d.stats().frames, 1);
+}
+
+#[test]
+fn versions_outside_1_to_2_are_refused_after_the_crc() {
+    for (version, frame) in [
+        (3, heartbeat(1)),
+        (3, phases(1)),
+        (0, heartbeat(1)),
+        (255, hello()),
+    ] {
+        let wire = wire_with_version(version, &frame);
+        assert_eq!(decode(&wire), Err(DecodeError::UnsupportedVersion(version)));
+        let mut d = Decoder::new();
+        assert_eq!(d.feed(&wire).count(), 1);
+        assert_eq!(d.stats().unsupported_version, 1);
+        assert_eq!(d.stats().frames, 0);
+    }
+    let text = DecodeError::UnsupportedVersion(3).to_string();
+    assert!(
+        text.contains("version 3") && text.contains("1 to 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_example_frames_of_protocol_md_are_exact() {
+    // §2.6: the HalfCycle example as this version sends it (header 02, so another CRC).
+    let mut channels = Vec::new();
+    for urms in [3_215_000, 3_190_400, 3_201_777] {
+        channels
+            .push(ChannelReading {
+                urms,
+                flags: ChannelFlags::NONE,
+            })
+            .unwrap();
+    }
+    let half = Frame::HalfCycle(HalfCycle {
+        seq: 3_000_000_000,
+        window_end: 365 * 86_400 * 6400 * 256,
+        window_len: 128 * 256,
+        freq_mhz: 50_012,
+        channels,
+    });
+    let golden_half: [u8; 41] = [
+        0x03, 0x02, 0x01, 0x16, 0x5e, 0xd0, 0xb2, 0x80, 0x80, 0x80, 0xbc, 0xe0, 0xdf, 0x0b, 0x80,
+        0x80, 0x02, 0xdc, 0x86, 0x03, 0x03, 0x98, 0x9d, 0xc4, 0x01, 0x05, 0x80, 0xdd, 0xc2, 0x01,
+        0x05, 0xf1, 0xb5, 0xc3, 0x01, 0x05, 0x83, 0x05, 0x13, 0xda, 0x00,
+    ];
+    // §2.6: a Phases frame from a balanced ABC supply.
+    let phases = Frame::Phases(Phases::from_angles(
+        3_000_000_000,
+        &[Some(0), Some(12_000), Some(-12_000)],
+    ));
+    let golden_phases: [u8; 20] = [
+        0x03, 0x02, 0x04, 0x05, 0x5e, 0xd0, 0xb2, 0x03, 0x0b, 0xc0, 0xbb, 0x01, 0xbf, 0xbb, 0x01,
+        0x73, 0xff, 0xdf, 0x1d, 0x00,
+    ];
+    for (frame, golden) in [(half, &golden_half[..]), (phases, &golden_phases[..])] {
+        let mut wire = [0u8; MAX_WIRE_LEN];
+        let n = encode(&frame, &mut wire).unwrap();
+        assert_eq!(&wire[..n], golden, "{:?}", frame.kind());
+        assert_eq!(decode(golden), Ok(frame));
+    }
 }

@@ -334,7 +334,7 @@ fn log_message(msg: &SourceMessage, out: &Outputs) -> Option<LoggedEvent> {
             s.lost = false;
             None
         }
-        SourceMessage::Stream(_, StreamOutput::Reading(_)) => None,
+        SourceMessage::Stream(_, StreamOutput::Reading(_) | StreamOutput::Phases(_)) => None,
         SourceMessage::Stream(source, StreamOutput::Profile { core_id, profile }) => {
             // Not an update worth announcing: the event itself has not changed. Stored too.
             if let Some(ev) = log.attach_profile(&source, core_id, profile) {

@@ -10,7 +10,8 @@
 use rp2040_hal::uart::{Enabled, UartDevice, UartPeripheral, ValidUartPinout};
 
 /// Bytes the transmit queue holds: eight maximum-size frames, far more than the largest burst the
-/// node's link budget lets through (a Hello, a HalfCycle, a Heartbeat and a Capture part).
+/// node's link budget lets through (a Hello, a HalfCycle, a Heartbeat, its Phases and a Capture
+/// part).
 pub const TX_QUEUE_LEN: usize = 2048;
 
 /// The transmit queue had no room for a whole frame; the frame was not queued (the node counts it

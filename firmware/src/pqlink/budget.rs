@@ -3,8 +3,8 @@
 //!
 //! The node's transmit policy (see `PROTOCOL.md`, "Interleaving"):
 //!
-//! 1. `HalfCycle`, `Heartbeat` and `Hello` frames are always sent, as soon as they exist, and
-//!    charged to a [`LinkBudget`].
+//! 1. `HalfCycle`, `Heartbeat`, `Phases` and `Hello` frames are always sent, as soon as they
+//!    exist, and charged to a [`LinkBudget`].
 //! 2. A `Capture` frame is started only when the UART transmit queue holds no other frame **and**
 //!    [`LinkBudget::try_capture`] grants it. Frames are never interrupted, so a half-cycle frame
 //!    waits at most for one capture frame already on the wire (≤ [`MAX_WIRE_LEN`] bytes, 22 ms
@@ -33,7 +33,7 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 /// Credit-based gate for capture frames (a token bucket counted in millionths of a byte).
 ///
 /// Call [`elapse`](Self::elapse) as time passes, [`charge`](Self::charge) for every frame that
-/// is always sent (half-cycle, heartbeat, hello), and [`try_capture`](Self::try_capture) before
+/// is always sent (half-cycle, heartbeat, phases, hello), and [`try_capture`](Self::try_capture) before
 /// starting a capture frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkBudget {

@@ -7,7 +7,14 @@ use crc::{Crc, CRC_32_ISO_HDLC};
 use super::frame::Frame;
 
 /// The protocol version this build speaks; the first byte of every frame (before COBS).
-pub const PROTOCOL_VERSION: u8 = 1;
+///
+/// Version 2 appended the `Phases` frame (kind 4) to version 1; nothing else changed.
+pub const PROTOCOL_VERSION: u8 = 2;
+
+/// The oldest protocol version this build still decodes. Versions only append, so a frame of
+/// any version from this one up to [`PROTOCOL_VERSION`] decodes with this build's types (nodes
+/// with older firmware keep working after the edge is upgraded).
+pub const MIN_PROTOCOL_VERSION: u8 = 1;
 
 /// Bytes of header before the postcard payload: just the protocol version.
 pub const HEADER_LEN: usize = 1;
@@ -96,9 +103,11 @@ pub enum DecodeError {
         /// CRC-32 carried in the frame's trailer.
         got: u32,
     },
-    /// The frame is intact but speaks a protocol version this build does not know.
+    /// The frame is intact but speaks a protocol version this build does not know (newer than
+    /// [`PROTOCOL_VERSION`], or older than [`MIN_PROTOCOL_VERSION`]).
     UnsupportedVersion(u8),
-    /// The frame is intact but its payload is not a valid frame of this version.
+    /// The frame is intact but its payload is not a valid frame of the version in its header
+    /// (including a frame kind that version does not have, such as `Phases` in version 1).
     Postcard(postcard::Error),
     /// The frame is intact but `n` bytes follow the end of the payload.
     TrailingBytes(usize),
@@ -123,7 +132,8 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::UnsupportedVersion(v) => write!(
                 f,
-                "pqlink decode: unsupported protocol version {v} (this build speaks {PROTOCOL_VERSION})"
+                "pqlink decode: unsupported protocol version {v} (this build decodes \
+                 {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION})"
             ),
             DecodeError::Postcard(e) => write!(f, "pqlink decode: malformed payload: {e}"),
             DecodeError::TrailingBytes(n) => {
@@ -191,11 +201,12 @@ pub fn decode(wire: &[u8]) -> Result<Frame, DecodeError> {
         limit: DECODER_BUFFER_LEN,
     })?;
     scratch.copy_from_slice(body);
-    decode_in_place(scratch)
+    decode_in_place(scratch).map(|(frame, _)| frame)
 }
 
-/// Decode the COBS bytes of one frame (delimiter removed), in place.
-fn decode_in_place(cobs_bytes: &mut [u8]) -> Result<Frame, DecodeError> {
+/// Decode the COBS bytes of one frame (delimiter removed), in place; the frame and the protocol
+/// version in its header.
+fn decode_in_place(cobs_bytes: &mut [u8]) -> Result<(Frame, u8), DecodeError> {
     let n = cobs::decode_in_place(cobs_bytes).map_err(|_| DecodeError::Cobs)?;
     let raw = &cobs_bytes[..n];
     if n < MIN_RAW_LEN {
@@ -208,15 +219,21 @@ fn decode_in_place(cobs_bytes: &mut [u8]) -> Result<Frame, DecodeError> {
         return Err(DecodeError::Crc { expected, got });
     }
     let version = body[0];
-    if version != PROTOCOL_VERSION {
+    if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
         return Err(DecodeError::UnsupportedVersion(version));
     }
+    // Every version only appends to the one before, so this version's types read them all.
     let (frame, rest) =
         postcard::take_from_bytes::<Frame>(&body[HEADER_LEN..]).map_err(DecodeError::Postcard)?;
+    if frame.since_version() > version {
+        // A kind the header's version does not have: exactly what a receiver of that version
+        // would have refused (an unknown enum variant), so it is refused here too.
+        return Err(DecodeError::Postcard(postcard::Error::DeserializeBadEnum));
+    }
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
-    Ok(frame)
+    Ok((frame, version))
 }
 
 /// What a [`Decoder`] has seen since it was created (all counters wrap).
@@ -227,6 +244,9 @@ fn decode_in_place(cobs_bytes: &mut [u8]) -> Result<Frame, DecodeError> {
 pub struct DecoderStats {
     /// Frames decoded successfully.
     pub frames: u32,
+    /// Of those, frames of an older protocol version than [`PROTOCOL_VERSION`] (a node running
+    /// older firmware: decoded all the same, but it sends no `Phases`).
+    pub older_version: u32,
     /// Frames rejected for a CRC mismatch ([`DecodeError::Crc`]).
     pub crc_errors: u32,
     /// Frames rejected as invalid COBS ([`DecodeError::Cobs`]).
@@ -238,7 +258,7 @@ pub struct DecoderStats {
     /// Intact frames of an unknown protocol version ([`DecodeError::UnsupportedVersion`]).
     pub unsupported_version: u32,
     /// Intact frames whose payload did not parse ([`DecodeError::Postcard`],
-    /// [`DecodeError::TrailingBytes`]).
+    /// [`DecodeError::TrailingBytes`]), including a kind their version does not have.
     pub malformed: u32,
     /// Times the decoder dropped a frame and started afresh after the next delimiter.
     pub resyncs: u32,
@@ -325,6 +345,7 @@ impl Decoder {
             overflowed: None,
             stats: DecoderStats {
                 frames: 0,
+                older_version: 0,
                 crc_errors: 0,
                 cobs_errors: 0,
                 truncated: 0,
@@ -360,7 +381,13 @@ impl Decoder {
                 dropped,
             ),
             None if len == 0 => return None,
-            None => (decode_in_place(&mut self.buf[..len]), len),
+            None => {
+                let decoded = decode_in_place(&mut self.buf[..len]);
+                if matches!(decoded, Ok((_, v)) if v < PROTOCOL_VERSION) {
+                    self.stats.older_version = self.stats.older_version.wrapping_add(1);
+                }
+                (decoded.map(|(frame, _)| frame), len)
+            }
         };
         self.stats.record(&result, bytes);
         Some(result)

@@ -27,7 +27,8 @@ pub const CAPTURE_MAX_SAMPLES: usize = 36;
 pub const POS_ONE: u64 = 256;
 
 /// One pqlink frame. The variant index is the frame kind on the wire (a one-byte postcard varint):
-/// `Hello` = 0, `HalfCycle` = 1, `Capture` = 2, `Heartbeat` = 3.
+/// `Hello` = 0, `HalfCycle` = 1, `Capture` = 2, `Heartbeat` = 3 (all since version 1),
+/// `Phases` = 4 (since version 2). New kinds are only ever appended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Frame {
     /// Who the node is and how to read its numbers; sent at boot and every 10 s.
@@ -38,6 +39,9 @@ pub enum Frame {
     Capture(Capture),
     /// Liveness and counters; sent once per second.
     Heartbeat(Heartbeat),
+    /// Each channel's phase angle; sent once per second, right after the heartbeat. Since
+    /// protocol version 2.
+    Phases(Phases),
 }
 
 /// The kind of a [`Frame`], without its contents (for counters and scheduling).
@@ -51,6 +55,8 @@ pub enum FrameKind {
     Capture,
     /// [`Frame::Heartbeat`].
     Heartbeat,
+    /// [`Frame::Phases`].
+    Phases,
 }
 
 impl Frame {
@@ -61,6 +67,16 @@ impl Frame {
             Frame::HalfCycle(_) => FrameKind::HalfCycle,
             Frame::Capture(_) => FrameKind::Capture,
             Frame::Heartbeat(_) => FrameKind::Heartbeat,
+            Frame::Phases(_) => FrameKind::Phases,
+        }
+    }
+
+    /// The first protocol version that has this frame's kind: a frame whose header says an
+    /// older version cannot carry it.
+    pub fn since_version(&self) -> u8 {
+        match self {
+            Frame::Hello(_) | Frame::HalfCycle(_) | Frame::Capture(_) | Frame::Heartbeat(_) => 1,
+            Frame::Phases(_) => 2,
         }
     }
 }
@@ -283,4 +299,58 @@ pub struct Heartbeat {
     pub adc_errors: u32,
     /// Node-wide status bits.
     pub status: NodeStatus,
+}
+
+/// `Phases`: each channel's phase angle, for commissioning (is the supply ABC or ACB, is a phase
+/// missing?). Sent once per second, right after the [`Heartbeat`]. Since protocol version 2.
+///
+/// An angle is how far the channel's fundamental **lags channel 0's**, in hundredths of a degree,
+/// in (−18 000, 18 000]: channel 0 itself is 0; a balanced ABC supply on channels A, B, C reads
+/// `[0, 12 000, −12 000]` and an ACB one `[0, −12 000, 12 000]`. The node measures them from each
+/// channel's latest rising fundamental zero crossing against channel 0's (see
+/// `urms::UrmsMeter::phase_angles`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phases {
+    /// The `seq` the node's next [`HalfCycle`] frame carries when the angles were read: they are
+    /// from zero crossings before that half cycle's window ended. Fixed 4 bytes on the wire, like
+    /// `HalfCycle::seq`.
+    #[serde(with = "postcard::fixint::le")]
+    pub seq: u32,
+    /// One angle per channel, in the order of [`Hello::channels`], in hundredths of a degree;
+    /// [`Phases::NO_FUNDAMENTAL`] when the channel has no fundamental (dead or missing phase),
+    /// and on every channel when channel 0 has none. Zigzag varints: 1 to 3 bytes each.
+    pub angles_cdeg: Vec<i16, MAX_CHANNELS>,
+}
+
+impl Phases {
+    /// The angle of a channel with no fundamental to measure: `i16::MIN`, which no angle in
+    /// (−18 000, 18 000] can be.
+    pub const NO_FUNDAMENTAL: i16 = i16::MIN;
+
+    /// A frame for `seq` from angles as the meter gives them (`None`: no fundamental); at most
+    /// [`MAX_CHANNELS`] are kept.
+    pub fn from_angles(seq: u32, angles: &[Option<i16>]) -> Self {
+        Phases {
+            seq,
+            angles_cdeg: angles
+                .iter()
+                .take(MAX_CHANNELS)
+                .map(|a| a.unwrap_or(Self::NO_FUNDAMENTAL))
+                .collect(),
+        }
+    }
+
+    /// Channel `ch`'s angle in hundredths of a degree, `None` when it has no fundamental or the
+    /// frame has no such channel.
+    pub fn angle(&self, ch: usize) -> Option<i16> {
+        self.angles_cdeg
+            .get(ch)
+            .copied()
+            .filter(|a| *a != Self::NO_FUNDAMENTAL)
+    }
+
+    /// Every channel's angle (`None`: no fundamental, or no such channel).
+    pub fn angles(&self) -> [Option<i16>; MAX_CHANNELS] {
+        core::array::from_fn(|ch| self.angle(ch))
+    }
 }

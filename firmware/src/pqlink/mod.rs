@@ -11,8 +11,9 @@
 //! * **COBS** framing with 0x00 as the delimiter, so a receiver that joins mid-stream, or loses
 //!   bytes, resynchronises at the next 0x00.
 //! * **CRC-32** over header and payload: damaged frames are rejected, never half-trusted.
-//! * **Versioned**: the first byte of every frame is [`PROTOCOL_VERSION`]; a receiver rejects
-//!   versions it does not know ([`DecodeError::UnsupportedVersion`]).
+//! * **Versioned**: the first byte of every frame is [`PROTOCOL_VERSION`] (2: version 1 plus
+//!   the `Phases` frame); a receiver decodes every version from [`MIN_PROTOCOL_VERSION`] up to
+//!   its own and rejects newer ones ([`DecodeError::UnsupportedVersion`]).
 //!
 //! Encode with [`encode`] into a caller's buffer ([`MAX_WIRE_LEN`] bytes always suffice); decode a
 //! byte stream with a [`Decoder`] ([`Decoder::push`] one byte, or [`Decoder::feed`] a chunk), which
@@ -30,10 +31,11 @@ pub use budget::{
 };
 pub use codec::{
     decode, encode, wire_len, DecodeError, Decoder, DecoderStats, EncodeError, Feed, CRC, CRC_LEN,
-    DECODER_BUFFER_LEN, DELIMITER, HEADER_LEN, MAX_RAW_LEN, MAX_WIRE_LEN, PROTOCOL_VERSION,
+    DECODER_BUFFER_LEN, DELIMITER, HEADER_LEN, MAX_RAW_LEN, MAX_WIRE_LEN, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 pub use frame::{
     Capture, ChannelFlags, ChannelInfo, ChannelReading, FirmwareVersion, Frame, FrameKind,
-    HalfCycle, Heartbeat, Hello, NodeStatus, CAPTURE_MAX_SAMPLES, CHANNEL_NAME_LEN, MAX_CHANNELS,
-    POS_ONE,
+    HalfCycle, Heartbeat, Hello, NodeStatus, Phases, CAPTURE_MAX_SAMPLES, CHANNEL_NAME_LEN,
+    MAX_CHANNELS, POS_ONE,
 };

@@ -10,7 +10,8 @@ pub mod config;
 pub mod stream;
 
 pub use stream::{
-    NodeStream, ProfileRecord, Reading, RmsProfile, StreamOutput, StreamStats, Waveform,
+    NodeStream, PhaseAngles, ProfileRecord, Reading, RmsProfile, StreamOutput, StreamStats,
+    Waveform,
 };
 
 use crate::sources::link::Link;
@@ -84,6 +85,9 @@ impl Classify for SourceMessage {
     fn class(&self) -> MessageClass {
         match self {
             SourceMessage::Stream(_, StreamOutput::Reading(_)) => MessageClass::Reading,
+            // Live information like a reading, should one ever be forwarded: the next one comes
+            // within a second.
+            SourceMessage::Stream(_, StreamOutput::Phases(_)) => MessageClass::Reading,
             SourceMessage::Stats(..) => MessageClass::Stats,
             SourceMessage::Meter(m) => m.class(),
             _ => MessageClass::Event,
@@ -149,6 +153,9 @@ pub async fn run(
                                         // the oldest and is told how many.
                                         let _ = readings.send(r);
                                     }
+                                    // Only commissioning reads phase angles (from its own
+                                    // NodeStream); the service would only queue one a second.
+                                    StreamOutput::Phases(_) => {}
                                     other => {
                                         outbox.send(SourceMessage::Stream(name.clone(), other))
                                     }

@@ -2,7 +2,9 @@
 //!
 //! Pure (no I/O, no clock of its own): [`NodeStream`] runs the same core detector as the node
 //! and `kare replay`, anchors the node's sample clock to UTC at its first frame, reassembles
-//! waveform captures and collects each event's RMS profile. The I/O edge is `super::run`.
+//! waveform captures and collects each event's RMS profile. It also passes on the node's phase
+//! angles (protocol version 2) for commissioning's phase-sequence check. The I/O edge is
+//! `super::run`.
 
 use crate::pipeline::events::{characterise, Clock, ReportedEvent};
 use chrono::{DateTime, Utc};
@@ -71,6 +73,35 @@ pub enum StreamOutput {
         /// The records.
         profile: RmsProfile,
     },
+    /// The node's phase angles (a `Phases` frame, once a second after its heartbeat; nodes of
+    /// protocol version 1 send none). For commissioning: the service itself ignores them.
+    Phases(PhaseAngles),
+}
+
+/// Each channel's phase angle as the node measured it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PhaseAngles {
+    /// The `seq` of the node's next half cycle when the angles were read (they come from zero
+    /// crossings before that half cycle's window ended).
+    pub seq: u32,
+    /// How far each channel's fundamental lags channel 0's, in hundredths of a degree, in
+    /// (−18 000, 18 000]: channel 0 reads 0, a balanced ABC supply `[0, 12 000, −12 000]`, an
+    /// ACB one `[0, −12 000, 12 000]`. `None`: no fundamental on that channel (a dead or missing
+    /// phase; every channel when channel 0 has none), or no such channel (see `channels`).
+    pub angles_cdeg: [Option<i16>; MAX_CHANNELS],
+    /// Number of channels the node reported.
+    pub channels: u8,
+}
+
+impl PhaseAngles {
+    /// Channel `ch`'s angle in degrees, `None` as in [`PhaseAngles::angles_cdeg`].
+    pub fn degrees(&self, ch: usize) -> Option<f32> {
+        self.angles_cdeg
+            .get(ch)
+            .copied()
+            .flatten()
+            .map(|a| f32::from(a) / 100.0)
+    }
 }
 
 /// Raw samples around an event, as the node captured them, in volts.
@@ -158,6 +189,11 @@ pub struct StreamStats {
     pub captures_incomplete: u64,
     /// Heartbeats received.
     pub heartbeats: u64,
+    /// Phase-angle frames received (one a second from a node of protocol version 2).
+    pub phases: u64,
+    /// Frames of an older protocol version than the edge's (a node with older firmware: it
+    /// sends no phase angles).
+    pub older_version: u64,
     /// Frames the node says it could not send (from its heartbeat).
     pub node_dropped: u32,
 }
@@ -167,6 +203,7 @@ impl StreamStats {
         self.crc_errors = d.crc_errors as u64;
         self.resyncs = d.resyncs as u64;
         self.bytes_discarded = d.bytes_discarded as u64;
+        self.older_version = d.older_version as u64;
     }
 }
 
@@ -188,6 +225,7 @@ pub struct NodeStream {
     profiler: Box<StreamProfiler>,
     present_reported: bool,
     captures: Captures,
+    phases: Option<PhaseAngles>,
 }
 
 impl NodeStream {
@@ -209,6 +247,7 @@ impl NodeStream {
             profiler: Box::new(Profiler::new(PROFILE_POST)),
             present_reported: false,
             captures: Captures::default(),
+            phases: None,
         }
     }
 
@@ -220,6 +259,12 @@ impl NodeStream {
     /// The node's last `Hello`.
     pub fn hello(&self) -> Option<&Hello> {
         self.hello.as_ref()
+    }
+
+    /// The node's latest phase angles (`None` until a `Phases` frame arrives; a node of protocol
+    /// version 1 never sends one).
+    pub fn phases(&self) -> Option<&PhaseAngles> {
+        self.phases.as_ref()
     }
 
     /// Judges one decoded frame received at `now`.
@@ -394,6 +439,17 @@ impl NodeStream {
                 self.stats.heartbeats += 1;
                 self.stats.node_dropped = hb.half_cycles_dropped;
             }
+            Frame::Phases(p) => {
+                // Angles need no scale, so unlike half cycles they are passed on before Hello.
+                self.stats.phases += 1;
+                let angles = PhaseAngles {
+                    seq: p.seq,
+                    angles_cdeg: p.angles(),
+                    channels: p.angles_cdeg.len() as u8,
+                };
+                self.phases = Some(angles);
+                out(StreamOutput::Phases(angles));
+            }
         }
     }
 
@@ -518,6 +574,47 @@ mod tests {
             stream.on_frame(f, now, &mut out);
         }
         (started, stream.stats().clone())
+    }
+
+    #[test]
+    fn phases_pass_through_before_and_after_hello_and_count_as_nothing_else() {
+        use kare_firmware::pqlink::Phases;
+        let mut stream = NodeStream::new("n", Thresholds::typical(230.0));
+        let mut got = Vec::new();
+        let mut out = |o: StreamOutput| got.push(o);
+        let now = Utc::now();
+        let acb = Frame::Phases(Phases::from_angles(
+            7,
+            &[Some(0), Some(-12_003), Some(11_998)],
+        ));
+        stream.on_frame(acb, now, &mut out);
+        stream.on_frame(hello(), now, &mut out);
+        let lost_c = Frame::Phases(Phases::from_angles(9, &[Some(0), Some(12_001), None]));
+        stream.on_frame(lost_c, now, &mut out);
+        let phases: Vec<PhaseAngles> = got
+            .iter()
+            .filter_map(|o| match o {
+                StreamOutput::Phases(p) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(phases.len(), 2);
+        assert_eq!(phases[0].seq, 7);
+        assert_eq!(phases[0].channels, 3);
+        assert_eq!(
+            phases[0].angles_cdeg,
+            [Some(0), Some(-12_003), Some(11_998), None]
+        );
+        assert_eq!(phases[0].degrees(1), Some(-120.03));
+        assert_eq!(phases[1].angles_cdeg, [Some(0), Some(12_001), None, None]);
+        assert_eq!(phases[1].degrees(2), None);
+        assert_eq!(stream.phases(), Some(&phases[1]), "the latest is kept");
+        let stats = stream.stats();
+        assert_eq!((stats.frames, stats.phases), (3, 2));
+        assert_eq!(
+            (stats.half_cycles, stats.before_hello, stats.heartbeats),
+            (0, 0, 0)
+        );
     }
 
     #[test]
