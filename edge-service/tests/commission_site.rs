@@ -100,6 +100,33 @@ fn summary_of(run: &Run, id: &str) -> (String, String) {
     )
 }
 
+/// Two whole-run phase jumps make the supply A-C-B at the node: B leads A by 120°, C lags.
+const SWAPPED_B_AND_C: &str = r#"[[event]]
+kind = "phase_jump"
+at_s = 0.0
+duration_s = 3600.0
+phases = ["B"]
+degrees = -120.0
+
+[[event]]
+kind = "phase_jump"
+at_s = 0.0
+duration_s = 3600.0
+phases = ["C"]
+degrees = 120.0"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swapped_phases_are_found_and_the_fix_says_which_wires_to_swap() {
+    let run = node_only(SWAPPED_B_AND_C, 230.0).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(status_of(&run, "node.phase-sequence"), "fail");
+    let (summary, fix) = summary_of(&run, "node.phase-sequence");
+    assert!(summary.contains("A-C-B"), "{summary}");
+    assert!(fix.contains("B and C"), "{fix}");
+    // The voltages are right: only the order is wrong.
+    assert_eq!(status_of(&run, "node.voltage.vb"), "pass");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_phase_is_named_with_its_fuse_and_wiring() {
     let run = node_only(
@@ -117,6 +144,12 @@ phases = ["C"]"#,
     assert!(summary.contains("no voltage"), "{summary}");
     assert!(fix.contains("fuse"), "{fix}");
     assert_eq!(status_of(&run, "node.voltage.va"), "pass");
+    assert_eq!(status_of(&run, "node.phase-sequence"), "fail");
+    let (summary, _) = summary_of(&run, "node.phase-sequence");
+    assert!(
+        summary.contains("VC"),
+        "the sequence names the dead phase: {summary}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

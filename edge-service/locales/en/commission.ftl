@@ -142,3 +142,6 @@ cm-page-customer-sign = Customer
 cm-page-key = Appliance key (Ed25519):
 cm-page-signature = Signature:
 cm-page-verify = Check the electronic record with `kare commission verify FILE`.
+cm-wait-port = Listening on { $port } for a sensor node
+cm-port-node-found = A sensor node (id { $id }) speaks on { $port }, which the configuration does not use.
+cm-port-node-found-fix = Add it as a [[node]] with port = "{ $port }" (--write-config writes it for you).

@@ -142,3 +142,6 @@ cm-page-customer-sign = 客户
 cm-page-key = 装置密钥（Ed25519）：
 cm-page-signature = 签名：
 cm-page-verify = 用 `kare commission verify 文件` 校验电子记录。
+cm-wait-port = 正在 { $port } 上监听传感节点
+cm-port-node-found = { $port } 上有传感节点（编号 { $id }）在发送数据，但配置未使用此串口。
+cm-port-node-found-fix = 将其添加为 [[node]]，port = "{ $port }"（--write-config 可自动写出）。

@@ -40,6 +40,22 @@ use chrono::{SecondsFormat, Utc};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// pqlink's line rate (`firmware/PROTOCOL.md`).
+const PQLINK_BAUD: u32 = 115_200;
+/// How long an unused port is listened to for a sensor node: frames come every half cycle.
+const PORT_PROBE: Duration = Duration::from_millis(1500);
+
+/// The standard phase-to-neutral voltage nearest a measured one (a node found on an unused port
+/// gets it as its declared Udin; the crew checks it in the written configuration).
+fn nominal_udin(v: f64) -> f64 {
+    [
+        57.7, 63.5, 100.0, 110.0, 120.0, 127.0, 220.0, 230.0, 240.0, 277.0,
+    ]
+    .into_iter()
+    .min_by(|a, b| (a - v).abs().total_cmp(&(b - v).abs()))
+    .unwrap_or(230.0)
+}
+
 /// What a run is asked to do.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -146,6 +162,50 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
     for c in ports::port_checks(lang, &serial, &configured) {
         push(ui, c, &mut checks);
     }
+    // What answers on the ports the configuration does not use: a sensor node speaks first
+    // (pqlink frames every half cycle), so listening is enough; meters only answer a question
+    // (`--scan`).
+    for p in ports::unused(&serial, &configured) {
+        ui.wait(&lang.ta("cm-wait-port", &[("port", p.by_id.as_str())]));
+        let cap = node::capture(&p.device, PQLINK_BAUD, PORT_PROBE, PORT_PROBE, |f| {
+            ui.progress(f)
+        })
+        .await;
+        ui.done_waiting();
+        if let Some(cap) = cap.ok().filter(|c| c.half_cycles > 0 || c.hello.is_some()) {
+            let id = cap
+                .hello
+                .as_ref()
+                .map(|h| format!("{:08x}", h.node_id))
+                .unwrap_or_else(|| "?".into());
+            push(
+                ui,
+                Check::new(
+                    Step::Ports,
+                    "ports.node-found",
+                    &p.by_id,
+                    Status::Warn,
+                    lang.ta(
+                        "cm-port-node-found",
+                        &[("port", p.by_id.as_str()), ("id", id.as_str())],
+                    ),
+                )
+                .fix(lang.ta("cm-port-node-found-fix", &[("port", p.by_id.as_str())]))
+                .text("node_id", id),
+                &mut checks,
+            );
+            found
+                .nodes
+                .push(crate::sources::pqlink::config::NodeEntry::found(
+                    &format!("node-{}", found.nodes.len() + 1),
+                    &p.by_id,
+                    cap.mean_volts()
+                        .and_then(|v| v.first().copied())
+                        .map(nominal_udin)
+                        .unwrap_or(230.0),
+                ));
+        }
+    }
 
     // 3. Sensor nodes.
     ui.step(Step::Node);
@@ -172,7 +232,10 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
                 ("seconds", &format!("{:.0}", opts.node_listen.as_secs_f64())),
             ],
         ));
-        let cap = node::capture(&n.port, n.baud, opts.node_listen, |f| ui.progress(f)).await;
+        let cap = node::capture(&n.port, n.baud, opts.node_listen, node::HELLO_WAIT, |f| {
+            ui.progress(f)
+        })
+        .await;
         ui.done_waiting();
         match cap {
             Err(e) => push(

@@ -87,6 +87,12 @@ impl NodeCapture {
                 }
                 self.heartbeats.1 = Some(hb);
             }
+            Frame::Phases(p) => {
+                let a = p.angles();
+                self.phases = Some(std::array::from_fn(|i| {
+                    a[i].map(|cdeg| f64::from(cdeg) / 100.0)
+                }));
+            }
             Frame::Capture(_) => {}
         }
     }
@@ -115,11 +121,13 @@ impl NodeCapture {
 /// The longest a capture waits for a Hello: a node sends one every 10 s.
 pub const HELLO_WAIT: Duration = Duration::from_secs(11);
 
-/// Listens on `port` at `baud` for `listen` (longer, up to [`HELLO_WAIT`], until a Hello came), calling `progress` with the fraction elapsed.
+/// Listens on `port` at `baud` for `listen` (longer, up to `hello_wait` from the start, until a
+/// Hello came; [`HELLO_WAIT`] covers a node's 10-s Hello), calling `progress` with the fraction elapsed.
 pub async fn capture(
     port: &str,
     baud: u32,
     listen: Duration,
+    hello_wait: Duration,
     mut progress: impl FnMut(f64),
 ) -> Result<NodeCapture, String> {
     use tokio_serial::{SerialPort, SerialPortBuilderExt};
@@ -137,7 +145,7 @@ pub async fn capture(
     let mut seen_frame = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     // A node says Hello every 10 s: a capture shorter than that goes on until one comes.
-    let hello_by = end.max(start + HELLO_WAIT);
+    let hello_by = end.max(start + hello_wait);
     loop {
         let until = if cap.hello.is_some() { end } else { hello_by };
         tokio::select! {

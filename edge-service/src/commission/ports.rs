@@ -196,6 +196,20 @@ pub fn port_checks(lang: Lang, found: &[SerialPort], configured: &[ConfiguredPor
     out
 }
 
+/// The ports found that no configured section uses.
+pub fn unused<'a>(found: &'a [SerialPort], configured: &[ConfiguredPort]) -> Vec<&'a SerialPort> {
+    found
+        .iter()
+        .filter(|f| {
+            !configured.iter().any(|p| {
+                std::fs::canonicalize(&p.path)
+                    .map(|r| Path::new(&f.device) == r)
+                    .unwrap_or(false)
+            })
+        })
+        .collect()
+}
+
 fn usb_readings(mut c: Check, usb: &UsbInfo) -> Check {
     for (name, v) in [
         ("usb_vendor", &usb.vendor_id),

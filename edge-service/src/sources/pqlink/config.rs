@@ -68,6 +68,21 @@ fn default_silence() -> f64 {
 }
 
 impl NodeEntry {
+    /// A node found on `port` by `kare commission`, with the defaults and the given Udin.
+    pub fn found(name: &str, port: &str, udin: f64) -> NodeEntry {
+        NodeEntry {
+            name: name.into(),
+            port: port.into(),
+            baud: default_baud(),
+            udin: udin as f32,
+            dip_pct: default_dip(),
+            swell_pct: default_swell(),
+            interruption_pct: default_interruption(),
+            hysteresis_pct: default_hysteresis(),
+            silence_s: default_silence(),
+        }
+    }
+
     /// Checks the entry on its own; keys are relative to the entry (`dip_pct`). Ranges
     /// (documented in `systemd/kare.toml`): baud 300 to 4 000 000; udin more than 0, at most
     /// 1 000 000 (the node's scale); dip 1 to 99 %, above the interruption threshold; swell 101
