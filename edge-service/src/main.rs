@@ -79,6 +79,10 @@ struct CommissionArgs {
     /// Also write the sources that answered as a configuration `kare run` accepts.
     #[arg(long, value_name = "FILE")]
     write_config: Option<PathBuf>,
+    /// Where the serial ports' stable names are (udev's /dev/serial/by-id, or the package's
+    /// /dev/kare).
+    #[arg(long, value_name = "DIR", default_value = "/dev/serial/by-id")]
+    ports_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +117,7 @@ fn commission_cmd(args: CommissionArgs) -> anyhow::Result<u8> {
         record: args.record,
         state_dir: args.state_dir,
         write_config: args.write_config,
+        ports_dir: args.ports_dir,
     };
     c::run(flags, &runtime()?)
 }

@@ -266,3 +266,65 @@ async fn the_record_verifies_and_an_edited_one_does_not() {
     assert_eq!(no.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no.stdout).contains("NOT VALID"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_on_an_unconfigured_port_is_found_and_the_written_configuration_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SimNode::start(&scenario(""));
+    // The node's port under a stable name, as udev would make it.
+    let ports = dir.path().join("by-id");
+    std::fs::create_dir_all(&ports).unwrap();
+    let stable = ports.join("usb-Raspberry_Pi_Pico_E6614104-if00");
+    std::os::unix::fs::symlink(&node.port, &stable).unwrap();
+    let desk = Desk::start(200).await;
+    // A configuration with a site and a desk but no [[node]] yet.
+    let base = base_config(dir.path(), &desk.url, &node.port, 230.0);
+    let config = base[..base.find("[[node]]").unwrap()].to_string();
+    let written = dir.path().join("found.toml");
+    let run = commission(
+        dir.path(),
+        &config,
+        &[
+            "--ports-dir",
+            ports.to_str().unwrap(),
+            "--write-config",
+            written.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(status_of(&run, "ports.node-found"), "warn");
+    let (summary, fix) = summary_of(&run, "ports.node-found");
+    assert!(summary.contains("0000002a"), "node id 42: {summary}");
+    assert!(fix.contains("--write-config"), "{fix}");
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(
+        text.contains(&format!("port = \"{}\"", stable.display())),
+        "{text}"
+    );
+    assert!(text.contains("udin = 230.0"), "{text}");
+    assert!(
+        text.contains("# Written by `kare commission --write-config`"),
+        "{text}"
+    );
+    // `kare run` accepts it as it is, and reads the node through it.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kare"))
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            "3",
+            "--config",
+        ])
+        .arg(&written)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("node-1") || stderr.contains("node-1"),
+        "the found node runs: {stdout}\n{stderr}"
+    );
+}

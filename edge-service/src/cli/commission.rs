@@ -38,6 +38,8 @@ pub struct CommissionFlags {
     pub state_dir: Option<PathBuf>,
     /// `--write-config`.
     pub write_config: Option<PathBuf>,
+    /// `--ports-dir`.
+    pub ports_dir: PathBuf,
 }
 
 /// The language: `--lang`, else the environment's (`LANG=zh_CN.UTF-8` → 简体中文), else English.
@@ -127,7 +129,7 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
         uplinks: !flags.no_uplinks,
         state_dir,
         record_path,
-        by_id_dir: PathBuf::from("/dev/serial/by-id"),
+        by_id_dir: flags.ports_dir.clone(),
         sys_class_tty: PathBuf::from("/sys/class/tty"),
     };
     let mut ui: Box<dyn view::Ui> = if flags.json {

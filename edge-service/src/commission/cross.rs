@@ -57,9 +57,9 @@ fn nearest<'a>(nodes: &'a [NodeVoltages], m: &MeterValues) -> Option<&'a NodeVol
 fn voltage_agreement(lang: Lang, subject: &str, n: &NodeVoltages, mv: [f64; 3]) -> Check {
     let names = ["A", "B", "C"];
     let mut worst = (0usize, 0.0f64);
-    for i in 0..3 {
-        let off = if n.volts[i] > 0.0 {
-            (mv[i] / n.volts[i] - 1.0) * 100.0
+    for (i, (m, nv)) in mv.iter().zip(n.volts).enumerate() {
+        let off = if nv > 0.0 {
+            (m / nv - 1.0) * 100.0
         } else {
             f64::INFINITY
         };

@@ -24,8 +24,10 @@ pub struct NodeCapture {
     pub half_cycles: u64,
     /// HalfCycle sequence numbers skipped (frames the node measured but the edge never got).
     pub seq_gaps: u64,
-    /// Windows with any channel unlocked.
+    /// Windows with any channel unlocked, after the first locked one.
     pub unlocked: u64,
+    /// Unlocked windows before the first locked one (a node still acquiring the supply).
+    pub unlocked_at_start: u64,
     /// Per channel: sum of Urms(1/2) in node units over the locked windows.
     pub urms_sum: [f64; MAX_CHANNELS],
     /// Per channel: the lowest and highest Urms(1/2), node units.
@@ -65,7 +67,13 @@ impl NodeCapture {
                         .contains(kare_firmware::pqlink::ChannelFlags::UNLOCKED)
                 });
                 if unlocked {
-                    self.unlocked += 1;
+                    // A node that has just booted (or been plugged in) is still learning the
+                    // supply: windows before its first locked one are not a loss of lock.
+                    if self.locked > 0 {
+                        self.unlocked += 1;
+                    } else {
+                        self.unlocked_at_start += 1;
+                    }
                     return;
                 }
                 for (i, c) in hc.channels.iter().enumerate().take(MAX_CHANNELS) {
@@ -306,7 +314,7 @@ pub fn judge(lang: Lang, node: &NodeEntry, cap: &NodeCapture) -> Vec<Check> {
     );
 
     // Lock: every window should be bounded by real zero crossings on a healthy supply.
-    let total = cap.locked + cap.unlocked;
+    let total = cap.locked + cap.unlocked + cap.unlocked_at_start;
     let lock_status = if total == 0 || cap.locked == 0 {
         Status::Fail
     } else if cap.unlocked > 0 {
@@ -332,7 +340,8 @@ pub fn judge(lang: Lang, node: &NodeEntry, cap: &NodeCapture) -> Vec<Check> {
         ),
     )
     .number("locked_windows", cap.locked as f64, None)
-    .number("windows", total as f64, None);
+    .number("windows", total as f64, None)
+    .number("acquiring_windows", cap.unlocked_at_start as f64, None);
     if lock_status != Status::Pass {
         lock.fix = Some(lang.t("cm-node-unlocked-fix"));
     }

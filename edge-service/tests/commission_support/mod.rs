@@ -55,6 +55,9 @@ pub fn scenario(extra: &str) -> String {
     format!("node_id = 42\nnominal_hz = 50\n{extra}\n")
 }
 
+/// What the desk keeps and how it answers.
+type DeskState = (Arc<Mutex<Vec<Value>>>, Arc<AtomicU16>);
+
 /// A real HTTP receiver answering every POST with `status`, keeping the bodies.
 pub struct Desk {
     /// `http://127.0.0.1:PORT/tickets`.
@@ -76,8 +79,7 @@ impl Desk {
             .route(
                 "/tickets",
                 post(
-                    |State((rx, st)): State<(Arc<Mutex<Vec<Value>>>, Arc<AtomicU16>)>,
-                     body: String| async move {
+                    |State((rx, st)): State<DeskState>, body: String| async move {
                         if let Ok(v) = serde_json::from_str(&body) {
                             rx.lock().unwrap().push(v);
                         }
