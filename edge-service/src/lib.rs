@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod cli;
+pub mod commission;
 pub mod config;
 pub mod fault;
 pub mod pipeline;

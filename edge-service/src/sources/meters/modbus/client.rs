@@ -187,12 +187,6 @@ impl Client {
         self
     }
 
-    /// Bytes received on the line so far (a probe that timed out with bytes heard has met
-    /// something: a device at another line setting, or noise).
-    pub(crate) fn received(&self) -> u64 {
-        self.port.received()
-    }
-
     /// Reads one batch of registers from `slave`: one request, one reply or a typed error.
     pub(crate) async fn read(
         &mut self,
@@ -214,6 +208,7 @@ impl Client {
         let (start, count) = (batch.start, batch.count);
         let (lead, timeout, grace) = (self.lead, self.timeout, self.reply_grace);
         let line = self.port.clone();
+        let sent = Instant::now();
         let result = {
             let call = async {
                 match batch.kind {
@@ -226,7 +221,7 @@ impl Client {
             // debug build, so a panic in the client is caught and treated as a bad reply.
             let call = AssertUnwindSafe(call).catch_unwind();
             tokio::pin!(call);
-            let mut deadline = Instant::now() + lead + timeout;
+            let mut deadline = sent + lead + timeout;
             let mut extended = grace.is_zero();
             loop {
                 tokio::select! {
@@ -244,6 +239,11 @@ impl Client {
             }
         };
         self.quiet_until = Instant::now() + self.inter_frame;
+        if result.is_err() && !lead.is_zero() && self.port.received() == received_before {
+            // Silence since the request left the wire (`lead` after it was handed over): the
+            // line has been quiet that long already, so the next request need not wait again.
+            self.quiet_until = (sent + lead + self.inter_frame).min(self.quiet_until);
+        }
         let (outcome, reset) = match result {
             Err(_) if self.port.received() > received_before => (
                 Err(RequestError::BadFrame(
