@@ -295,14 +295,15 @@ mod tests {
     fn a_tcp_bus_needs_an_address_and_no_serial_port() {
         let mut e = entry(9600);
         e.transport = "tcp".into();
-        assert_eq!(e.validate().unwrap_err().key, "port");
-        e.port.clear();
         let p = e.validate().unwrap_err();
         assert_eq!(p.key, "address");
         assert!(p.problem.contains("host:port"), "{p}");
         e.address = Some("meter.local".into());
         assert_eq!(e.validate().unwrap_err().key, "address");
         e.address = Some("192.168.1.20:502".into());
+        let p = e.validate().unwrap_err();
+        assert_eq!(p.key, "port", "a serial port on a TCP bus is a mistake worth naming");
+        e.port.clear();
         e.validate().unwrap();
         assert_eq!(
             e.bus_config().unwrap().transport,
