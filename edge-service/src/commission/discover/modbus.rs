@@ -368,8 +368,8 @@ fn reply_grace(ids: &[Identify], baud: u32, parity: Parity) -> Duration {
     wire_time(baud, parity, StopBits::One, longest) + inter_frame_gap(baud, parity, StopBits::One)
 }
 
-/// Scans a serial port: every baud, parity and address of `scan`, in that order (expected
-/// addresses first at each line setting); calls `progress` after each probe. Stops early when
+/// Scans a serial port: every baud, parity and address of `scan`, in that order (the bauds of
+/// expected devices first, expected addresses first at each line setting); calls `progress` after each probe. Stops early when
 /// every expected device has been found. A device found at one parity is not probed again at
 /// the same baud with another (it would be the same device).
 pub async fn scan_rtu(
@@ -394,7 +394,23 @@ pub async fn scan_rtu(
                     .any(|f| f.slave == a && b.is_none_or(|b| b == f.baud))
             })
     };
-    for &baud in &scan.bauds {
+    // Bauds an expected device is known to use go first: a crew that knows "17 at 4800" is
+    // not kept waiting through the other bauds.
+    let mut bauds: Vec<u32> = scan
+        .expect
+        .iter()
+        .filter_map(|&(_, b)| b)
+        .filter(|b| scan.bauds.contains(b))
+        .collect();
+    bauds.dedup();
+    let rest: Vec<u32> = scan
+        .bauds
+        .iter()
+        .copied()
+        .filter(|b| !bauds.contains(b))
+        .collect();
+    bauds.extend(rest);
+    for &baud in &bauds {
         for &parity in &scan.parities {
             let mut line = ModbusBusConfig::new("discover", scan.port.clone(), baud);
             line.parity = parity;

@@ -302,7 +302,10 @@ mod tests {
         assert_eq!(e.validate().unwrap_err().key, "address");
         e.address = Some("192.168.1.20:502".into());
         let p = e.validate().unwrap_err();
-        assert_eq!(p.key, "port", "a serial port on a TCP bus is a mistake worth naming");
+        assert_eq!(
+            p.key, "port",
+            "a serial port on a TCP bus is a mistake worth naming"
+        );
         e.port.clear();
         e.validate().unwrap();
         assert_eq!(
