@@ -54,7 +54,10 @@ fn main() {
         .expect("scan runs");
     let took = started.elapsed();
     assert!(found.is_empty(), "nobody is on this bus: {found:?}");
-    println!("{:>8} {:>12} {:>12} {:>8}", "baud", "measured s", "bound s", "ratio");
+    println!(
+        "{:>8} {:>12} {:>12} {:>8}",
+        "baud", "measured s", "bound s", "ratio"
+    );
     for (baud, t) in &per_baud {
         let mut one = scan.clone();
         one.bauds = vec![*baud];
@@ -73,5 +76,8 @@ fn main() {
         bound.as_secs_f64(),
         took.as_secs_f64() / bound.as_secs_f64()
     );
-    assert!(took <= bound, "the scan took {took:?}, over its bound {bound:?}");
+    assert!(
+        took <= bound,
+        "the scan took {took:?}, over its bound {bound:?}"
+    );
 }
