@@ -176,10 +176,11 @@ impl<F: Opener> Link<F> {
             let noun = self.medium.noun;
             match attempt {
                 Ok(port) => {
+                    let port = &self.port;
                     if self.reported {
-                        tracing::debug!(source = %self.source, port = %self.port, "{noun} open again");
+                        tracing::debug!(source = %self.source, "{noun} {port} open again");
                     } else {
-                        tracing::info!(source = %self.source, port = %self.port, "{noun} open");
+                        tracing::info!(source = %self.source, "{noun} {port} open");
                     }
                     self.opened_at = Some(Instant::now());
                     self.wait_first = false;

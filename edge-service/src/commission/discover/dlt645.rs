@@ -19,6 +19,9 @@ use crate::sources::meters::dlt645::{Dlt645BusConfig, Parity};
 use std::time::Duration;
 use tokio_serial::SerialPortBuilderExt;
 
+/// The bauds to ask at: the standard's default first, then the common faster setting.
+pub const DLT645_BAUDS: [u32; 2] = [2400, 9600];
+
 /// A DL/T 645 meter that answered the address broadcast.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoundDlt645 {

@@ -16,7 +16,7 @@ pub mod dlt645;
 pub mod modbus;
 
 pub use crate::sources::meters::modbus::{Framing, Parity, Transport};
-pub use dlt645::{discover_dlt645, FoundDlt645};
+pub use dlt645::{discover_dlt645, FoundDlt645, DLT645_BAUDS};
 pub use modbus::{
     scan_bound, scan_rtu, scan_tcp, FoundModbus, RtuScan, ScanProgress, DEFAULT_BAUDS,
 };

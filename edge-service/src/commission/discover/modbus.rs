@@ -74,7 +74,9 @@ pub struct RtuScan {
 impl RtuScan {
     /// A scan of `port` with the defaults: 2400, 4800, 9600 and 19200 baud; the profiles'
     /// parities and none and even; addresses 1 to 247; 200 ms; one try; every built-in
-    /// profile.
+    /// profile. On a bus where nobody answers that is 1 976 probes, about 7.5 minutes
+    /// ([`scan_bound`]): give `expect` (the scan stops when they are found), or narrow the
+    /// bauds and addresses, to be quicker.
     pub fn new(port: impl Into<String>) -> RtuScan {
         let profiles: Vec<Profile> = builtin_profile_names()
             .into_iter()
