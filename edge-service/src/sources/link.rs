@@ -176,11 +176,11 @@ impl<F: Opener> Link<F> {
             let noun = self.medium.noun;
             match attempt {
                 Ok(port) => {
-                    let port = &self.port;
+                    let name = &self.port;
                     if self.reported {
-                        tracing::debug!(source = %self.source, "{noun} {port} open again");
+                        tracing::debug!(source = %self.source, "{noun} {name} open again");
                     } else {
-                        tracing::info!(source = %self.source, "{noun} {port} open");
+                        tracing::info!(source = %self.source, "{noun} {name} open");
                     }
                     self.opened_at = Some(Instant::now());
                     self.wait_first = false;
