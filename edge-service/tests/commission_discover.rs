@@ -10,7 +10,7 @@ mod discover {
     use super::modbus_support::*;
     use kare::commission::discover::{
         discover_dlt645, scan_bound, scan_rtu, scan_tcp, Framing, Parity, RtuScan, ScanProgress,
-        Transport,
+        Transport, DLT645_BAUDS,
     };
     use kare::sources::meters::modbus::{builtin_profile, ModbusBusConfig, RegisterKind};
     use kare::sources::meters::readings::Quantity;
@@ -266,13 +266,15 @@ mod discover {
         assert_eq!(found[0].profile.as_deref(), Some("eastron-sdm630"));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_dlt645_meter_answers_the_address_broadcast_with_its_address() {
+    /// The DL/T 645 simulator with `meters` (nameplate addresses) on one bus; its bus port.
+    async fn dlt645_bus(
+        meters: &[&str],
+    ) -> (tokio::process::Child, String, tempfile::NamedTempFile) {
         use tokio::io::AsyncBufReadExt;
-        let spec = serde_json::json!({"meters": [{
-            "address": "123456789012",
+        let spec = serde_json::json!({"meters": meters.iter().map(|a| serde_json::json!({
+            "address": a,
             "variables": {"02010100": 220.1}
-        }]});
+        })).collect::<Vec<_>>()});
         let spec_file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(spec_file.path(), spec.to_string()).unwrap();
         let mut child = tokio::process::Command::new(python())
@@ -296,13 +298,36 @@ mod discover {
         })
         .await
         .expect("the simulator ready");
-        let port = ready["port"].as_str().unwrap();
-        let found = discover_dlt645(port, &[2400, 9600], Duration::from_millis(1500))
+        let port = ready["port"].as_str().unwrap().to_string();
+        (child, port, spec_file)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dlt645_meter_answers_the_address_broadcast_with_its_address() {
+        let (_child, port, _spec) = dlt645_bus(&["123456789012"]).await;
+        let found = discover_dlt645(&port, &DLT645_BAUDS, Duration::from_millis(1500))
             .await
             .unwrap();
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(found[0].address, "123456789012");
         assert_eq!(found[0].baud, 2400, "the first baud tried answers on a pty");
         assert_eq!(found[0].port, port);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_bus_of_several_dlt645_meters_the_broadcast_reports_only_the_one_that_answers_first(
+    ) {
+        // Every meter hears the wildcard and answers; on this emulated bus the replies arrive
+        // one after the other rather than colliding, and kare takes the first intact one. The
+        // others must be probed at their nameplate addresses.
+        let (_child, port, _spec) = dlt645_bus(&["123456789012", "000000000007"]).await;
+        let found = discover_dlt645(&port, &[2400], Duration::from_millis(1500))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            ["123456789012", "000000000007"].contains(&found[0].address.as_str()),
+            "{found:#?}"
+        );
     }
 }
