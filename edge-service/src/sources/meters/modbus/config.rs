@@ -58,7 +58,8 @@ pub struct ModbusEntry {
 pub struct ModbusDeviceEntry {
     /// Name in readings and events.
     pub name: String,
-    /// Modbus slave id, 1..=247.
+    /// Modbus slave id, 1..=247; over `transport = "tcp"` a unit id, 0..=255 (255 or 0 for a
+    /// meter with its own Ethernet port, 1..=247 for a meter behind a gateway).
     pub slave_id: u8,
     /// A built-in profile name (`eastron-sdm630`, `chint-dtsu666`, `acrel-adl400`) or a file path.
     pub profile: String,
@@ -137,13 +138,16 @@ impl ModbusEntry {
                 "must list at least one [[modbus.device]] (name, slave_id, profile): a bus without one polls nothing",
             ));
         }
+        // Modbus TCP's unit id may be any byte (255 or 0 name a meter with its own Ethernet
+        // port); on a serial line, directly or through a transparent gateway, 1 to 247.
+        let unit_ids = self.transport == "tcp";
         for (j, d) in self.device.iter().enumerate() {
             let key = |k: &str| format!("device[{j}].{k}");
             check::name(&key("name"), &d.name)?;
             check::text(&key("profile"), &d.profile, false)?;
             find_profile(&d.profile)
                 .map_err(|e| ConfigProblem::new(key("profile"), e.to_string()))?;
-            if !(1..=247).contains(&d.slave_id) {
+            if !unit_ids && !(1..=247).contains(&d.slave_id) {
                 return Err(ConfigProblem::new(
                     key("slave_id"),
                     format!("must be from 1 to 247 (a Modbus device address), e.g. `slave_id = 1`; not {}", d.slave_id),
@@ -312,7 +316,11 @@ mod tests {
             e.bus_config().unwrap().transport,
             Transport::Tcp("192.168.1.20:502".into())
         );
+        e.device[0].slave_id = 255;
+        e.validate().unwrap();
         e.transport = "rtu-over-tcp".into();
+        assert_eq!(e.validate().unwrap_err().key, "device[0].slave_id");
+        e.device[0].slave_id = 1;
         assert_eq!(
             e.bus_config().unwrap().transport,
             Transport::RtuOverTcp("192.168.1.20:502".into())

@@ -87,7 +87,8 @@ impl Transport {
 pub struct ModbusDevice {
     /// Name in readings, events and logs.
     pub name: String,
-    /// Modbus address, 1..=247.
+    /// Modbus address, 1..=247 (a unit id, 0..=255, over Modbus TCP: 255 or 0 addresses a
+    /// meter with its own Ethernet port).
     pub slave_id: u8,
     /// Its register map.
     pub profile: Arc<Profile>,
@@ -184,7 +185,7 @@ impl ModbusBusConfig {
             if d.name.trim().is_empty() {
                 return Err(bad(format!("device {}: name must not be empty", i + 1)));
             }
-            if !(1..=247).contains(&d.slave_id) {
+            if !matches!(self.transport, Transport::Tcp(_)) && !(1..=247).contains(&d.slave_id) {
                 return Err(dev(format!(
                     "slave_id {} is not a Modbus device address (1 to 247)",
                     d.slave_id
