@@ -8,8 +8,8 @@
 //! the cable or USB adapter"), not at every retry. A port that stays open for [`STABLE_AFTER`]
 //! ends the outage and resets the back-off; one that opens and fails at once (a flaky adapter,
 //! a gateway in a reset loop) keeps the outage and its growing back-off, so it is neither spun
-//! on nor warned about at every retry. How the port is opened is the source's closure, so tests
-//! can hand any stream.
+//! on nor warned about at every retry. How the port is opened is the source's closure (or, for a
+//! TCP connection, an asynchronous one wrapped in [`Connect`]), so tests can hand any stream.
 
 use crate::sources::outbox::{Classify, Outbox};
 use std::fmt::Display;

@@ -107,7 +107,9 @@ impl Line for Box<dyn Line> {
 impl Line for TcpStream {
     fn discard_input(&mut self) {
         // A late reply on a TCP stream would be read as this request's reply: read what has
-        // arrived until the socket has nothing more ready.
+        // arrived until the socket has nothing more ready. Best effort (tokio reports only the
+        // readiness its reactor has seen); over Modbus TCP a reply that slips through carries
+        // another transaction id and is refused as a bad reply, not taken for this one.
         let mut buf = [0u8; 512];
         while let Ok(n) = self.try_read(&mut buf) {
             if n == 0 {
