@@ -3,7 +3,11 @@
 
     modbus_server.py PORT CONFIG.json
 
-PORT is a serial device path (the tests give the slave side of a pseudo-terminal). CONFIG is JSON:
+PORT is a serial device path (the tests give the slave side of a pseudo-terminal), or a TCP
+endpoint: `tcp:HOST:PORT` serves Modbus TCP (MBAP framing), `rtu-tcp:HOST:PORT` serves RTU
+frames (CRC and all) over TCP, as a transparent serial gateway does. Over Modbus TCP a request
+for an unknown unit id gets exception 0x0B (gateway target device failed to respond), as a
+gateway answers; over RTU framing it gets silence. CONFIG is JSON:
 
     {"baud": 9600,
      "devices": [
@@ -96,13 +100,19 @@ async def main():
         cfg = json.load(f)
     logging.basicConfig(level=logging.ERROR)
     from pymodbus import FramerType
-    from pymodbus.server import ModbusSerialServer
+    from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
     try:
         context = new_api_context(cfg["devices"])
     except ImportError:
         context = old_api_context(cfg["devices"])
     known = {int(d["id"]) for d in cfg["devices"]}
+
+    tcp = None
+    for scheme, framer in (("tcp:", FramerType.SOCKET), ("rtu-tcp:", FramerType.RTU)):
+        if port.startswith(scheme):
+            host, _, number = port[len(scheme):].rpartition(":")
+            tcp = (framer, host, int(number))
 
     def silent_for_unknown_ids(sending, data):
         # A request for an id nobody has must get no reply, as on a real bus. pymodbus 3.16
@@ -111,6 +121,28 @@ async def main():
         if sending and data and data[0] not in known:
             return b""
         return data
+
+    def gateway_for_unknown_ids(sending, data):
+        # Modbus TCP: the unit id is byte 6 of the MBAP header. pymodbus answers an unknown id
+        # with an exception (function | 0x80, code 04); a gateway says 0x0B instead.
+        if sending and len(data) == 9 and data[6] not in known and data[7] & 0x80:
+            return data[:8] + b"\x0b"
+        return data
+
+    if tcp is not None:
+        framer, host, number = tcp
+        trace = gateway_for_unknown_ids if framer == FramerType.SOCKET else silent_for_unknown_ids
+        server = ModbusTcpServer(
+            context,
+            framer=framer,
+            address=(host, number),
+            ignore_missing_devices=True,
+            trace_packet=trace,
+        )
+        await server.serve_forever(background=True)
+        print("ready", flush=True)
+        await server.serving
+        return
 
     kwargs = dict(
         framer=FramerType.RTU,

@@ -304,12 +304,14 @@ impl Config {
             .iter()
             .enumerate()
             .map(|(i, n)| (format!("node[{i}].port"), n.port.as_str()))
-            .chain(
-                self.modbus
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| (format!("modbus[{i}].port"), b.port.as_str())),
-            )
+            .chain(self.modbus.iter().enumerate().map(|(i, b)| {
+                let key = if b.transport == "rtu" {
+                    "port"
+                } else {
+                    "address"
+                };
+                (format!("modbus[{i}].{key}"), b.endpoint())
+            }))
             .chain(
                 self.dlt645
                     .iter()
@@ -321,7 +323,7 @@ impl Config {
                 return bad(
                     key,
                     format!(
-                        "serial port {port} is already used by `{first}`: each node and bus needs its own port"
+                        "{port} is already used by `{first}`: each node and bus needs its own serial port (or gateway address)"
                     ),
                 );
             }

@@ -170,3 +170,49 @@ mod site_tests {
         assert!(e.contains("site.generator.connection_kva"), "{e}");
     }
 }
+
+#[test]
+fn a_modbus_tcp_bus_names_its_address_key_and_line_when_it_is_not_host_port() {
+    let e = Config::parse(
+        "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"gw\"\ntransport = \"tcp\"\naddress = \"gateway\"\n[[modbus.device]]\nname = \"d\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`modbus[0].address`") && e.contains("line 8") && e.contains("host:port"),
+        "{e}"
+    );
+    let e = Config::parse(
+        "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n[[modbus]]\nname = \"gw\"\ntransport = \"udp\"\naddress = \"10.0.0.2:502\"\n[[modbus.device]]\nname = \"d\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n",
+        "k.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`modbus[0].transport`")
+            && e.contains("line 7")
+            && e.contains("rtu, tcp or rtu-over-tcp"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_modbus_tcp_bus_is_accepted_and_one_gateway_address_serves_one_bus() {
+    let bus = |name: &str| {
+        format!("[[modbus]]\nname = \"{name}\"\ntransport = \"tcp\"\naddress = \"10.0.0.2:502\"\n[[modbus.device]]\nname = \"d\"\nslave_id = 1\nprofile = \"eastron-sdm630\"\n")
+    };
+    let node = "[[node]]\nname = \"a\"\nport = \"/dev/ttyUSB0\"\nudin = 230\n";
+    let c = Config::parse(&format!("{node}{}", bus("gw")), "k.toml").unwrap();
+    assert_eq!(
+        c.modbus[0].bus_config().unwrap().transport,
+        crate::sources::meters::modbus::Transport::Tcp("10.0.0.2:502".into())
+    );
+    let e = Config::parse(&format!("{node}{}{}", bus("gw"), bus("gw2")), "k.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`modbus[1].address`") && e.contains("already used by `modbus[0].address`"),
+        "{e}"
+    );
+}

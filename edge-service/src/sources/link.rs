@@ -8,11 +8,12 @@
 //! the cable or USB adapter"), not at every retry. A port that stays open for [`STABLE_AFTER`]
 //! ends the outage and resets the back-off; one that opens and fails at once (a flaky adapter,
 //! a gateway in a reset loop) keeps the outage and its growing back-off, so it is neither spun
-//! on nor warned about at every retry. How the port is opened is the source's closure, so tests
-//! can hand any stream.
+//! on nor warned about at every retry. How the port is opened is the source's closure (or, for a
+//! TCP connection, an asynchronous one wrapped in [`Connect`]), so tests can hand any stream.
 
 use crate::sources::outbox::{Classify, Outbox};
 use std::fmt::Display;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,10 +26,74 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// A port open this long before it fails was a working link: its loss is a new outage.
 pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
+/// How a port is opened: a plain closure (`FnMut() -> Result<P, E>`: a serial port opens at
+/// once) or, through [`Connect`], an asynchronous one (a TCP connection takes a round trip and
+/// must not block the runtime while it does).
+pub trait Opener {
+    /// The open port.
+    type Port;
+    /// Why it could not be opened.
+    type Error: Display;
+    /// One attempt.
+    fn open(&mut self) -> impl Future<Output = Result<Self::Port, Self::Error>> + Send;
+}
+
+impl<F, P, E> Opener for F
+where
+    F: FnMut() -> Result<P, E>,
+    P: Send,
+    E: Display + Send,
+{
+    type Port = P;
+    type Error = E;
+    fn open(&mut self) -> impl Future<Output = Result<P, E>> + Send {
+        std::future::ready(self())
+    }
+}
+
+/// An asynchronous opener: `Connect(|| async { TcpStream::connect(a).await })`.
+pub struct Connect<F>(pub F);
+
+impl<F, Fut, P, E> Opener for Connect<F>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<P, E>> + Send,
+    E: Display,
+{
+    type Port = P;
+    type Error = E;
+    fn open(&mut self) -> impl Future<Output = Result<P, E>> + Send {
+        (self.0)()
+    }
+}
+
+/// How a link names its port in messages, and what it advises when the port fails.
+#[derive(Clone, Copy, Debug)]
+pub struct Medium {
+    /// "serial port", "TCP connection to".
+    pub noun: &'static str,
+    /// What the operator should check.
+    pub advice: &'static str,
+}
+
+impl Medium {
+    /// A serial port (the default).
+    pub const SERIAL: Medium = Medium {
+        noun: "serial port",
+        advice: "check the cable or USB adapter",
+    };
+    /// A TCP connection (a Modbus TCP meter or an RS-485 gateway).
+    pub const TCP: Medium = Medium {
+        noun: "TCP connection to",
+        advice: "check the network, the address and that the gateway is powered",
+    };
+}
+
 /// How to (re)open one port, and where its outage stands.
 pub struct Link<F> {
     source: Arc<str>,
     port: String,
+    medium: Medium,
     open: F,
     backoff: Duration,
     /// An open failure was warned about in this outage.
@@ -51,16 +116,13 @@ impl<F> std::fmt::Debug for Link<F> {
     }
 }
 
-impl<F, P, E> Link<F>
-where
-    F: FnMut() -> Result<P, E>,
-    E: Display,
-{
+impl<F: Opener> Link<F> {
     /// A link for `source` to the port named `port`, opened by `open`.
     pub fn new(source: impl Into<Arc<str>>, port: impl Into<String>, open: F) -> Link<F> {
         Link {
             source: source.into(),
             port: port.into(),
+            medium: Medium::SERIAL,
             open,
             backoff: BACKOFF_MIN,
             reported: false,
@@ -68,6 +130,12 @@ where
             outages: 0,
             opened_at: None,
         }
+    }
+
+    /// The same link, its messages worded for `medium` (a serial port unless told).
+    pub fn over(mut self, medium: Medium) -> Link<F> {
+        self.medium = medium;
+        self
     }
 
     /// The wait before the next attempt, if it fails.
@@ -89,7 +157,7 @@ where
         out: &mut Outbox<M>,
         shutdown: &CancellationToken,
         mut unreachable: impl FnMut(&str, &mut Outbox<M>),
-    ) -> Option<P> {
+    ) -> Option<F::Port> {
         loop {
             if self.wait_first {
                 let until = Instant::now() + self.backoff;
@@ -101,12 +169,18 @@ where
             if shutdown.is_cancelled() || out.is_closed() {
                 return None;
             }
-            match (self.open)() {
+            let attempt = tokio::select! {
+                r = self.open.open() => r,
+                _ = shutdown.cancelled() => return None,
+            };
+            let noun = self.medium.noun;
+            match attempt {
                 Ok(port) => {
+                    let name = &self.port;
                     if self.reported {
-                        tracing::debug!(source = %self.source, port = %self.port, "serial port open again");
+                        tracing::debug!(source = %self.source, "{noun} {name} open again");
                     } else {
-                        tracing::info!(source = %self.source, port = %self.port, "serial port open");
+                        tracing::info!(source = %self.source, "{noun} {name} open");
                     }
                     self.opened_at = Some(Instant::now());
                     self.wait_first = false;
@@ -114,8 +188,8 @@ where
                 }
                 Err(e) => {
                     let reason = format!(
-                        "cannot open serial port {}: {e}; check the cable or USB adapter",
-                        self.port
+                        "cannot open {noun} {}: {e}; {}",
+                        self.port, self.medium.advice
                     );
                     if self.reported {
                         tracing::debug!(source = %self.source, "{reason}");
@@ -140,7 +214,7 @@ where
         why: impl Display,
         unreachable: impl FnOnce(&str, &mut Outbox<M>),
     ) {
-        let reason = format!("serial port {} lost: {why}", self.port);
+        let reason = format!("{} {} lost: {why}", self.medium.noun, self.port);
         let stable = self
             .opened_at
             .take()

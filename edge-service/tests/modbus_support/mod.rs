@@ -31,7 +31,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -77,6 +77,9 @@ pub fn python() -> PathBuf {
 struct Faults {
     /// Replies from this slave id get their CRC damaged (0: none).
     garble_slave: AtomicU8,
+    /// The meter's baud rate: requests sent at another one are dropped, as a meter hears only
+    /// framing errors from a master at the wrong speed (0: any baud).
+    meter_baud: AtomicU32,
 }
 
 /// Two pty pairs and the relay between them: the poller opens `port`, the peer `peer_port`.
@@ -110,6 +113,12 @@ impl Bus {
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// From now on, the meter listens only to requests sent at `baud` (the baud rate the
+    /// poller set on its side of the pty; a pty itself moves bytes at any setting).
+    pub fn meter_at_baud(&self, baud: u32) {
+        self.faults.meter_baud.store(baud, Ordering::SeqCst);
     }
 
     /// From now on, damage every reply that slave `id` sends (0: stop).
@@ -169,6 +178,10 @@ fn relay(a: Pty, b: Pty, faults: &Faults, stop: &AtomicBool, pace_baud: Option<u
                 _ => continue,
             };
             let chunk = &mut buf[..n];
+            let meter_baud = faults.meter_baud.load(Ordering::SeqCst);
+            if i == 0 && meter_baud != 0 && line_baud(&a) != Some(meter_baud) {
+                continue;
+            }
             // pymodbus writes a reply in one write, so a chunk from the peer starts a frame.
             let garble = faults.garble_slave.load(Ordering::SeqCst);
             if i == 1 && garble != 0 && chunk[0] == garble {
@@ -196,6 +209,16 @@ fn relay(a: Pty, b: Pty, faults: &Faults, stop: &AtomicBool, pace_baud: Option<u
             let _ = to.write_all(chunk);
         }
     }
+}
+
+/// The baud rate set on a pty pair (termios is shared by both ends; tokio-serial sets the
+/// speed with termios2's BOTHER, so it is read back the same way).
+fn line_baud(pty: &Pty) -> Option<u32> {
+    // SAFETY: termios2 is plain data, zero is a valid value; TCGETS2 fills it from a valid,
+    // open descriptor owned by `pty`.
+    let mut t: libc::termios2 = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(pty.master.as_raw_fd(), libc::TCGETS2, &mut t) };
+    (r == 0).then_some(t.c_ospeed)
 }
 
 /// What one slave id holds: 16-bit words per table, by address.
@@ -280,6 +303,12 @@ pub struct Peer {
 impl Peer {
     /// Starts pymodbus with these devices on the bus's peer side and waits for "ready".
     pub fn start(bus: &Bus, devices: &[PeerDevice]) -> Peer {
+        Peer::start_at(&bus.peer_port, devices)
+    }
+
+    /// Starts pymodbus serving `endpoint`: a serial path, or `tcp:HOST:PORT` (Modbus TCP) or
+    /// `rtu-tcp:HOST:PORT` (RTU frames over TCP, a transparent gateway).
+    pub fn start_at(endpoint: &Path, devices: &[PeerDevice]) -> Peer {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = serde_json::json!({
             "baud": 9600,
@@ -289,7 +318,7 @@ impl Peer {
         let mut peer = Peer {
             child: None,
             dir,
-            port: bus.peer_port.clone(),
+            port: endpoint.to_path_buf(),
             starts: 0,
         };
         peer.spawn();

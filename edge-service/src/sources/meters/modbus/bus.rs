@@ -14,10 +14,10 @@
 //! [`MeterEvent::Offline`]: crate::sources::meters::readings::MeterEvent::Offline
 //! [`MeterEvent::Online`]: crate::sources::meters::readings::MeterEvent::Online
 
-use super::client::{open_port, Client, RequestError};
+use super::client::{open_port, Client, Line, RequestError};
 use super::plan::{plan_reads, Batch};
-use super::{ModbusBusConfig, ModbusDevice, ModbusError};
-use crate::sources::link::Link;
+use super::{ModbusBusConfig, ModbusDevice, ModbusError, Transport};
+use crate::sources::link::{Connect, Link, Medium};
 use crate::sources::meters::health::{all_offline, Health};
 use crate::sources::meters::readings::{BusStats, MeterMessage, MeterReading};
 use crate::sources::outbox::{Outbox, DRAIN_AT_SHUTDOWN};
@@ -39,7 +39,16 @@ pub async fn run(
     cfg.validate()?;
     let mut bus = Bus::new(&cfg, tx);
     let line = cfg.clone();
-    let mut link = Link::new(bus.name.clone(), &cfg.port, move || open_port(&line));
+    let (endpoint, medium) = match &cfg.transport {
+        Transport::Rtu => (cfg.port.clone(), Medium::SERIAL),
+        Transport::Tcp(a) | Transport::RtuOverTcp(a) => (a.clone(), Medium::TCP),
+    };
+    let mut link = Link::new(
+        bus.name.clone(),
+        endpoint,
+        Connect(move || open_line(line.clone())),
+    )
+    .over(medium);
     while let Some(port) = link
         .open(&mut bus.out, &shutdown, |why, out| {
             all_offline(bus.devices.iter_mut().map(|d| &mut d.health), why, out)
@@ -57,6 +66,30 @@ pub async fn run(
     }
     bus.out.drain(DRAIN_AT_SHUTDOWN).await;
     Ok(())
+}
+
+/// A connection attempt that has not succeeded in this long has failed (the kernel would keep
+/// trying for minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the bus's line: its serial port, or a TCP connection.
+pub(crate) async fn open_line(cfg: ModbusBusConfig) -> io::Result<Box<dyn Line>> {
+    match &cfg.transport {
+        Transport::Rtu => Ok(Box::new(open_port(&cfg).map_err(io::Error::from)?)),
+        Transport::Tcp(a) | Transport::RtuOverTcp(a) => {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(a))
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {CONNECT_TIMEOUT:?}"),
+                    )
+                })??;
+            // Requests are a few bytes each: send them at once, not after Nagle's delay.
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream))
+        }
+    }
 }
 
 enum LoopEnd {

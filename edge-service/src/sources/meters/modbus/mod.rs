@@ -12,6 +12,9 @@
 //! - [`bus`]: the task of one bus: every device polled at its period, retries,
 //!   offline/online, back-off, the port reopened when it goes.
 //!
+//! A bus is a serial port (RTU), or a TCP connection: to a Modbus TCP meter or gateway, or to a
+//! serial gateway that passes RTU frames through ([`Transport`]).
+//!
 //! This file holds the bus's configuration, checked before anything runs.
 
 pub mod bus;
@@ -22,7 +25,7 @@ pub mod profile;
 pub mod register;
 
 pub use bus::run;
-pub use client::inter_frame_gap;
+pub use client::{inter_frame_gap, Framing, Line};
 pub use plan::{plan_reads, Batch};
 pub use profile::{
     builtin_profile, builtin_profile_names, find_profile, load_profile, parse_profile, Parity,
@@ -43,12 +46,49 @@ pub enum StopBits {
     Two,
 }
 
+/// How the poller reaches the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Modbus RTU on the serial port `port` (RS-485 through a USB adapter or a UART).
+    Rtu,
+    /// Modbus TCP to `host:port` (a meter with Ethernet, or a Modbus TCP-to-RTU gateway).
+    Tcp(String),
+    /// RTU frames, CRC and all, over a TCP stream to `host:port`: a transparent serial server
+    /// ("RTU over TCP" gateways).
+    RtuOverTcp(String),
+}
+
+impl Transport {
+    /// How requests are framed.
+    pub fn framing(&self) -> Framing {
+        match self {
+            Transport::Rtu | Transport::RtuOverTcp(_) => Framing::Rtu,
+            Transport::Tcp(_) => Framing::Tcp,
+        }
+    }
+
+    /// Whether the poller drives the serial line itself (and so keeps its timing).
+    pub fn is_serial(&self) -> bool {
+        matches!(self, Transport::Rtu)
+    }
+
+    /// The name in `transport = "…"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Transport::Rtu => "rtu",
+            Transport::Tcp(_) => "tcp",
+            Transport::RtuOverTcp(_) => "rtu-over-tcp",
+        }
+    }
+}
+
 /// A meter on the bus.
 #[derive(Clone, Debug)]
 pub struct ModbusDevice {
     /// Name in readings, events and logs.
     pub name: String,
-    /// Modbus address, 1..=247.
+    /// Modbus address, 1..=247 (a unit id, 0..=255, over Modbus TCP: 255 or 0 addresses a
+    /// meter with its own Ethernet port).
     pub slave_id: u8,
     /// Its register map.
     pub profile: Arc<Profile>,
@@ -61,8 +101,10 @@ pub struct ModbusDevice {
 pub struct ModbusBusConfig {
     /// Source name in readings, events and logs.
     pub name: String,
-    /// Serial port path, e.g. `/dev/ttyUSB0`.
+    /// Serial port path, e.g. `/dev/ttyUSB0` (with [`Transport::Rtu`]).
     pub port: String,
+    /// Serial port, or a TCP connection.
+    pub transport: Transport,
     /// Baud rate (every device on the bus must use it).
     pub baud: u32,
     /// Parity.
@@ -95,6 +137,7 @@ impl ModbusBusConfig {
         ModbusBusConfig {
             name: name.into(),
             port: port.into(),
+            transport: Transport::Rtu,
             baud,
             parity: Parity::None,
             stop_bits: StopBits::One,
@@ -117,8 +160,16 @@ impl ModbusBusConfig {
         if self.name.trim().is_empty() {
             return Err(bad("name: must not be empty".into()));
         }
-        if self.port.trim().is_empty() {
-            return Err(bad("port: must not be empty".into()));
+        match &self.transport {
+            Transport::Rtu if self.port.trim().is_empty() => {
+                return Err(bad("port: must not be empty".into()));
+            }
+            Transport::Tcp(a) | Transport::RtuOverTcp(a) if !is_host_port(a) => {
+                return Err(bad(format!(
+                    "address: {a:?} is not host:port, e.g. \"192.168.1.20:502\""
+                )));
+            }
+            _ => {}
         }
         if self.baud == 0 {
             return Err(bad("baud: must be a baud rate, not 0".into()));
@@ -134,7 +185,7 @@ impl ModbusBusConfig {
             if d.name.trim().is_empty() {
                 return Err(bad(format!("device {}: name must not be empty", i + 1)));
             }
-            if !(1..=247).contains(&d.slave_id) {
+            if !matches!(self.transport, Transport::Tcp(_)) && !(1..=247).contains(&d.slave_id) {
                 return Err(dev(format!(
                     "slave_id {} is not a Modbus device address (1 to 247)",
                     d.slave_id
@@ -152,7 +203,11 @@ impl ModbusBusConfig {
                     d.slave_id, o.name
                 )));
             }
-            // A timeout shorter than the largest reply's time on the wire fails every poll.
+            // A timeout shorter than the largest reply's time on the wire fails every poll (on
+            // the poller's own serial line; a gateway's line is the gateway's).
+            if !self.transport.is_serial() {
+                continue;
+            }
             if let Some(b) = plan_reads(&d.profile).iter().max_by_key(|b| b.count) {
                 let wire = wire_time(self.baud, self.parity, self.stop_bits, b.wire_bytes());
                 if self.timeout <= wire {
@@ -165,6 +220,18 @@ impl ModbusBusConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// `host:port` with a port number (the host is resolved when connecting).
+pub fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.trim().is_empty()
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }
+        None => false,
     }
 }
 
