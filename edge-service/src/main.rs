@@ -83,6 +83,28 @@ struct CommissionArgs {
     /// /dev/kare).
     #[arg(long, value_name = "DIR", default_value = "/dev/serial/by-id")]
     ports_dir: PathBuf,
+    /// Search this serial port for meters: a Modbus RTU scan over bauds, parities and
+    /// addresses, then the DL/T 645 address broadcast (repeat for several ports).
+    #[arg(long, value_name = "PORT")]
+    scan: Vec<String>,
+    /// Search a Modbus TCP meter or gateway (host:port) for unit ids.
+    #[arg(long, value_name = "HOST:PORT")]
+    scan_tcp: Vec<String>,
+    /// Search an RTU-over-TCP gateway (host:port).
+    #[arg(long, value_name = "HOST:PORT")]
+    scan_gateway: Vec<String>,
+    /// Bauds to scan [default: 2400,4800,9600,19200].
+    #[arg(long, value_name = "BAUDS", value_delimiter = ',')]
+    scan_bauds: Vec<u32>,
+    /// Parities to scan: none, even, odd [default: none,even and the profiles'].
+    #[arg(long, value_name = "PARITIES", value_delimiter = ',')]
+    scan_parities: Vec<String>,
+    /// Addresses to probe, e.g. 1-32 [default: 1-247].
+    #[arg(long, value_name = "RANGE")]
+    scan_addresses: Option<String>,
+    /// How long to wait for a reply to begin, ms [default: 200 serial, 500 TCP].
+    #[arg(long, value_name = "MS")]
+    scan_timeout_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +140,13 @@ fn commission_cmd(args: CommissionArgs) -> anyhow::Result<u8> {
         state_dir: args.state_dir,
         write_config: args.write_config,
         ports_dir: args.ports_dir,
+        scan: args.scan,
+        scan_tcp: args.scan_tcp,
+        scan_gateway: args.scan_gateway,
+        scan_bauds: args.scan_bauds,
+        scan_parities: args.scan_parities,
+        scan_addresses: args.scan_addresses,
+        scan_timeout_ms: args.scan_timeout_ms,
     };
     c::run(flags, &runtime()?)
 }

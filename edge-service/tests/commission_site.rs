@@ -328,3 +328,66 @@ async fn a_node_on_an_unconfigured_port_is_found_and_the_written_configuration_r
         "the found node runs: {stdout}\n{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_meter_at_an_unexpected_address_and_baud_is_found_and_written_with_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SimNode::start(&scenario(""));
+    // The configuration expects slave 1 at 9600; the meter was left at slave 17, 4800 baud.
+    let bus = modbus_support::Bus::new(None);
+    bus.meter_at_baud(4800);
+    let _peer = modbus_support::Peer::start(&bus, &[sdm630_with_powers(17, [0.9, 0.9, 0.9])]);
+    let desk = Desk::start(200).await;
+    let config =
+        base_config(dir.path(), &desk.url, &node.port, 230.0) + &modbus_section(&bus.port, 1);
+    let written = dir.path().join("found.toml");
+    let port = bus.port.to_str().unwrap();
+    let run = commission(
+        dir.path(),
+        &config,
+        &[
+            "--scan",
+            port,
+            "--scan-bauds",
+            "2400,4800,9600",
+            "--scan-parities",
+            "none",
+            "--scan-addresses",
+            "1-24",
+            "--scan-timeout-ms",
+            "40",
+            "--write-config",
+            written.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        status_of(&run, "meters.answer"),
+        "fail",
+        "not where configured"
+    );
+    let found = run.check("meters.found");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["status"], "pass");
+    let summary = found[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("address 17")
+            && summary.contains("4800 baud")
+            && summary.contains("eastron-sdm630"),
+        "{summary}"
+    );
+    let fix = found[0]["fix"].as_str().unwrap_or("");
+    assert!(
+        fix.contains("slave_id = 17") && fix.contains("baud = 4800"),
+        "{fix}"
+    );
+    let text = std::fs::read_to_string(&written).unwrap();
+    let cfg = kare::config::Config::parse(&text, "found.toml").expect("kare accepts it");
+    assert_eq!(cfg.modbus.len(), 1, "{text}");
+    assert_eq!(
+        (cfg.modbus[0].baud, cfg.modbus[0].device[0].slave_id),
+        (4800, 17)
+    );
+    assert_eq!(cfg.modbus[0].device[0].profile, "eastron-sdm630");
+    assert_eq!(cfg.node.len(), 1, "the node that answered is kept");
+}

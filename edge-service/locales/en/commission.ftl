@@ -145,3 +145,17 @@ cm-page-verify = Check the electronic record with `kare commission verify FILE`.
 cm-wait-port = Listening on { $port } for a sensor node
 cm-port-node-found = A sensor node (id { $id }) speaks on { $port }, which the configuration does not use.
 cm-port-node-found-fix = Add it as a [[node]] with port = "{ $port }" (--write-config writes it for you).
+cm-wait-scan = Scanning { $port } for Modbus meters (at most { $seconds } s)
+cm-wait-dlt645 = Asking { $port } for DL/T 645 meters (broadcast address read)
+cm-scan-failed = { $port } could not be scanned: { $error }
+cm-scan-nothing = Nothing answered on { $port } (bauds { $bauds }, addresses { $addresses }).
+cm-scan-nothing-fix = Check the meters are powered, the RS-485 A/B wiring (swap A and B if unsure), the termination resistors, and the meters' address and baud on their displays.
+cm-scan-tcp-fix = Check the gateway's address and port (502 for Modbus TCP), that it is on this network, and its serial settings towards the meters.
+cm-scan-bad-address = { $address } is not an address:port (e.g. 192.168.1.20:502).
+cm-scan-found = Modbus device at address { $slave } on { $port }{ $line }: { $profile } ({ $volts }).
+cm-scan-unknown = A Modbus device answers at address { $slave } on { $port }{ $line }, but no profile fits it.
+cm-scan-unknown-fix = Write a profile for this meter from its manual (edge-service/profiles/modbus/README.md) and name it in [[modbus.device]].
+cm-scan-ambiguous = Modbus device at address { $slave } on { $port }{ $line } fits several profiles: { $candidates }.
+cm-scan-ambiguous-fix = Read the meter's model off its label and name that profile in [[modbus.device]] (one of { $candidates }).
+cm-scan-elsewhere-fix = The configuration's bus { $bus } expects { $was }: set slave_id = { $slave } and baud = { $baud } there (or use --write-config).
+cm-scan-dlt645 = DL/T 645 meter { $address } on { $port }, { $baud } baud.

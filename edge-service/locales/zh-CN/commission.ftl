@@ -145,3 +145,17 @@ cm-page-verify = 用 `kare commission verify 文件` 校验电子记录。
 cm-wait-port = 正在 { $port } 上监听传感节点
 cm-port-node-found = { $port } 上有传感节点（编号 { $id }）在发送数据，但配置未使用此串口。
 cm-port-node-found-fix = 将其添加为 [[node]]，port = "{ $port }"（--write-config 可自动写出）。
+cm-wait-scan = 正在扫描 { $port } 上的 Modbus 电能表（最多 { $seconds } 秒）
+cm-wait-dlt645 = 正在 { $port } 上查询 DL/T 645 电能表（广播读通信地址）
+cm-scan-failed = 无法扫描 { $port }：{ $error }
+cm-scan-nothing = { $port } 上无应答（波特率 { $bauds }，地址 { $addresses }）。
+cm-scan-nothing-fix = 检查电能表已上电、RS-485 的 A/B 接线（不确定时对调 A、B）、终端电阻，以及表上显示的地址和波特率。
+cm-scan-tcp-fix = 检查网关的地址和端口（Modbus TCP 为 502）、网关在本网络中，以及其面向电能表的串口设置。
+cm-scan-bad-address = { $address } 不是 地址:端口（例如 192.168.1.20:502）。
+cm-scan-found = { $port } 上地址 { $slave } 有 Modbus 设备{ $line }：{ $profile }（{ $volts }）。
+cm-scan-unknown = { $port } 上地址 { $slave } 有 Modbus 设备应答{ $line }，但没有匹配的型号配置。
+cm-scan-unknown-fix = 按电能表手册编写型号配置（edge-service/profiles/modbus/README.md），并在 [[modbus.device]] 中引用。
+cm-scan-ambiguous = { $port } 上地址 { $slave } 的 Modbus 设备{ $line }符合多个型号配置：{ $candidates }。
+cm-scan-ambiguous-fix = 查看电能表铭牌上的型号，在 [[modbus.device]] 中指定对应的型号配置（{ $candidates } 之一）。
+cm-scan-elsewhere-fix = 配置中的总线 { $bus } 期望 { $was }：请改为 slave_id = { $slave }、baud = { $baud }（或使用 --write-config）。
+cm-scan-dlt645 = { $port } 上有 DL/T 645 电能表 { $address }，{ $baud } 波特率。

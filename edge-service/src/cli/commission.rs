@@ -40,6 +40,73 @@ pub struct CommissionFlags {
     pub write_config: Option<PathBuf>,
     /// `--ports-dir`.
     pub ports_dir: PathBuf,
+    /// `--scan`.
+    pub scan: Vec<String>,
+    /// `--scan-tcp`.
+    pub scan_tcp: Vec<String>,
+    /// `--scan-gateway`.
+    pub scan_gateway: Vec<String>,
+    /// `--scan-bauds`.
+    pub scan_bauds: Vec<u32>,
+    /// `--scan-parities`.
+    pub scan_parities: Vec<String>,
+    /// `--scan-addresses`.
+    pub scan_addresses: Option<String>,
+    /// `--scan-timeout-ms`.
+    pub scan_timeout_ms: Option<u64>,
+}
+
+/// `--scan-addresses`: `17` or `1-32`, within 0–255.
+pub fn address_range(text: &str) -> anyhow::Result<std::ops::RangeInclusive<u8>> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--scan-addresses must be an address or a range such as 1-32 (0 to 255), not {text:?}"
+        )
+    };
+    let (a, b) = match text.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (text.trim(), text.trim()),
+    };
+    let (a, b): (u8, u8) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
+}
+
+fn scan_request(flags: &CommissionFlags) -> anyhow::Result<commission::scan::ScanRequest> {
+    let parities = flags
+        .scan_parities
+        .iter()
+        .map(|p| {
+            crate::sources::meters::modbus::Parity::parse(p).ok_or_else(|| {
+                anyhow::anyhow!("--scan-parities takes none, even or odd, not {p:?}")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(b) = flags
+        .scan_bauds
+        .iter()
+        .find(|b| !(300..=115_200).contains(*b))
+    {
+        anyhow::bail!("--scan-bauds must be from 300 to 115200, not {b}");
+    }
+    if let Some(t) = flags.scan_timeout_ms.filter(|t| !(1..=10_000).contains(t)) {
+        anyhow::bail!("--scan-timeout-ms must be from 1 to 10000, not {t}");
+    }
+    Ok(commission::scan::ScanRequest {
+        serial: flags.scan.clone(),
+        tcp: flags.scan_tcp.clone(),
+        gateways: flags.scan_gateway.clone(),
+        bauds: (!flags.scan_bauds.is_empty()).then(|| flags.scan_bauds.clone()),
+        parities: (!parities.is_empty()).then_some(parities),
+        addresses: flags
+            .scan_addresses
+            .as_deref()
+            .map(address_range)
+            .transpose()?,
+        timeout: flags.scan_timeout_ms.map(Duration::from_millis),
+    })
 }
 
 /// The language: `--lang`, else the environment's (`LANG=zh_CN.UTF-8` → 简体中文), else English.
@@ -130,6 +197,7 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
         state_dir,
         record_path,
         by_id_dir: flags.ports_dir.clone(),
+        scan: scan_request(&flags)?,
         sys_class_tty: PathBuf::from("/sys/class/tty"),
     };
     let mut ui: Box<dyn view::Ui> = if flags.json {

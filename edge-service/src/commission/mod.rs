@@ -30,6 +30,7 @@ pub mod node;
 pub mod page;
 pub mod ports;
 pub mod record;
+pub mod scan;
 pub mod uplinks;
 pub mod view;
 
@@ -81,6 +82,8 @@ pub struct Options {
     pub by_id_dir: PathBuf,
     /// `/sys/class/tty`.
     pub sys_class_tty: PathBuf,
+    /// Buses to search for meters (`--scan`, `--scan-tcp`, `--scan-gateway`).
+    pub scan: scan::ScanRequest,
 }
 
 /// What a run produced.
@@ -338,6 +341,30 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
         }
     }
 
+    if !opts.scan.is_empty() {
+        let (scan_checks, scanned) = scan::run(lang, &opts.scan, cfg, ui).await;
+        for c in scan_checks {
+            push(ui, c, &mut checks);
+        }
+        // A bus the scan searched is written as the scan found it.
+        let searched = |port: &str, address: Option<&str>| {
+            opts.scan.serial.iter().any(|p| p == port)
+                || address.is_some_and(|a| {
+                    opts.scan
+                        .tcp
+                        .iter()
+                        .chain(&opts.scan.gateways)
+                        .any(|p| p == a)
+                })
+        };
+        found
+            .modbus
+            .retain(|b| !searched(&b.port, b.address.as_deref()));
+        found.dlt645.retain(|b| !searched(&b.port, None));
+        found.modbus.extend(scanned.modbus);
+        found.dlt645.extend(scanned.dlt645);
+    }
+
     // 5. Cross-checks.
     ui.step(Step::Cross);
     let cross = cross::cross_checks(lang, &node_volts, &meter_values);
@@ -426,7 +453,8 @@ pub fn configured_ports(cfg: &Config) -> Vec<ports::ConfiguredPort> {
             used_by: format!("[[node]] {}", n.name),
         });
     }
-    for b in &cfg.modbus {
+    // A Modbus TCP bus has an address, not a serial port.
+    for b in cfg.modbus.iter().filter(|b| b.transport == "rtu") {
         out.push(ports::ConfiguredPort {
             path: b.port.clone(),
             used_by: format!("[[modbus]] {}", b.name),
