@@ -37,7 +37,7 @@ enum Command {
     Report(ReportArgs),
     /// Commission an installation on site: check the box, ports, sensor nodes, meters, wiring
     /// and uplinks, and leave a signed record (`kare commission verify FILE` checks one).
-    Commission(CommissionArgs),
+    Commission(Box<CommissionArgs>),
 }
 
 #[derive(clap::Args)]
@@ -464,7 +464,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "sim")]
         Command::Simulate(args) => kare::sim::run_cli(args),
         Command::Report(args) => report_cmd(args),
-        Command::Commission(args) => commission_cmd(args).map(|code| {
+        Command::Commission(args) => commission_cmd(*args).map(|code| {
             if code != 0 {
                 std::process::exit(i32::from(code));
             }
