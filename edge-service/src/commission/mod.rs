@@ -170,10 +170,21 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
     // (`--scan`).
     for p in ports::unused(&serial, &configured) {
         ui.wait(&lang.ta("cm-wait-port", &[("port", p.by_id.as_str())]));
-        let cap = node::capture(&p.device, PQLINK_BAUD, PORT_PROBE, PORT_PROBE, |f| {
+        let mut cap = node::capture(&p.device, PQLINK_BAUD, PORT_PROBE, PORT_PROBE, |f| {
             ui.progress(f)
         })
         .await;
+        // Frames but no Hello yet: a node, whose identity and scale come every 10 s. Worth the
+        // wait: the written configuration needs its voltage.
+        if cap
+            .as_ref()
+            .is_ok_and(|c| c.half_cycles > 0 && c.hello.is_none())
+        {
+            cap = node::capture(&p.device, PQLINK_BAUD, PORT_PROBE, node::HELLO_WAIT, |f| {
+                ui.progress(f)
+            })
+            .await;
+        }
         ui.done_waiting();
         if let Some(cap) = cap.ok().filter(|c| c.half_cycles > 0 || c.hello.is_some()) {
             let id = cap
