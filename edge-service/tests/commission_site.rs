@@ -50,6 +50,24 @@ async fn a_healthy_site_passes_every_check_and_the_desk_gets_a_test_ticket_and_t
     assert_eq!(run.check("meters.answer").len(), 2, "both meters read");
     assert_eq!(desk.kinds(), vec!["test", "commissioning"]);
     assert!(run.stderr.contains("Record sent to desk"), "{}", run.stderr);
+    // The desk's copy is the signed file itself: saved, it verifies.
+    let copy = desk.received.lock().unwrap()[1]["detail"]["signed_record_text"]
+        .as_str()
+        .expect("the record as text")
+        .to_string();
+    let saved = dir.path().join("desk-copy.json");
+    std::fs::write(&saved, copy).unwrap();
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_kare"))
+        .args(["commission", "verify"])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 mod modbus_support;
@@ -355,7 +373,7 @@ async fn a_meter_at_an_unexpected_address_and_baud_is_found_and_written_with_its
             "--scan-addresses",
             "1-24",
             "--scan-timeout-ms",
-            "40",
+            "300",
             "--write-config",
             written.to_str().unwrap(),
         ],

@@ -159,3 +159,8 @@ cm-scan-ambiguous = Modbus device at address { $slave } on { $port }{ $line } fi
 cm-scan-ambiguous-fix = Read the meter's model off its label and name that profile in [[modbus.device]] (one of { $candidates }).
 cm-scan-elsewhere-fix = The configuration's bus { $bus } expects { $was }: set slave_id = { $slave } and baud = { $baud } there (or use --write-config).
 cm-scan-dlt645 = DL/T 645 meter { $address } on { $port }, { $baud } baud.
+cm-cross-power-mispaired = { $meter }: phase { $phases } reads a power factor far below the other phases': its CT is on a different phase's conductor from its voltage.
+cm-cross-power-mispaired-fix = Put each CT on the conductor of the phase whose voltage the meter takes at the same terminal group (CT of A with voltage A …); turning the CT round would not fix it.
+cm-cross-power-no-pf = { $meter }: active power positive on every loaded phase, but without per-phase power factors a CT on another phase cannot be ruled out.
+cm-cross-power-no-pf-fix = Use a meter profile that reads the per-phase power factor, or check the CT-to-phase pairing by hand.
+cm-node-newer = Frames arrive on { $port } but all of a newer pqlink than this kare speaks ({ $bytes } bytes).

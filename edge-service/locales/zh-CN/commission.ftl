@@ -159,3 +159,8 @@ cm-scan-ambiguous = { $port } 上地址 { $slave } 的 Modbus 设备{ $line }符
 cm-scan-ambiguous-fix = 查看电能表铭牌上的型号，在 [[modbus.device]] 中指定对应的型号配置（{ $candidates } 之一）。
 cm-scan-elsewhere-fix = 配置中的总线 { $bus } 期望 { $was }：请改为 slave_id = { $slave }、baud = { $baud }（或使用 --write-config）。
 cm-scan-dlt645 = { $port } 上有 DL/T 645 电能表 { $address }，{ $baud } 波特率。
+cm-cross-power-mispaired = { $meter }：{ $phases } 相功率因数远低于其他相：该相 CT 与其电压不在同一相导体上。
+cm-cross-power-mispaired-fix = 将每只 CT 装在与电能表同组电压端子同一相的导体上（A 相 CT 配 A 相电压……）；调转 CT 方向并不能解决。
+cm-cross-power-no-pf = { $meter }：各带载相有功功率为正，但没有分相功率因数，无法排除 CT 接在其他相上。
+cm-cross-power-no-pf-fix = 使用能读分相功率因数的型号配置，或人工核对 CT 与相别的对应关系。
+cm-node-newer = { $port } 收到的帧全部使用比本 kare 更新的 pqlink 协议（{ $bytes } 字节）。

@@ -139,6 +139,17 @@ fn seconds(v: f64, flag: &str) -> anyhow::Result<Duration> {
     }
 }
 
+/// Whether systemd runs the kare service now (false where there is no systemd).
+fn service_running() -> bool {
+    std::process::Command::new("systemctl")
+        .args(["is-active", "--quiet", "kare.service"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn ask(prompt: &str) -> Option<String> {
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{prompt} ");
@@ -151,6 +162,13 @@ fn ask(prompt: &str) -> Option<String> {
 /// Runs a commissioning; returns the exit status (0: no check failed, 1: one did).
 pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Result<u8> {
     let lang = language(flags.lang.as_deref())?;
+    // Beside a running service, two readers would split the node's bytes and collide on the
+    // meter bus, and every finding would blame the wiring.
+    if service_running() {
+        anyhow::bail!(
+            "the kare service is running and holds the serial ports: stop it first (`sudo systemctl stop kare`), commission, then start it again (`sudo systemctl start kare`)"
+        );
+    }
     let path = match &flags.config {
         Some(p) => p.clone(),
         None if std::path::Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
@@ -231,6 +249,7 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
         ));
     }
     let filed = rt.block_on(commission::file_record(&opts, &outcome));
+    let mut write_failed = false;
     if let Some(out) = &flags.write_config {
         let header = vec![
             format!(
@@ -245,8 +264,16 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
         let written = commission::config_out::render(&text, &outcome.found, &header)
             .map_err(|e| anyhow::anyhow!("cannot write the configuration: {e}"))
             .and_then(|t| {
-                std::fs::write(out, t)
-                    .with_context(|| format!("cannot write the configuration to {}", out.display()))
+                std::fs::write(out, t).with_context(|| {
+                    format!("cannot write the configuration to {}", out.display())
+                })?;
+                // It carries the base file's secrets (endpoint passwords): its mode too.
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path)
+                    .map(|m| m.permissions().mode() & 0o777)
+                    .unwrap_or(0o600);
+                std::fs::set_permissions(out, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("cannot set the mode of {}", out.display()))
             });
         match written {
             Ok(()) => {
@@ -254,7 +281,10 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
                     ui.note(&lang.ta("cm-config-written", &[("path", &out.display().to_string())]));
                 }
             }
-            Err(e) => eprintln!("kare: {e:#}"),
+            Err(e) => {
+                eprintln!("kare: {e:#}");
+                write_failed = true;
+            }
         }
     }
     if flags.json {
@@ -267,11 +297,16 @@ pub fn run(flags: CommissionFlags, rt: &tokio::runtime::Runtime) -> anyhow::Resu
             ui.note(l);
         }
     }
-    Ok(if outcome.record.verdict == Status::Fail {
-        1
-    } else {
-        0
-    })
+    // A failed check, or a record or configuration that could not be written: the crew must
+    // not leave believing it is done.
+    let record_written = opts.record_path.exists();
+    Ok(
+        if outcome.record.verdict == Status::Fail || write_failed || !record_written {
+            1
+        } else {
+            0
+        },
+    )
 }
 
 /// `kare commission verify FILE [--key HEX]`: 0 valid, 1 not.

@@ -40,7 +40,10 @@ const SITE_PLACEHOLDER: &str = r#"
 id = "SITE-1"
 customer_id = "CUST-1"
 customer_name = "Customer name"
+"#;
 
+/// What a configuration without `[routes]` gets, with its `[site]`.
+const ROUTES_PLACEHOLDER: &str = r#"
 # Where the site's tickets go: name [[delivery.endpoint]]s here; `repair = []` keeps them in
 # the store only.
 [routes]
@@ -66,6 +69,9 @@ pub fn render(base: &str, found: &Found, header: &[String]) -> Result<String, St
     out.push('\n');
     if !doc.contains_key("site") {
         out.push_str(SITE_PLACEHOLDER);
+        if !doc.contains_key("routes") {
+            out.push_str(ROUTES_PLACEHOLDER);
+        }
     }
     let ser = |r: Result<String, toml::ser::Error>| r.map_err(|e| e.to_string());
     if !found.nodes.is_empty() {

@@ -118,76 +118,132 @@ fn voltage_agreement(lang: Lang, subject: &str, n: &NodeVoltages, mv: [f64; 3]) 
     c
 }
 
+/// A phase's power factor at or above this is its own current (a reversed CT shows −PF here).
+pub const PAIRED_PF: f64 = 0.8;
+/// A phase whose |PF| is at most this while another phase's is at least [`PAIRED_PF`] carries
+/// another phase's current: a CT and a voltage 120° apart read cos(±120° + φ), about 0.5.
+pub const MISPAIRED_PF: f64 = 0.65;
+
+/// What a phase's active power and power factor say about its CT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ct {
+    /// Too little load to tell.
+    Unloaded,
+    /// Positive power at a plausible power factor.
+    Right,
+    /// Negative power at a plausible power factor: the CT (or S1/S2) is the wrong way round.
+    Reversed,
+    /// A power factor far below the other phases': this CT is on another phase's conductor.
+    Mispaired,
+}
+
 fn power_signs(lang: Lang, subject: &str, m: &MeterValues) -> Option<Check> {
+    let get = |q| m.values.get(&q).copied();
     let p = [
-        m.values.get(&Quantity::ActivePowerA).copied(),
-        m.values.get(&Quantity::ActivePowerB).copied(),
-        m.values.get(&Quantity::ActivePowerC).copied(),
+        get(Quantity::ActivePowerA),
+        get(Quantity::ActivePowerB),
+        get(Quantity::ActivePowerC),
     ];
     if p.iter().all(Option::is_none) {
         return None;
     }
+    let pf = [
+        get(Quantity::PowerFactorA),
+        get(Quantity::PowerFactorB),
+        get(Quantity::PowerFactorC),
+    ];
     let names = ["A", "B", "C"];
-    let negative: Vec<&str> = p
-        .iter()
-        .zip(names)
-        .filter(|(v, _)| v.is_some_and(|v| v < -POWER_SIGN_MIN_KW))
-        .map(|(_, n)| n)
-        .collect();
-    let loaded = p
-        .iter()
-        .filter(|v| v.is_some_and(|v| v.abs() >= POWER_SIGN_MIN_KW))
-        .count();
-    let phases = negative.join(", ");
-    let args = [("meter", subject), ("phases", phases.as_str())];
-    let mut c = if negative.is_empty() {
-        Check::new(
-            Step::Cross,
-            "cross.power-sign",
-            subject,
-            if loaded == 0 {
-                Status::Warn
-            } else {
-                Status::Pass
-            },
-            lang.ta(
-                if loaded == 0 {
-                    "cm-cross-power-unloaded"
+    // With per-phase power factors, a phase far below the others is a CT on another phase
+    // (turning it round would only flip the sign of a wrong reading).
+    let some_paired = pf.iter().any(|f| f.is_some_and(|f| f.abs() >= PAIRED_PF));
+    let ct: Vec<Ct> = (0..3)
+        .map(|i| match p[i] {
+            None => Ct::Unloaded,
+            Some(v) if v.abs() < POWER_SIGN_MIN_KW => Ct::Unloaded,
+            Some(v) => {
+                let mispaired = some_paired && pf[i].is_some_and(|f| f.abs() <= MISPAIRED_PF);
+                if mispaired {
+                    Ct::Mispaired
+                } else if v < 0.0 {
+                    Ct::Reversed
                 } else {
-                    "cm-cross-power-ok"
-                },
-                &args,
-            ),
-        )
-    } else if negative.len() == 3 {
+                    Ct::Right
+                }
+            }
+        })
+        .collect();
+    let which = |k: Ct| -> String {
+        ct.iter()
+            .zip(names)
+            .filter(|(c, _)| **c == k)
+            .map(|(_, n)| n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (reversed, mispaired) = (which(Ct::Reversed), which(Ct::Mispaired));
+    let loaded = ct.iter().filter(|c| **c != Ct::Unloaded).count();
+    let n_reversed = ct.iter().filter(|c| **c == Ct::Reversed).count();
+    let id = "cross.power-sign";
+    let mut c = if !mispaired.is_empty() {
+        let args = [("meter", subject), ("phases", mispaired.as_str())];
         Check::new(
             Step::Cross,
-            "cross.power-sign",
+            id,
             subject,
-            Status::Warn,
-            lang.ta("cm-cross-power-all-export", &args),
+            Status::Fail,
+            lang.ta("cm-cross-power-mispaired", &args),
         )
-        .fix(lang.t("cm-cross-power-all-export-fix"))
-    } else {
+        .fix(lang.ta("cm-cross-power-mispaired-fix", &args))
+    } else if n_reversed > 0 && n_reversed < 3 {
+        let args = [("meter", subject), ("phases", reversed.as_str())];
         Check::new(
             Step::Cross,
-            "cross.power-sign",
+            id,
             subject,
             Status::Fail,
             lang.ta("cm-cross-power-reversed", &args),
         )
         .fix(lang.ta("cm-cross-power-reversed-fix", &args))
+    } else if n_reversed == 3 {
+        Check::new(
+            Step::Cross,
+            id,
+            subject,
+            Status::Warn,
+            lang.ta("cm-cross-power-all-export", &[("meter", subject)]),
+        )
+        .fix(lang.t("cm-cross-power-all-export-fix"))
+    } else if loaded == 0 {
+        Check::new(
+            Step::Cross,
+            id,
+            subject,
+            Status::Warn,
+            lang.ta("cm-cross-power-unloaded", &[("meter", subject)]),
+        )
+        .fix(lang.t("cm-cross-power-unloaded-fix"))
+    } else {
+        Check::new(
+            Step::Cross,
+            id,
+            subject,
+            Status::Pass,
+            lang.ta("cm-cross-power-ok", &[("meter", subject)]),
+        )
     };
-    if loaded == 0 && negative.is_empty() {
-        c.fix = Some(lang.t("cm-cross-power-unloaded-fix"));
+    if pf.iter().all(Option::is_none) && c.status == Status::Pass {
+        // Without power factors a CT on another phase cannot be told from a right one.
+        c.status = Status::Warn;
+        c.summary = lang.ta("cm-cross-power-no-pf", &[("meter", subject)]);
+        c.fix = Some(lang.t("cm-cross-power-no-pf-fix"));
     }
-    for (v, n) in p.iter().zip(names) {
-        if let Some(v) = v {
-            c = c.number(
-                &format!("active_power_{}", n.to_lowercase()),
-                *v,
-                Some("kW"),
-            );
+    for i in 0..3 {
+        let n = names[i].to_lowercase();
+        if let Some(v) = p[i] {
+            c = c.number(&format!("active_power_{n}"), v, Some("kW"));
+        }
+        if let Some(f) = pf[i] {
+            c = c.number(&format!("power_factor_{n}"), f, None);
         }
     }
     Some(c)
@@ -213,6 +269,14 @@ mod tests {
             (Quantity::ActivePowerC, p[2]),
         ] {
             m.values.insert(q, x);
+        }
+        // A reversed CT reads its phase's power factor with the sign turned.
+        for (q, x) in [
+            (Quantity::PowerFactorA, p[0]),
+            (Quantity::PowerFactorB, p[1]),
+            (Quantity::PowerFactorC, p[2]),
+        ] {
+            m.values.insert(q, 0.95f64.copysign(x));
         }
         m
     }
@@ -250,6 +314,22 @@ mod tests {
         assert_eq!(p.status, Status::Fail);
         assert!(p.summary.contains('B'), "{}", p.summary);
         assert!(p.fix.as_ref().unwrap().contains("CT"));
+    }
+
+    #[test]
+    fn a_ct_on_another_phase_is_not_called_reversed() {
+        // Voltage A with the CT of phase B: P_A ≈ −0.5·U·I, PF_A ≈ −0.5.
+        let mut m = meter([230.0, 231.0, 229.5], [-0.45, 0.9, 0.91]);
+        m.values.insert(Quantity::PowerFactorA, -0.5);
+        let c = cross_checks(Lang::En, &node(), &[m]);
+        let p = c.iter().find(|c| c.id == "cross.power-sign").unwrap();
+        assert_eq!(p.status, Status::Fail);
+        assert!(p.summary.contains("different phase"), "{}", p.summary);
+        assert!(
+            !p.fix.as_ref().unwrap().contains("Turn the CT"),
+            "{:?}",
+            p.fix
+        );
     }
 
     #[test]

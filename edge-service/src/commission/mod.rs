@@ -133,6 +133,8 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
         started.format("%Y%m%dT%H%M%SZ"),
         std::process::id() & 0xffff
     );
+    // The key first: a run whose record cannot be signed is refused before it sends anything.
+    let key = record::load_or_create_key(&opts.state_dir)?;
     let mut checks: Vec<Check> = Vec::new();
     let mut found = config_out::Found::default();
     let push = |ui: &mut dyn view::Ui, c: Check, all: &mut Vec<Check>| {
@@ -275,7 +277,10 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
                     });
                 }
                 let judged = node::judge(lang, n, &cap);
-                if !judged.iter().any(|c| c.status == Status::Fail) {
+                // Every node that said Hello stays in the written configuration, faults and
+                // all: the crew fixes the wiring, not the file (a node left out would leave
+                // the site to the meters' polls).
+                if cap.hello.is_some() {
                     found.nodes.push(n.clone());
                 }
                 for c in judged {
@@ -446,7 +451,6 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
         checks,
     };
     rec.settle();
-    let key = record::load_or_create_key(&opts.state_dir)?;
     let signed = record::sign(&rec, &key);
     Ok(Outcome {
         record: rec,

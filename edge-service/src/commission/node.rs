@@ -55,7 +55,13 @@ impl NodeCapture {
     /// Takes one decoded frame.
     pub fn take(&mut self, frame: Frame) {
         match frame {
-            Frame::Hello(h) => self.hello = Some(h),
+            Frame::Hello(h) => {
+                // A node that rebooted mid-capture starts its sequence afresh: not a gap.
+                if self.hello.is_some() {
+                    self.last_seq = None;
+                }
+                self.hello = Some(h);
+            }
             Frame::HalfCycle(hc) => {
                 self.half_cycles += 1;
                 if let Some(last) = self.last_seq {
@@ -258,7 +264,9 @@ pub fn judge(lang: Lang, node: &NodeEntry, cap: &NodeCapture) -> Vec<Check> {
         return out;
     }
     let Some(h) = cap.hello.as_ref() else {
-        let id = if cap.decoder.frames == 0 {
+        let id = if cap.decoder.unsupported_version > 0 && cap.decoder.frames == 0 {
+            "cm-node-newer"
+        } else if cap.decoder.frames == 0 {
             "cm-node-garbled"
         } else {
             "cm-node-no-hello"
@@ -278,7 +286,11 @@ pub fn judge(lang: Lang, node: &NodeEntry, cap: &NodeCapture) -> Vec<Check> {
                     ],
                 ),
             )
-            .fix(lang.t("cm-node-garbled-fix"))
+            .fix(lang.t(if id == "cm-node-newer" {
+                "cm-node-link-newer-fix"
+            } else {
+                "cm-node-garbled-fix"
+            }))
             .number("bytes", cap.bytes as f64, None),
         );
         return out;

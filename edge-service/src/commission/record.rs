@@ -156,20 +156,32 @@ pub fn load_or_create_key(state_dir: &Path) -> Result<SigningKey, RecordError> {
             let mut seed = [0u8; 32];
             getrandom::getrandom(&mut seed)
                 .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io)?;
-            std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(seed)).as_bytes())
-                .map_err(io)?;
-            f.sync_all().map_err(io)?;
-            tracing::info!(
-                key = %path.display(),
-                "made the appliance's commissioning key"
-            );
-            Ok(SigningKey::from_bytes(&seed))
+            // Written whole under a temporary name, then linked into place: a second run at the
+            // same moment, or a crash, never leaves a short key behind; whoever links first wins
+            // and the other reads that key.
+            let tmp = state_dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
+            let written = (|| {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(seed)).as_bytes())?;
+                f.sync_all()?;
+                std::fs::hard_link(&tmp, &path)
+            })();
+            let _ = std::fs::remove_file(&tmp);
+            match written {
+                Ok(()) => {
+                    tracing::info!(key = %path.display(), "made the appliance's commissioning key");
+                    Ok(SigningKey::from_bytes(&seed))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_key(state_dir)
+                }
+                Err(e) => Err(io(e)),
+            }
         }
         Err(e) => Err(io(e)),
     }
