@@ -164,3 +164,5 @@ cm-cross-power-mispaired-fix = Put each CT on the conductor of the phase whose v
 cm-cross-power-no-pf = { $meter }: active power positive on every loaded phase, but without per-phase power factors a CT on another phase cannot be ruled out.
 cm-cross-power-no-pf-fix = Use a meter profile that reads the per-phase power factor, or check the CT-to-phase pairing by hand.
 cm-node-newer = Frames arrive on { $port } but all of a newer pqlink than this kare speaks ({ $bytes } bytes).
+cm-scan-dlt645-several = Several DL/T 645 meters answered the broadcast on { $port } at once (at { $bauds } baud): their replies collided.
+cm-scan-dlt645-several-fix = A broadcast finds one meter alone on a bus: enter each meter's nameplate address in [[dlt645.device]] and run again; each is then read by its address.

@@ -164,3 +164,5 @@ cm-cross-power-mispaired-fix = 将每只 CT 装在与电能表同组电压端子
 cm-cross-power-no-pf = { $meter }：各带载相有功功率为正，但没有分相功率因数，无法排除 CT 接在其他相上。
 cm-cross-power-no-pf-fix = 使用能读分相功率因数的型号配置，或人工核对 CT 与相别的对应关系。
 cm-node-newer = { $port } 收到的帧全部使用比本 kare 更新的 pqlink 协议（{ $bytes } 字节）。
+cm-scan-dlt645-several = { $port } 上有多只 DL/T 645 电能表同时应答广播（{ $bauds } 波特率）：应答相互冲突。
+cm-scan-dlt645-several-fix = 广播只能找到总线上单独的一只表：请在 [[dlt645.device]] 中填入每只表铭牌上的地址后重新运行，届时按地址逐只读取。

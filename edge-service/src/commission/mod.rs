@@ -362,23 +362,7 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
         for c in scan_checks {
             push(ui, c, &mut checks);
         }
-        // A bus the scan searched is written as the scan found it.
-        let searched = |port: &str, address: Option<&str>| {
-            opts.scan.serial.iter().any(|p| p == port)
-                || address.is_some_and(|a| {
-                    opts.scan
-                        .tcp
-                        .iter()
-                        .chain(&opts.scan.gateways)
-                        .any(|p| p == a)
-                })
-        };
-        found
-            .modbus
-            .retain(|b| !searched(&b.port, b.address.as_deref()));
-        found.dlt645.retain(|b| !searched(&b.port, None));
-        found.modbus.extend(scanned.modbus);
-        found.dlt645.extend(scanned.dlt645);
+        merge_scanned(cfg, &mut found, scanned);
     }
 
     // 5. Cross-checks.
@@ -457,6 +441,57 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
         signed,
         found,
     })
+}
+
+/// The same device whatever it is called (`/dev/serial/by-id/…` or `/dev/ttyUSB0`).
+fn same_port(a: &str, b: &str) -> bool {
+    let real = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
+    a == b || (!a.is_empty() && !b.is_empty() && real(a) == real(b))
+}
+
+/// Adds what a scan found to what answered where configured. A configured bus that answered
+/// keeps its name, devices and settings, and gains the new devices found at its settings; a
+/// configured bus on a searched port that did not answer is replaced by what the scan found
+/// there, under the configured names (history, ticket and series keys follow the names).
+fn merge_scanned(cfg: &Config, found: &mut config_out::Found, scanned: scan::Scanned) {
+    for mut s in scanned.modbus {
+        let at = |b: &crate::sources::meters::modbus::config::ModbusEntry| {
+            same_port(&b.port, &s.port) || (b.address.is_some() && b.address == s.address)
+        };
+        if let Some(c) = found.modbus.iter_mut().find(|b| at(b)) {
+            if c.baud == s.baud && c.parity == s.parity {
+                for d in s.device {
+                    if !c.device.iter().any(|x| x.slave_id == d.slave_id) {
+                        c.device.push(d);
+                    }
+                }
+            }
+            // Other settings on a bus that answered at its own: one bus, one line setting; the
+            // check already told the crew of the other meters.
+            continue;
+        }
+        if let Some(c) = cfg.modbus.iter().find(|b| at(b)) {
+            s.name = c.name.clone();
+            s.port = c.port.clone();
+            s.udin = c.udin;
+            if let ([d], [was]) = (s.device.as_mut_slice(), c.device.as_slice()) {
+                d.name = was.name.clone();
+                d.poll_every_s = was.poll_every_s;
+            }
+        }
+        found.modbus.push(s);
+    }
+    for mut s in scanned.dlt645 {
+        if found.dlt645.iter().any(|b| same_port(&b.port, &s.port)) {
+            continue;
+        }
+        if let Some(c) = cfg.dlt645.iter().find(|b| same_port(&b.port, &s.port)) {
+            s.name = c.name.clone();
+            s.port = c.port.clone();
+            s.udin = c.udin;
+        }
+        found.dlt645.push(s);
+    }
 }
 
 /// Every port the configuration names, with the section naming it.

@@ -125,7 +125,7 @@ pub async fn run(
                 let bauds: Vec<String> = scan.bauds.iter().map(u32::to_string).collect();
                 let range = format!("{}–{}", scan.addresses.start(), scan.addresses.end());
                 ui.wait(&lang.ta("cm-wait-dlt645", &[("port", port.as_str())]));
-                let dlt = discover::discover_dlt645(
+                let dlt = discover::discover_dlt645_detailed(
                     port,
                     &discover::DLT645_BAUDS,
                     scan.timeout.max(Duration::from_millis(300)),
@@ -133,7 +133,26 @@ pub async fn run(
                 .await;
                 ui.done_waiting();
                 let dlt = match dlt {
-                    Ok(d) => d,
+                    Ok(d) => {
+                        if !d.collisions.is_empty() {
+                            let bauds: Vec<String> =
+                                d.collisions.iter().map(u32::to_string).collect();
+                            checks.push(
+                                Check::new(
+                                    Step::Meters,
+                                    "meters.scan-dlt645",
+                                    port,
+                                    Status::Warn,
+                                    lang.ta(
+                                        "cm-scan-dlt645-several",
+                                        &[("port", port.as_str()), ("bauds", &bauds.join(", "))],
+                                    ),
+                                )
+                                .fix(lang.t("cm-scan-dlt645-several-fix")),
+                            );
+                        }
+                        d.found
+                    }
                     Err(e) => {
                         checks.push(Check::new(
                             Step::Meters,
@@ -148,7 +167,10 @@ pub async fn run(
                         Vec::new()
                     }
                 };
-                if found.is_empty() && dlt.is_empty() {
+                let heard_dlt645 = checks
+                    .iter()
+                    .any(|c| c.id == "meters.scan-dlt645" && c.subject == *port);
+                if found.is_empty() && dlt.is_empty() && !heard_dlt645 {
                     checks.push(
                         Check::new(
                             Step::Meters,

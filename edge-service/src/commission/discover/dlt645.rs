@@ -33,16 +33,35 @@ pub struct FoundDlt645 {
     pub address: String,
 }
 
-/// Asks "which address?" at each of `bauds` (one try each, `timeout` for the reply; a meter
-/// answers within 500 ms, and the reply takes 75 ms on the wire at 2400 baud). A meter that
-/// answered at an earlier baud is not reported again (a real line carries a meter's reply
-/// only at its own baud; a pseudo-terminal or a gateway ignores the baud).
+/// What the broadcast heard, at every baud.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dlt645Discovery {
+    /// Meters whose reply came through intact.
+    pub found: Vec<FoundDlt645>,
+    /// Bauds at which a garbled reply came: several meters answered at once.
+    pub collisions: Vec<u32>,
+}
+
+/// [`discover_dlt645_detailed`]'s meters only.
 pub async fn discover_dlt645(
     port: &str,
     bauds: &[u32],
     timeout: Duration,
 ) -> Result<Vec<FoundDlt645>, DiscoverError> {
+    Ok(discover_dlt645_detailed(port, bauds, timeout).await?.found)
+}
+
+/// Asks "which address?" at each of `bauds` (one try each, `timeout` for the reply; a meter
+/// answers within 500 ms, and the reply takes 75 ms on the wire at 2400 baud). A meter that
+/// answered at an earlier baud is not reported again (a real line carries a meter's reply
+/// only at its own baud; a pseudo-terminal or a gateway ignores the baud).
+pub async fn discover_dlt645_detailed(
+    port: &str,
+    bauds: &[u32],
+    timeout: Duration,
+) -> Result<Dlt645Discovery, DiscoverError> {
     let mut found: Vec<FoundDlt645> = Vec::new();
+    let mut collisions = Vec::new();
     for &baud in bauds {
         let mut line = tokio_serial::new(port, baud)
             .data_bits(tokio_serial::DataBits::Eight)
@@ -84,6 +103,7 @@ pub async fn discover_dlt645(
                 tracing::info!(port, baud, "a meter refused the address read: {flags}");
             }
             Err(TxError::Link(reason)) if reason.contains("garbled") => {
+                collisions.push(baud);
                 tracing::warn!(
                     port,
                     baud,
@@ -94,5 +114,5 @@ pub async fn discover_dlt645(
             Err(TxError::Link(_)) => {}
         }
     }
-    Ok(found)
+    Ok(Dlt645Discovery { found, collisions })
 }

@@ -16,7 +16,9 @@ pub mod dlt645;
 pub mod modbus;
 
 pub use crate::sources::meters::modbus::{Framing, Parity, Transport};
-pub use dlt645::{discover_dlt645, FoundDlt645, DLT645_BAUDS};
+pub use dlt645::{
+    discover_dlt645, discover_dlt645_detailed, Dlt645Discovery, FoundDlt645, DLT645_BAUDS,
+};
 pub use modbus::{
     scan_bound, scan_rtu, scan_tcp, FoundModbus, RtuScan, ScanProgress, DEFAULT_BAUDS,
 };
