@@ -529,7 +529,50 @@ pub async fn scan_tcp(
     };
     let total = unit_ids.clone().count();
     let mut found = Vec::new();
+    // A meter with its own Ethernet port answers as unit 255 (or 0), and many answer to any
+    // unit id at all: ask 255 first and, if it answers, an id no gateway would use; both
+    // answering is one meter, not a bus of 247.
+    let mut skip_255 = false;
+    if framing == Framing::Tcp {
+        let direct = probe(&mut client, 255, &first, 1, true)
+            .await
+            .map_err(|e| lost(&name, e))?;
+        if let Probe::Somebody = direct {
+            let (candidates, voltages) = identify(&mut client, 255, &ids, 1)
+                .await
+                .map_err(|e| lost(&name, e))?;
+            let meter = FoundModbus {
+                port: name.clone(),
+                transport: transport.clone(),
+                baud: 0,
+                parity: Parity::None,
+                slave: 255,
+                profile: (candidates.len() == 1).then(|| candidates[0].clone()),
+                candidates,
+                voltages,
+            };
+            let any_id = probe(&mut client, 199, &first, 1, true)
+                .await
+                .map_err(|e| lost(&name, e))?;
+            if let Probe::Somebody = any_id {
+                progress(ScanProgress {
+                    address: 255,
+                    baud: 0,
+                    parity: Parity::None,
+                    probed: total,
+                    total,
+                    found: 1,
+                });
+                return Ok(vec![meter]);
+            }
+            found.push(meter);
+            skip_255 = true;
+        }
+    }
     for (i, unit) in unit_ids.enumerate() {
+        if skip_255 && unit == 255 {
+            continue;
+        }
         let there = probe(&mut client, unit, &first, 1, true)
             .await
             .map_err(|e| lost(&name, e))?;
