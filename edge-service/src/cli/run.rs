@@ -130,6 +130,9 @@ pub(super) async fn serve(
         }
     };
     let battery = service.battery_low.clone();
+    // The store is open, the sources started, the server listens: ready for systemd, and the
+    // watchdog pings while the consumer and the store writer progress.
+    let watchdog = crate::watchdog::Watchdog::ready(service.heartbeats.clone());
     tokio::select! {
         _ = stop => {}
         _ = battery.notified() => {
@@ -139,6 +142,7 @@ pub(super) async fn serve(
             r.context("API server task")?.context("API server")?;
         }
     }
+    watchdog.stopping().await;
     let all = service.log.all();
     crate::cli::outln!(
         "kare: stopping; {} event(s) logged, {} still open",
