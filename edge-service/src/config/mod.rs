@@ -144,6 +144,11 @@ pub struct Config {
     /// The central InfluxDB (readings, events, tickets, health for Grafana), with
     /// store-and-forward while it is out of reach.
     pub influx: Option<crate::sinks::influx::InfluxConfig>,
+    /// Who may use the API and the pages (required to listen beyond loopback): token files,
+    /// the users file (`web::auth`).
+    pub auth: Option<crate::web::auth::AuthConfig>,
+    /// HTTPS for the API and the pages (`web::tls`).
+    pub tls: Option<crate::web::tls::TlsConfig>,
 }
 
 /// `[demo]`.
@@ -199,6 +204,8 @@ impl Default for Config {
             routes: Default::default(),
             ups: None,
             influx: None,
+            auth: None,
+            tls: None,
         }
     }
 }
