@@ -166,6 +166,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
                         name: "demo-desk".into(),
                         url,
                         secret: SECRET.into(),
+                        secret_file: None,
                         timeout_s: 5.0,
                         headers: Default::default(),
                     },

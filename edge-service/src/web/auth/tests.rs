@@ -386,3 +386,46 @@ fn tls_loads_a_generated_pair_and_refuses_an_open_key() {
     let e = tls.load().err().unwrap().to_string();
     assert!(e.contains("tls.key") && e.contains("chmod 600"), "{e}");
 }
+
+#[test]
+fn a_webhook_secret_file_is_read_at_load_and_must_be_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = secret(
+        dir.path(),
+        "webhook.secret",
+        "0123456789abcdef0123\n",
+        0o600,
+    );
+    let config = dir.path().join("kare.toml");
+    let text = format!(
+        "[delivery]\n[[delivery.endpoint]]\nkind = \"webhook\"\nname = \"desk\"\nurl = \"https://desk.example/t\"\nsecret_file = {file:?}\n"
+    );
+    std::fs::write(&config, &text).unwrap();
+    let cfg = crate::config::Config::load(&config).unwrap();
+    let crate::actions::delivery::EndpointConfig::Webhook(w) =
+        &cfg.delivery.as_ref().unwrap().endpoint[0]
+    else {
+        panic!("not a webhook");
+    };
+    assert_eq!(w.secret, "0123456789abcdef0123");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = crate::config::Config::load(&config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("secret_file") && e.contains("chmod 600"), "{e}");
+    // Both a secret and a file: refused.
+    std::fs::write(
+        &config,
+        text.replace(
+            "secret_file",
+            "secret = \"0123456789abcdef0123\"\nsecret_file",
+        ),
+    )
+    .unwrap();
+    let e = crate::config::Config::load(&config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("secret_file"), "{e}");
+}
