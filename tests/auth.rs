@@ -297,3 +297,143 @@ fn run_refuses_a_secret_file_others_may_read() {
     assert!(e.contains(&format!("chmod 600 {}", token.display())), "{e}");
     assert!(!e.contains(ADMIN), "{e}");
 }
+
+/// One HTTP/1.1 request over TLS, trusting only `root` (the status line and headers).
+fn https(
+    addr: &str,
+    root: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(root).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    tls.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    text.split_once("\r\n\r\n")
+        .map(|(h, _)| h.to_string())
+        .unwrap_or(text)
+}
+
+#[test]
+fn tls_serves_with_the_certificate_gen_cert_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = kare()
+        .args(["gen-cert", "--name", "kare-test.example", "--out"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = d.join("tls.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let admin = secret(d, "api-admin.token", ADMIN, 0o600);
+    let users = d.join("users");
+    let mut p = kare()
+        .args(["passwd", "desk", "--file"])
+        .arg(&users)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(p.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(p.wait().unwrap().success());
+    let config = d.join("kare.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nadmin_token_file = {admin:?}\nusers_file = {users:?}\n[tls]\ncert_file = {:?}\nkey_file = {key:?}\n",
+            d.join("tls.crt")
+        ),
+    )
+    .unwrap();
+    let mut child = kare()
+        .args(["demo", "--listen", "127.0.0.1:0", "--duration", "120"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(d.join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _kare = Kare(child);
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let port = lines
+        .by_ref()
+        .find_map(|l| {
+            l.strip_prefix("kare demo: open https://127.0.0.1:")
+                .map(|r| r.split('/').next().unwrap().to_string())
+        })
+        .expect("kare demo said no https address");
+    assert!(lines.any(|l| l.starts_with("kare: API on https://")));
+    let addr = format!("127.0.0.1:{port}");
+    let crt = d.join("tls.crt");
+    let h = https(&addr, &crt, "GET", "/api/v1/status", &[], "");
+    assert!(h.starts_with("HTTP/1.1 401"), "{h}");
+    let h = https(
+        &addr,
+        &crt,
+        "GET",
+        "/api/v1/status",
+        &[("Authorization", &format!("Bearer {ADMIN}"))],
+        "",
+    );
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    // Over TLS the session cookie is Secure.
+    let h = https(
+        &addr,
+        &crt,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("username=desk&password={PASSWORD}"),
+    );
+    assert!(h.starts_with("HTTP/1.1 303"), "{h}");
+    let cookie = h
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .expect("a cookie");
+    assert!(
+        cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+}
