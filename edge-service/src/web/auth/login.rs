@@ -8,6 +8,7 @@
 //! and lasts `[auth] session_hours`. May never: log a password or a session id.
 
 use super::{Auth, Role};
+use crate::web::i18n::Lang;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -127,39 +128,57 @@ struct LoginForm {
     next: Option<String>,
 }
 
-fn page(next: &str, failed: bool, no_users: bool) -> axum::response::Html<String> {
-    axum::response::Html(html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "kare: log in" }
-                link rel="stylesheet" href="/assets/kare.css";
-            }
-            body {
-                main class="login" {
-                    h1 { "kare" }
-                    @if failed {
-                        p class="error" role="alert" { "Wrong user name or password." }
-                    }
-                    @if no_users {
-                        p class="error" {
-                            "No users are set up: add one on the appliance with "
-                            code { "kare passwd USER --role viewer" }
-                            " and name the file in [auth] users_file, then restart kare."
+fn page(lang: Lang, next: &str, failed: bool, no_users: bool) -> axum::response::Html<String> {
+    axum::response::Html(
+        html! {
+            (DOCTYPE)
+            html lang=(lang.code()) {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { "kare: " (lang.t("login-title")) }
+                    link rel="stylesheet" href="/assets/kare.css";
+                }
+                body {
+                    main class="login" {
+                        h1 { "kare" }
+                        @if failed {
+                            p class="error" role="alert" { (lang.t("login-failed")) }
                         }
-                    }
-                    form method="post" action="/login" {
-                        input type="hidden" name="next" value=(next);
-                        p { label { "User name " input type="text" name="username" autocomplete="username" required autofocus; } }
-                        p { label { "Password " input type="password" name="password" autocomplete="current-password" required; } }
-                        p { button type="submit" { "Log in" } }
+                        @if no_users {
+                            p class="error" { (lang.t("login-no-users")) }
+                        }
+                        form method="post" action="/login" {
+                            input type="hidden" name="next" value=(next);
+                            p { label { (lang.t("login-user")) " " input type="text" name="username" autocomplete="username" required autofocus; } }
+                            p { label { (lang.t("login-password")) " " input type="password" name="password" autocomplete="current-password" required; } }
+                            p { button type="submit" { (lang.t("login-submit")) } }
+                        }
                     }
                 }
             }
         }
-    }.into_string())
+        .into_string(),
+    )
+}
+
+/// The reader's language: the `lang` cookie, else `Accept-Language`, else English.
+fn lang(headers: &HeaderMap) -> Lang {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == "lang")
+        .map(|(_, v)| v.trim().to_string());
+    Lang::negotiate(
+        None,
+        cookie.as_deref(),
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 fn no_store(resp: impl IntoResponse) -> Response {
@@ -171,15 +190,24 @@ fn no_store(resp: impl IntoResponse) -> Response {
     r
 }
 
-async fn form(State(auth): State<Arc<Auth>>, Query(q): Query<NextQuery>) -> Response {
+async fn form(
+    State(auth): State<Arc<Auth>>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
     no_store(page(
+        lang(&headers),
         &safe_next(q.next.as_deref()),
         false,
         auth.users.is_empty(),
     ))
 }
 
-async fn submit(State(auth): State<Arc<Auth>>, Form(f): Form<LoginForm>) -> Response {
+async fn submit(
+    State(auth): State<Arc<Auth>>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = safe_next(f.next.as_deref());
     let check = auth.clone();
     let (user, password) = (f.username.clone(), f.password);
@@ -193,7 +221,7 @@ async fn submit(State(auth): State<Arc<Auth>>, Form(f): Form<LoginForm>) -> Resp
         tracing::warn!("failed login to the pages (wrong user name or password)");
         return no_store((
             StatusCode::UNAUTHORIZED,
-            page(&next, true, auth.users.is_empty()),
+            page(lang(&headers), &next, true, auth.users.is_empty()),
         ));
     };
     let Some(id) = auth.sessions.open(&f.username, role) else {

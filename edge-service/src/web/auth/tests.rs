@@ -429,3 +429,25 @@ fn a_webhook_secret_file_is_read_at_load_and_must_be_private() {
         .to_string();
     assert!(e.contains("secret_file"), "{e}");
 }
+
+#[tokio::test]
+async fn the_login_page_speaks_the_readers_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let (status, _, body) = crate::web::pages::test_support::get(
+        app.clone(),
+        "/login?next=/events",
+        &[("accept-language", "zh-CN,zh;q=0.9")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("用户名") && body.contains("value=\"/events\""),
+        "{body}"
+    );
+    let (_, _, body) = crate::web::pages::test_support::get(app, "/login", &[]).await;
+    assert!(
+        body.contains("User name") && body.contains("value=\"/now\""),
+        "{body}"
+    );
+}
