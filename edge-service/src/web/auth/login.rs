@@ -211,7 +211,10 @@ async fn submit(
     let next = safe_next(f.next.as_deref());
     let check = auth.clone();
     let (user, password) = (f.username.clone(), f.password);
-    // argon2 is deliberately slow: off the async workers.
+    // argon2 is deliberately slow and large: off the async workers, two at a time.
+    let Ok(_permit) = auth.verifying.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "kare is stopping").into_response();
+    };
     let role = tokio::task::spawn_blocking(move || check.users.verify(&user, &password))
         .await
         .ok()

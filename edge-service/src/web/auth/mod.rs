@@ -150,6 +150,9 @@ pub struct Auth {
     pub(crate) sessions: login::Sessions,
     /// Cookies are `Secure` when the pages are served over TLS.
     pub(crate) secure_cookie: bool,
+    /// At most two argon2 verifications at once (19 MiB each): a flood of logins waits here
+    /// instead of exhausting a Pi's memory.
+    pub(crate) verifying: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Auth {
@@ -185,6 +188,7 @@ impl Auth {
                 cfg.session_hours * 3600.0,
             )),
             secure_cookie,
+            verifying: tokio::sync::Semaphore::new(2),
         })
     }
 
