@@ -1,7 +1,8 @@
 //! systemd's notify protocol without systemd: the test binds a Unix datagram socket, runs the
 //! built `kare demo` (a store, simulated sources) with `NOTIFY_SOCKET` pointing at it and
 //! `WATCHDOG_USEC=400000`, and reads what kare says: `READY=1`, then `WATCHDOG=1` every 200 ms;
-//! with the test-only fault `stall-consumer` the pings stop once the consumer stops; a stop says
+//! with the test-only faults `stall-consumer` and `stall-store` the pings stop once the consumer
+//! or the store writer stops; a stop says
 //! `STOPPING=1`. Every wait is a read with a deadline on the socket, never a sleep.
 
 use std::os::unix::net::UnixDatagram;
@@ -89,12 +90,22 @@ fn ready_then_watchdog_pings_then_stopping() {
 
 #[test]
 fn a_stalled_consumer_stops_the_pings() {
+    pings_stop_after("stall-consumer=2");
+}
+
+#[test]
+fn a_stalled_store_writer_stops_the_pings() {
+    pings_stop_after("stall-store=2");
+}
+
+/// With the fault `stall`, READY=1 and pings come, then stop for good.
+fn pings_stop_after(stall: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (_kare, sock) = start(dir.path(), Some("stall-consumer=2"));
+    let (mut kare, sock) = start(dir.path(), Some(stall));
     let mut seen = Vec::new();
     wait_for(&sock, "READY=1", Duration::from_secs(60), &mut seen);
     wait_for(&sock, "WATCHDOG=1", Duration::from_secs(2), &mut seen);
-    // The consumer stops 2 s after it started; the pinger notices within the 1 s minimum stall
+    // The loop stops 2 s after it started; the pinger notices within the 1 s minimum stall
     // (plus one period). Read pings until a silence of 3 watchdog periods and more.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -103,7 +114,7 @@ fn a_stalled_consumer_stops_the_pings() {
             Some(d) => {
                 assert!(
                     Instant::now() < deadline,
-                    "pings went on 30 s after the consumer stalled: {d:?}"
+                    "pings went on 30 s after {stall}: {d:?}"
                 );
             }
             None => break,
@@ -114,5 +125,11 @@ fn a_stalled_consumer_stops_the_pings() {
         next(&sock, Instant::now() + Duration::from_secs(2)),
         None,
         "a ping after the stall"
+    );
+    // Silent because it stalled, not because it died: kare is still running (systemd would
+    // now kill and restart it).
+    assert!(
+        kare.0.try_wait().unwrap().is_none(),
+        "kare exited instead of stalling"
     );
 }

@@ -9,7 +9,8 @@
 //! Points: `panic-rules` (the consumer, where the rules run, at its first source message),
 //! `panic-sim` (`kare demo`'s simulated-node thread, a plain thread, as it starts);
 //! `stall-consumer=N` (the consumer stops, without panicking, N seconds after it starts: the
-//! watchdog's pings must stop, `crate::watchdog`).
+//! watchdog's pings must stop, `crate::watchdog`); `stall-store=N` (the store's writer thread
+//! stops N seconds after it starts, likewise).
 
 /// Whether the fault switch names `point` (always false in a release build without the
 /// `fault-injection` feature). Read once where the task starts, not per message.

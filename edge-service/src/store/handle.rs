@@ -438,7 +438,19 @@ fn writer_loop(
         }
     };
     let mut next: Option<Command> = None;
+    // Test-only (`crate::fault`): `stall-store=N` stops the writer N seconds after it starts, as
+    // a transaction stuck on a dead disk would.
+    let stall_at = crate::fault::value("stall-store")
+        .map(|v| std::time::Instant::now() + Duration::from_secs_f64(v.parse().unwrap_or(1.0)));
     loop {
+        if stall_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            tracing::warn!(
+                "KARE_FAULT=stall-store: the store writer stops here (test-only switch)"
+            );
+            loop {
+                std::thread::park();
+            }
+        }
         shared.heartbeat.beat();
         let first = match next.take() {
             Some(c) => c,
