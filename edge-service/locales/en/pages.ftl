@@ -4,6 +4,7 @@ nav-now = Now
 nav-events = Events
 nav-tickets = Tickets
 nav-report = Report
+nav-logout = Log out
 lang-switch = Language
 
 now-title = Supply now

@@ -4,6 +4,7 @@ nav-now = 实时
 nav-events = 事件
 nav-tickets = 工单
 nav-report = 报告
+nav-logout = 退出登录
 lang-switch = 语言
 
 now-title = 实时供电状态

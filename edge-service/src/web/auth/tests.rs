@@ -229,8 +229,13 @@ async fn login_gives_a_session_cookie_and_logout_ends_it() {
     );
     assert!(!set.contains("Secure"), "{set}");
     let cookie = set.split(';').next().unwrap().to_string();
-    let (status, _) = send(&app, "GET", "/tickets", &[("cookie", &cookie)], "").await;
+    let (status, _, body) =
+        crate::web::pages::test_support::get(app.clone(), "/tickets", &[("cookie", &cookie)]).await;
     assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("href=\"/logout\""),
+        "no Log out in the header: {body}"
+    );
     let (status, _) = send(&app, "GET", "/api/v1/status", &[("cookie", &cookie)], "").await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = send(
