@@ -101,7 +101,8 @@ pub const CERT_NAME: &str = "tls.crt";
 pub const KEY_NAME: &str = "tls.key";
 
 /// Makes a self-signed certificate for `names` (DNS names or IP addresses; `localhost` and
-/// 127.0.0.1 are always in) and writes `tls.crt` (0644) and `tls.key` (0600) into `out`.
+/// 127.0.0.1 are always in) and writes `tls.crt` (0644) and `tls.key` (0600) into `out`, owned
+/// like `out`.
 /// Returns the two paths.
 pub fn generate(out: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), TlsError> {
     let mut all: Vec<String> = names.to_vec();
@@ -137,6 +138,14 @@ pub fn generate(out: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), TlsE
     let key_path = out.join(KEY_NAME);
     write_mode(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
     write_mode(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    // Owned like the folder (the package's secrets folder is the `kare` user's), so that kare
+    // reads a key root wrote. Best effort: only root may.
+    if let Ok(meta) = std::fs::metadata(out) {
+        use std::os::unix::fs::MetadataExt;
+        for p in [&key_path, &cert_path] {
+            let _ = std::os::unix::fs::chown(p, Some(meta.uid()), Some(meta.gid()));
+        }
+    }
     Ok((cert_path, key_path))
 }
 

@@ -456,3 +456,21 @@ async fn the_login_page_speaks_the_readers_language() {
         "{body}"
     );
 }
+
+#[test]
+fn files_root_writes_are_owned_like_their_folder() {
+    use std::os::unix::fs::MetadataExt;
+    // Only root may give a file away; elsewhere the files stay the writer's.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(4242), Some(4343)).unwrap();
+    let users = dir.path().join("users");
+    users::set_password(&users, "ann", Role::Viewer, "ann-password-1").unwrap();
+    let (crt, key) = crate::web::tls::generate(dir.path(), &[]).unwrap();
+    for p in [&users, &crt, &key] {
+        let m = std::fs::metadata(p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (4242, 4343), "{}", p.display());
+    }
+}

@@ -204,8 +204,9 @@ pub fn set_password(
         f.write_all(users.render().as_bytes()).map_err(werr)?;
         f.sync_all().map_err(werr)?;
     }
-    // Keep the owner of an existing file (the package's `kare` user).
-    if let Ok(meta) = std::fs::metadata(path) {
+    // The owner of the file it replaces, or of the folder (the package's 0700 secrets folder is
+    // the `kare` user's), so that kare can read a file root wrote. Best effort: only root may.
+    if let Ok(meta) = std::fs::metadata(path).or_else(|_| std::fs::metadata(dir)) {
         use std::os::unix::fs::MetadataExt;
         let _ = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()));
     }
