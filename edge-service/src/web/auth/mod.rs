@@ -295,8 +295,31 @@ fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
     }
 }
 
-/// The middleware in front of every route.
+/// The middleware in front of every route: the gate, and headers that keep the pages out of
+/// other sites' frames (`X-Frame-Options`), the browser from guessing types, and, over TLS,
+/// the browser on HTTPS (`Strict-Transport-Security`).
 pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
+    let tls = auth.secure_cookie;
+    let mut resp = gate(auth, req, next).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
+}
+
+async fn gate(auth: Arc<Auth>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let Some(needed) = required_role(req.method(), &path) else {
         return next.run(req).await;

@@ -282,9 +282,11 @@ async fn login_gives_a_session_cookie_and_logout_ends_it() {
         .contains("Max-Age=0"));
     let (status, _) = send(&app, "GET", "/tickets", &[("cookie", &cookie)], "").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    // The login page itself is open.
-    let (status, _) = send(&app, "GET", "/login?next=/events", &[], "").await;
+    // The login page itself is open, and no other site may frame it.
+    let (status, headers) = send(&app, "GET", "/login?next=/events", &[], "").await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
 }
 
 #[test]
