@@ -62,6 +62,7 @@ fn main() {
                 name: "desk".into(),
                 url,
                 secret: "benchmark-secret-0123".into(),
+                secret_file: None,
                 timeout_s: 5.0,
                 headers: Default::default(),
             },

@@ -17,4 +17,5 @@ pub mod sim;
 pub mod sinks;
 pub mod sources;
 pub mod store;
+pub mod watchdog;
 pub mod web;

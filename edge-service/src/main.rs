@@ -38,6 +38,12 @@ enum Command {
     /// Commission an installation on site: check the box, ports, sensor nodes, meters, wiring
     /// and uplinks, and leave a signed record (`kare commission verify FILE` checks one).
     Commission(Box<CommissionArgs>),
+    // Issue 15, the web's access (service branch): users of the pages and the TLS certificate.
+    /// Set a password for the pages: `kare passwd USER --role viewer|admin` (argon2 hash in
+    /// /etc/kare/secrets/users, or --file).
+    Passwd(kare::cli::access::PasswdArgs),
+    /// Make a self-signed TLS certificate and key for [tls] (at install).
+    GenCert(kare::cli::access::GenCertArgs),
 }
 
 #[derive(clap::Args)]
@@ -446,6 +452,7 @@ fn main() -> ExitCode {
     // A one-shot command keeps stderr for its one-line error; the service says what it does.
     let default_filter = match cli.command {
         Command::Replay(_) | Command::Report(_) | Command::Commission(_) => "warn",
+        Command::Passwd(_) | Command::GenCert(_) => "warn",
         _ => "warn,kare=info",
     };
     tracing_subscriber::fmt()
@@ -464,6 +471,8 @@ fn main() -> ExitCode {
         #[cfg(feature = "sim")]
         Command::Simulate(args) => kare::sim::run_cli(args),
         Command::Report(args) => report_cmd(args),
+        Command::Passwd(args) => kare::cli::access::passwd(args),
+        Command::GenCert(args) => kare::cli::access::gen_cert(args),
         Command::Commission(args) => commission_cmd(*args).map(|code| {
             if code != 0 {
                 std::process::exit(i32::from(code));

@@ -189,6 +189,7 @@ fn webhook(name: &str, r: &Receiver) -> EndpointConfig {
         name: name.into(),
         url: r.url("/hook"),
         secret: SECRET.into(),
+        secret_file: None,
         timeout_s: 0.3,
         headers: Default::default(),
     })

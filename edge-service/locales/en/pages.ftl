@@ -4,6 +4,7 @@ nav-now = Now
 nav-events = Events
 nav-tickets = Tickets
 nav-report = Report
+nav-logout = Log out
 lang-switch = Language
 
 now-title = Supply now
@@ -114,3 +115,11 @@ q-energy_reactive_export_kvarh = Reactive energy (export)
 q-demand_kw = Demand
 q-max_demand_kw = Maximum demand
 q-power_down_count = Power-down count
+
+## The login page (only when [auth] is set)
+login-title = Log in
+login-user = User name
+login-password = Password
+login-submit = Log in
+login-failed = Wrong user name or password.
+login-no-users = No users are set up: add one on the appliance with `kare passwd USER --role viewer`, name the file in [auth] users_file, then restart kare.

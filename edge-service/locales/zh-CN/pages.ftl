@@ -4,6 +4,7 @@ nav-now = 实时
 nav-events = 事件
 nav-tickets = 工单
 nav-report = 报告
+nav-logout = 退出登录
 lang-switch = 语言
 
 now-title = 实时供电状态
@@ -114,3 +115,11 @@ q-energy_reactive_export_kvarh = 反向无功电量
 q-demand_kw = 需量
 q-max_demand_kw = 最大需量
 q-power_down_count = 失电次数
+
+## 登录页（仅在配置了 [auth] 时）
+login-title = 登录
+login-user = 用户名
+login-password = 密码
+login-submit = 登录
+login-failed = 用户名或密码错误。
+login-no-users = 尚未设置用户：在设备上用 `kare passwd 用户名 --role viewer` 添加，在 [auth] users_file 中指定该文件，然后重启 kare。

@@ -82,10 +82,17 @@ pub struct DemoOptions {
 /// other end, opened as a serial port.
 pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     let signals = StopSignals::catch()?;
+    // No open doors, as `kare run`: beyond loopback only with [auth].
+    let access = super::run::access(&opts.config, opts.config.listen)?;
     // The pages' address first: it is what a person running the demo opens.
     let listener = super::run::bind(opts.config.listen).await?;
     crate::cli::outln!(
-        "kare demo: open http://{}/now (events, tickets, the report, in 简体中文 or English)",
+        "kare demo: open {}://{}/now (events, tickets, the report, in 简体中文 or English)",
+        if access.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         listener.local_addr()?
     );
     let scenario_path = opts
@@ -159,6 +166,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
                         name: "demo-desk".into(),
                         url,
                         secret: SECRET.into(),
+                        secret_file: None,
                         timeout_s: 5.0,
                         headers: Default::default(),
                     },
@@ -294,7 +302,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         .context("cannot start the simulator thread")?;
 
     let retention = Retention::start(&store_for_retention, &store_cfg);
-    let result = serve(service, listener, opts.duration, signals).await;
+    let result = serve(service, listener, opts.duration, signals, access).await;
     retention.stop().await;
     store_for_retention.close().await;
     stop.store(true, Ordering::Relaxed);

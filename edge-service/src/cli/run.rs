@@ -5,7 +5,7 @@
 use super::console::{describe, describe_ticket};
 use crate::config::Config;
 use crate::pipeline::service::{Service, ServiceConfig};
-use crate::web::{router, ApiState};
+use crate::web::{guarded_router, ApiState};
 use anyhow::Context;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -83,13 +83,35 @@ pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     until: Option<Duration>,
     mut signals: StopSignals,
+    access: crate::web::auth::Access,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    let scheme = if access.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     crate::cli::outln!(
-        "kare: API on http://{addr}/api/v1/status  /api/v1/events  /api/v1/stream (SSE)"
+        "kare: API on {scheme}://{addr}/api/v1/status  /api/v1/events  /api/v1/stream (SSE){}",
+        match &access.auth {
+            Some(_) => "; authentication required ([auth])",
+            None => "",
+        }
     );
-    let app = router(ApiState::new(&service));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let app = guarded_router(ApiState::new(&service), &access);
+    let server = match access.tls.clone() {
+        None => tokio::spawn(async move { axum::serve(listener, app).await }),
+        Some(tls) => {
+            let std_listener = listener.into_std()?;
+            std_listener.set_nonblocking(true)?;
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+            tokio::spawn(async move {
+                axum_server::from_tcp_rustls(std_listener, config)
+                    .serve(app.into_make_service())
+                    .await
+            })
+        }
+    };
 
     let mut updates = service.updates.subscribe();
     let mut tickets = service.ticket_updates.subscribe();
@@ -130,6 +152,9 @@ pub(super) async fn serve(
         }
     };
     let battery = service.battery_low.clone();
+    // The store is open, the sources started, the server listens: ready for systemd, and the
+    // watchdog pings while the consumer and the store writer progress.
+    let watchdog = crate::watchdog::Watchdog::ready(service.heartbeats.clone());
     tokio::select! {
         _ = stop => {}
         _ = battery.notified() => {
@@ -139,6 +164,7 @@ pub(super) async fn serve(
             r.context("API server task")?.context("API server")?;
         }
     }
+    watchdog.stopping().await;
     let all = service.log.all();
     crate::cli::outln!(
         "kare: stopping; {} event(s) logged, {} still open",
@@ -181,6 +207,8 @@ pub(super) async fn serve(
 /// `kare run`: the configured sensor nodes, for real.
 pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> {
     let signals = StopSignals::catch()?;
+    // No open doors: beyond loopback only with [auth]; every secret file 0600.
+    let access = access(&config, config.listen)?;
     if config.node.is_empty() {
         anyhow::bail!(
             "the configuration has no [[node]]: add one with its serial port and udin (see systemd/kare.toml)"
@@ -224,11 +252,36 @@ pub async fn run(config: Config, until: Option<Duration>) -> anyhow::Result<()> 
     });
     let retention = Retention::start(&store, &store_cfg);
     let listener = bind(config.listen).await?;
-    crate::cli::outln!("kare: pages on http://{}/now", listener.local_addr()?);
-    let result = serve(service, listener, until, signals).await;
+    crate::cli::outln!(
+        "kare: pages on {}://{}/now",
+        if access.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        listener.local_addr()?
+    );
+    let result = serve(service, listener, until, signals, access).await;
     retention.stop().await;
     store.close().await;
     result
+}
+
+/// The web server's gate for `listen`: refuses an address beyond loopback without `[auth]`,
+/// and any secret file (token, users, TLS key) that others may read.
+pub(super) fn access(
+    config: &Config,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<crate::web::auth::Access> {
+    let access =
+        crate::web::auth::Access::for_listen(listen, config.auth.as_ref(), config.tls.as_ref())?;
+    if let Some(a) = &access.auth {
+        tracing::info!(
+            auth = ?a,
+            "authentication on: bearer tokens and the pages' users from [auth]"
+        );
+    }
+    Ok(access)
 }
 
 /// The store's retention, pruning at start and hourly (by age and size, never an open ticket

@@ -144,6 +144,11 @@ pub struct Config {
     /// The central InfluxDB (readings, events, tickets, health for Grafana), with
     /// store-and-forward while it is out of reach.
     pub influx: Option<crate::sinks::influx::InfluxConfig>,
+    /// Who may use the API and the pages (required to listen beyond loopback): token files,
+    /// the users file (`web::auth`).
+    pub auth: Option<crate::web::auth::AuthConfig>,
+    /// HTTPS for the API and the pages (`web::tls`).
+    pub tls: Option<crate::web::tls::TlsConfig>,
 }
 
 /// `[demo]`.
@@ -199,6 +204,8 @@ impl Default for Config {
             routes: Default::default(),
             ups: None,
             influx: None,
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -211,7 +218,42 @@ impl Config {
             path: p.clone(),
             source,
         })?;
-        Config::parse(&text, &p)
+        let mut cfg = Config::parse(&text, &p)?;
+        cfg.read_secret_files(&p)?;
+        Ok(cfg)
+    }
+
+    /// Reads each webhook's `secret_file` (0600, at least 16 characters) into its `secret`.
+    fn read_secret_files(&mut self, path: &str) -> Result<(), ConfigError> {
+        let Some(d) = self.delivery.as_mut() else {
+            return Ok(());
+        };
+        for (i, e) in d.endpoint.iter_mut().enumerate() {
+            let crate::actions::delivery::EndpointConfig::Webhook(w) = e else {
+                continue;
+            };
+            let Some(file) = &w.secret_file else {
+                continue;
+            };
+            let problem = match crate::web::auth::read_secret(file) {
+                Ok(s) if s.trim().len() >= 16 => {
+                    w.secret = s.trim().to_string();
+                    continue;
+                }
+                Ok(_) => format!(
+                    "{} holds fewer than 16 characters: receivers verify X-Kare-Signature with it; write a longer random secret",
+                    file.display()
+                ),
+                Err(e) => e.to_string(),
+            };
+            return Err(ConfigError::Value {
+                path: path.into(),
+                key: format!("delivery.endpoint[{i}].secret_file"),
+                problem,
+                line: None,
+            });
+        }
+        Ok(())
     }
 
     /// Parses and validates text; `path` is only for messages.

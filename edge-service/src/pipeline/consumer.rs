@@ -159,7 +159,15 @@ pub(crate) async fn consume(
     mut rules: Rules,
     mut meters: MeterDesk,
     battery_low: Arc<tokio::sync::Notify>,
+    heartbeat: Arc<crate::pipeline::heartbeat::Heartbeat>,
 ) {
+    let mut beat = tokio::time::interval(crate::pipeline::heartbeat::BEAT_EVERY);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Test-only (`crate::fault`): `stall-consumer=N` stops this loop N seconds after it starts,
+    // as a deadlock would, to prove the watchdog's pings stop.
+    let stall_at = crate::fault::value("stall-consumer").map(|v| {
+        tokio::time::Instant::now() + std::time::Duration::from_secs_f64(v.parse().unwrap_or(1.0))
+    });
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The rules' clock: the wall clock, or the data's when it runs ahead (an accelerated
@@ -190,6 +198,14 @@ pub(crate) async fn consume(
                     ticked = data_now;
                     out.tickets(rules.tick(now(data_now)), None, now(data_now)).await;
                 }
+                continue;
+            }
+            _ = beat.tick() => {
+                if stall_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
+                    tracing::warn!("KARE_FAULT=stall-consumer: the consumer stops here (test-only switch)");
+                    std::future::pending::<()>().await;
+                }
+                heartbeat.beat();
                 continue;
             }
             _ = tick.tick() => {

@@ -7,6 +7,7 @@ mod durable;
 pub mod event_log;
 pub mod events;
 pub mod health;
+pub mod heartbeat;
 pub mod meters;
 pub mod pending;
 pub mod service;

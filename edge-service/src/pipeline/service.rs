@@ -125,6 +125,9 @@ pub struct Service {
     pub store: Option<crate::store::StoreHandle>,
     /// Events and ticket changes waiting in memory for the store, and what the bound dropped.
     pub pending: Arc<Mutex<crate::pipeline::pending::PendingStats>>,
+    /// The loops the watchdog needs alive: the consumer, and the store writer when there is a
+    /// store.
+    pub heartbeats: Vec<Arc<crate::pipeline::heartbeat::Heartbeat>>,
     shutdown: CancellationToken,
     /// Dropping the service without `stop` stops its tasks too.
     _stop_on_drop: tokio_util::sync::DropGuard,
@@ -285,6 +288,9 @@ impl Service {
                 shutdown_rx.clone(),
             )));
         }
+        let consumer_beat = crate::pipeline::heartbeat::Heartbeat::new("consumer");
+        let mut heartbeats = vec![consumer_beat.clone()];
+        heartbeats.extend(cfg.store.as_ref().map(|s| s.heartbeat()));
         tasks.push(tokio::spawn(consume(
             rx,
             readings.subscribe(),
@@ -310,6 +316,7 @@ impl Service {
             rules,
             MeterDesk::new(cfg.coarse),
             battery_low.clone(),
+            consumer_beat,
         )));
         Service {
             log,
@@ -325,6 +332,7 @@ impl Service {
             influx: influx_stats,
             store: cfg.store,
             pending,
+            heartbeats,
             _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
             tasks,

@@ -62,6 +62,9 @@ struct Shared {
     outbox: Notify,
     /// Writable or not, since when, why (issue 11: a full disk must be visible).
     health: Tracker,
+    /// Stamped every time the writer wakes (at least every 250 ms): the watchdog's proof that
+    /// it is not stuck.
+    heartbeat: Arc<crate::pipeline::heartbeat::Heartbeat>,
 }
 
 struct Inner {
@@ -105,6 +108,7 @@ impl StoreHandle {
             last_error: Mutex::new(None),
             outbox: Notify::new(),
             health: Tracker::new(&path),
+            heartbeat: crate::pipeline::heartbeat::Heartbeat::new("store writer"),
         });
         let window = Duration::from_millis(cfg.batch_window_ms);
         let max_batch = cfg.max_batch.max(1);
@@ -125,6 +129,18 @@ impl StoreHandle {
                 path,
             }),
         })
+    }
+
+    /// The writer thread's heartbeat (for the watchdog).
+    pub fn heartbeat(&self) -> Arc<crate::pipeline::heartbeat::Heartbeat> {
+        self.inner.shared.heartbeat.clone()
+    }
+
+    /// The signed commissioning records, newest last.
+    pub async fn commissioning_records(
+        &self,
+    ) -> Result<Vec<super::commissioning::CommissioningRow>, StoreError> {
+        self.read(|s| s.commissioning_records()).await
     }
 
     /// The database file.
@@ -422,12 +438,29 @@ fn writer_loop(
         }
     };
     let mut next: Option<Command> = None;
+    // Test-only (`crate::fault`): `stall-store=N` stops the writer N seconds after it starts, as
+    // a transaction stuck on a dead disk would.
+    let stall_at = crate::fault::value("stall-store")
+        .map(|v| std::time::Instant::now() + Duration::from_secs_f64(v.parse().unwrap_or(1.0)));
     loop {
+        if stall_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            tracing::warn!(
+                "KARE_FAULT=stall-store: the store writer stops here (test-only switch)"
+            );
+            loop {
+                std::thread::park();
+            }
+        }
+        shared.heartbeat.beat();
         let first = match next.take() {
             Some(c) => c,
-            None => match rx.blocking_recv() {
-                Some(c) => c,
-                None => break, // every handle dropped
+            // Wakes at least every BEAT_EVERY to stamp the heartbeat, work or none.
+            None => match rt.block_on(async {
+                tokio::time::timeout(crate::pipeline::heartbeat::BEAT_EVERY, rx.recv()).await
+            }) {
+                Ok(Some(c)) => c,
+                Ok(None) => break, // every handle dropped
+                Err(_) => continue,
             },
         };
         match first {

@@ -100,8 +100,13 @@ pub struct WebhookConfig {
     pub name: String,
     /// `http://` or `https://` URL the JSON is POSTed to. Redirects are not followed.
     pub url: String,
-    /// Shared secret for `X-Kare-Signature` (docs/webhook.md).
+    /// Shared secret for `X-Kare-Signature` (docs/webhook.md); or `secret_file`.
+    #[serde(default)]
     pub secret: String,
+    /// A file holding the secret instead (0600; the Debian package writes
+    /// `/etc/kare/secrets/webhook.secret`); read by `Config::load`.
+    #[serde(default)]
+    pub secret_file: Option<std::path::PathBuf>,
     /// Whole-request timeout, s.
     #[serde(default = "d10")]
     pub timeout_s: f64,
@@ -309,7 +314,14 @@ impl DeliveryConfig {
                         key: k("url"),
                         problem: p,
                     })?;
-                    if c.secret.len() < 16 {
+                    if c.secret_file.is_some() {
+                        if !c.secret.is_empty() {
+                            return bad(
+                                k("secret"),
+                                "is given with secret_file: keep one (secret_file, for the secret the package writes)",
+                            );
+                        }
+                    } else if c.secret.len() < 16 {
                         return bad(
                             k("secret"),
                             "must be at least 16 characters: receivers verify X-Kare-Signature with it",

@@ -73,6 +73,7 @@ pub fn api_router(state: ApiState) -> Router {
         .route("/api/v1/events/{id}/comtrade", get(events::comtrade))
         .route("/api/v1/tickets", get(tickets))
         .route("/api/v1/stream", get(stream))
+        .route("/api/v1/commissioning", get(commissioning))
         .with_state(state)
 }
 
@@ -157,6 +158,36 @@ async fn status(State(s): State<ApiState>) -> Json<Value> {
         // The central InfluxDB: up, written, held in the backlog, evicted (null: not configured).
         "influx": s.influx.as_ref().map(|i| json!(&*i.lock().unwrap_or_else(|p| p.into_inner()))),
     }))
+}
+
+/// The signed commissioning records (admin only: `web::auth::required_role`).
+async fn commissioning(State(s): State<ApiState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(store) = &s.store else {
+        return Json(json!({ "records": [] })).into_response();
+    };
+    match store.commissioning_records().await {
+        Ok(rows) => {
+            let records: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": r.id,
+                        "at": r.at,
+                        "crew": r.crew,
+                        "verdict": r.verdict,
+                        "record": serde_json::from_str::<Value>(&r.record).unwrap_or(Value::Null),
+                    })
+                })
+                .collect();
+            Json(json!({ "records": records })).into_response()
+        }
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": format!("cannot read the store: {e}") })),
+        )
+            .into_response(),
+    }
 }
 
 async fn tickets(State(s): State<ApiState>) -> Json<Value> {

@@ -73,6 +73,7 @@ async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> Response {
         remember: false,
         path: "/now".into(),
         params: vec![],
+        logged_in: false,
     };
     let message = lang.ta("page-not-found", &[("path", uri.path())]);
     error_page(
@@ -121,6 +122,8 @@ pub struct Ctx {
     pub path: String,
     /// Query parameters other than `lang`, in order.
     pub params: Vec<(String, String)>,
+    /// The reader came with a login session (`[auth]`): the header offers "Log out".
+    pub logged_in: bool,
 }
 
 /// A page that cannot be served: status and what to tell the reader (already in their language).
@@ -150,6 +153,7 @@ impl Ctx {
             remember: false,
             path: path.to_string(),
             params: vec![],
+            logged_in: crate::web::auth::login::session_cookie(headers).is_some(),
         };
         let Query(pairs) = match query {
             Ok(q) => q,
@@ -293,6 +297,7 @@ pub fn layout(ctx: &Ctx, nav: Nav, title: &str, content: Markup, live: bool) -> 
                         (item(Nav::Events, "/events", "nav-events"))
                         (item(Nav::Tickets, "/tickets", "nav-tickets"))
                         (item(Nav::Report, "/report", "nav-report"))
+                        @if ctx.logged_in { a href="/logout" { (l.t("nav-logout")) } }
                     }
                     span.langs aria-label=(l.t("lang-switch")) {
                         @for other in Lang::ALL {
@@ -440,6 +445,7 @@ mod tests {
                 ("kind".into(), "dip".into()),
                 ("source".into(), "a b&c".into()),
             ],
+            logged_in: false,
         };
         assert_eq!(
             ctx.switch_href(Lang::ZhCn),

@@ -326,6 +326,7 @@ fn the_report_page_embeds_the_report_in_both_languages() {
             remember: false,
             path: "/report".into(),
             params: vec![],
+            logged_in: false,
         };
         let p = pick(&ctx, Utc.with_ymd_and_hms(2026, 12, 4, 17, 0, 0).unwrap()).expect("period");
         assert_eq!(p.kind, PeriodKind::Month);
@@ -358,6 +359,7 @@ fn quarters_and_years_are_calendar_periods() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        logged_in: false,
     };
     let now = Utc::now();
     let q = pick(&ctx(&[("period", "quarter"), ("start", "2026-11-15")]), now).unwrap();
