@@ -446,6 +446,42 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
     runtime()?.block_on(kare::cli::run::run(config, until))
 }
 
+/// Whether standard error is the journal systemd connected (`JOURNAL_STREAM` names its device
+/// and inode, as systemd.exec(5) says to check).
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.split_once(':') else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2")
+        .map(|m| m.dev().to_string() == dev && m.ino().to_string() == ino)
+        .unwrap_or(false)
+}
+
+/// Logs to the journal, with levels as priorities, when systemd runs kare; else to stderr.
+fn init_logging(default_filter: &str) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KARE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    if stderr_is_journal() {
+        if let Ok(journal) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journal.with_syslog_identifier("kare".into()))
+                .init();
+            return;
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
@@ -455,14 +491,7 @@ fn main() -> ExitCode {
         Command::Passwd(_) | Command::GenCert(_) => "warn",
         _ => "warn,kare=info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KARE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging(default_filter);
     let result = match cli.command {
         Command::Replay(args) => replay_cmd(args),
         #[cfg(feature = "sim")]
