@@ -120,7 +120,7 @@ address = "{address}"
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg_path)
         .arg("--duration")
-        .arg(format!("{}", wall.as_secs_f64() + 2.0))
+        .arg(format!("{}", wall.as_secs_f64()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -130,23 +130,28 @@ address = "{address}"
     let mut peak_rss = 0;
     let mut last_rss = 0;
     let mut cpu = 0.0;
-    while start.elapsed() < wall {
-        std::thread::sleep(Duration::from_millis(500));
+    let mut hwm = 0;
+    // Sampled until kare stops itself (`--duration`): the last sample is its state at the end.
+    while child.try_wait().ok().flatten().is_none() {
         let rss = status_kb(pid, "VmRSS:");
         if rss > 0 {
             last_rss = rss;
             peak_rss = peak_rss.max(rss);
+            hwm = status_kb(pid, "VmHWM:").max(hwm);
             cpu = cpu_s(pid);
         }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    let hwm = status_kb(pid, "VmHWM:");
-    let _ = child.wait();
+    let ran = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let stats = sim_thread.join().ok().and_then(|r| r.ok());
-    let data_s = stats.map(|s| s.scenario_s).unwrap_or(hours * 3600.0);
+    // The node's data while kare ran (the simulator ran a little longer, until told to stop).
+    let data_s = stats
+        .map(|s| s.scenario_s.min(ran.as_secs_f64() * speed))
+        .unwrap_or(hours * 3600.0);
     println!(
         "footprint: kare run, 1 node + 2 meters, {data_s:.0} s of node data at {speed}x in {:.0} s",
-        wall.as_secs_f64()
+        ran.as_secs_f64()
     );
     println!(
         "  resident memory at the end {:.1} MB, peak {:.1} MB (VmHWM {:.1} MB)",
