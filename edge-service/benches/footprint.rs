@@ -8,7 +8,8 @@
 //! and the meters run in this process, so `kare run`'s own figures are measured alone, from
 //! `/proc/PID/status` (VmRSS, VmHWM) and `/proc/PID/stat` (utime + stime).
 //!
-//! `cargo bench -p kare --bench footprint` (`FOOTPRINT_SPEED`, `FOOTPRINT_HOURS` to change it)
+//! `cargo bench -p kare --bench footprint` (`FOOTPRINT_SPEED`, `FOOTPRINT_HOURS` to change it;
+//! `FOOTPRINT_QEMU=1` runs the arm64 binary of `scripts/build-pi` under qemu-aarch64)
 
 use kare::sim::{self, pty::Pty, Pace, Scenario};
 use std::process::{Command, Stdio};
@@ -116,7 +117,19 @@ address = "{address}"
     let cfg_path = dir.path().join("kare.toml");
     std::fs::write(&cfg_path, config).expect("config");
     let wall = Duration::from_secs_f64(hours * 3600.0 / speed);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kare"))
+    // `FOOTPRINT_QEMU=1`: the Pi's arm64 binary (scripts/build-pi) under qemu-aarch64, whose
+    // figures include the emulator's own memory and CPU.
+    let mut command = match std::env::var_os("FOOTPRINT_QEMU") {
+        Some(_) => {
+            let pi = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/aarch64-unknown-linux-gnu/release/kare");
+            let mut c = Command::new("qemu-aarch64");
+            c.env("QEMU_LD_PREFIX", "/usr/aarch64-linux-gnu").arg(pi);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_kare")),
+    };
+    let mut child = command
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg_path)
         .arg("--duration")
