@@ -2,6 +2,7 @@
 //! simulated node and meters, feature `sim`): the service, the JSON API, a console line per event
 //! and per ticket change, a clean stop on Ctrl-C and SIGTERM. And `kare report` (`report`): the
 //! key-account service report from a store.
+pub mod check_config;
 pub mod commission;
 pub mod console;
 #[cfg(feature = "sim")]
