@@ -7,7 +7,7 @@
 //! port would never open though the line is fine. Then the port is opened again with the POSIX
 //! calls every terminal has (`tcgetattr`, `cfmakeraw`, `cfsetspeed`, `tcsetattr`: `TCGETS`/
 //! `TCSETS`), for the standard baud rates only, and read through tokio's `AsyncFd`. On a Pi's
-//! kernel termios2 works and the fallback is never taken; when it is, it says so once in the log.
+//! kernel termios2 works and the fallback is never taken; when it is, each open says so in the log.
 
 use std::fs::File;
 use std::io::{self, Read};
