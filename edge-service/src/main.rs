@@ -14,8 +14,19 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `kare --version`: the package version, the commit it was built from and the target
+/// (`kare 0.1.0 (commit 708997b, aarch64-unknown-linux-gnu)`), set by build.rs.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KARE_GIT_COMMIT"),
+    ", ",
+    env!("KARE_TARGET"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "kare", version, about = "kare: key-account reliability edge")]
+#[command(name = "kare", version = VERSION, about = "kare: key-account reliability edge")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,12 +49,22 @@ enum Command {
     /// Commission an installation on site: check the box, ports, sensor nodes, meters, wiring
     /// and uplinks, and leave a signed record (`kare commission verify FILE` checks one).
     Commission(Box<CommissionArgs>),
-    // Issue 15, the web's access (service branch): users of the pages and the TLS certificate.
     /// Set a password for the pages: `kare passwd USER --role viewer|admin` (argon2 hash in
     /// /etc/kare/secrets/users, or --file).
     Passwd(kare::cli::access::PasswdArgs),
     /// Make a self-signed TLS certificate and key for [tls] (at install).
     GenCert(kare::cli::access::GenCertArgs),
+    /// Check a configuration file as `kare run` would at start, without running anything: every
+    /// problem with its key and line (exit 1), or a one-line summary (exit 0).
+    CheckConfig(CheckConfigArgs),
+}
+
+/// `kare check-config FILE` (issue 15): the package's installer and whoever edits
+/// /etc/kare/kare.toml check it before `systemctl restart kare`.
+#[derive(clap::Args)]
+struct CheckConfigArgs {
+    /// The configuration file (TOML), e.g. /etc/kare/kare.toml.
+    file: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -487,8 +508,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A one-shot command keeps stderr for its one-line error; the service says what it does.
     let default_filter = match cli.command {
-        Command::Replay(_) | Command::Report(_) | Command::Commission(_) => "warn",
-        Command::Passwd(_) | Command::GenCert(_) => "warn",
+        Command::Replay(_)
+        | Command::Report(_)
+        | Command::Commission(_)
+        | Command::CheckConfig(_)
+        | Command::Passwd(_)
+        | Command::GenCert(_) => "warn",
         _ => "warn,kare=info",
     };
     init_logging(default_filter);
@@ -507,6 +532,10 @@ fn main() -> ExitCode {
                 std::process::exit(i32::from(code));
             }
         }),
+        Command::CheckConfig(args) => match kare::cli::check_config::run(&args.file) {
+            0 => Ok(()),
+            code => return ExitCode::from(code),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! and per ticket change, a clean stop on Ctrl-C and SIGTERM. And `kare report` (`report`): the
 //! key-account service report from a store.
 pub mod access;
+pub mod check_config;
 pub mod commission;
 pub mod console;
 #[cfg(feature = "sim")]

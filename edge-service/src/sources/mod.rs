@@ -7,6 +7,7 @@ pub mod local_adc;
 pub mod meters;
 pub mod outbox;
 pub mod pqlink;
+pub mod serial;
 pub mod ups;
 
 pub use clock::SourceClock;

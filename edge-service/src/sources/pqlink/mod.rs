@@ -24,7 +24,6 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
-use tokio_serial::SerialPortBuilderExt;
 use tokio_util::sync::CancellationToken;
 
 /// How to reach one sensor node.
@@ -112,7 +111,7 @@ pub async fn run(
     };
     let (path, baud) = (cfg.port.clone(), cfg.baud);
     let mut link = Link::new(name.clone(), &cfg.port, move || {
-        tokio_serial::new(&path, baud).open_native_async()
+        crate::sources::serial::open(&path, baud)
     });
     let mut buf = vec![0u8; 4096];
     while let Some(mut port) = link
