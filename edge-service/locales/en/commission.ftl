@@ -166,3 +166,5 @@ cm-cross-power-no-pf-fix = Use a meter profile that reads the per-phase power fa
 cm-node-newer = Frames arrive on { $port } but all of a newer pqlink than this kare speaks ({ $bytes } bytes).
 cm-scan-dlt645-several = Several DL/T 645 meters answered the broadcast on { $port } at once (at { $bauds } baud): their replies collided.
 cm-scan-dlt645-several-fix = A broadcast finds one meter alone on a bus: enter each meter's nameplate address in [[dlt645.device]] and run again; each is then read by its address.
+cm-cross-voltage-unchecked = { $meter }: voltage not checked against the node (the meter reads no phase voltages).
+cm-cross-voltage-unchecked-fix = Use a profile that reads the phase voltages (and powers), so that PT ratio and CT wiring are checked on site.

@@ -166,3 +166,5 @@ cm-cross-power-no-pf-fix = 使用能读分相功率因数的型号配置，或�
 cm-node-newer = { $port } 收到的帧全部使用比本 kare 更新的 pqlink 协议（{ $bytes } 字节）。
 cm-scan-dlt645-several = { $port } 上有多只 DL/T 645 电能表同时应答广播（{ $bauds } 波特率）：应答相互冲突。
 cm-scan-dlt645-several-fix = 广播只能找到总线上单独的一只表：请在 [[dlt645.device]] 中填入每只表铭牌上的地址后重新运行，届时按地址逐只读取。
+cm-cross-voltage-unchecked = { $meter }：未与节点核对电压（该表不读相电压）。
+cm-cross-voltage-unchecked-fix = 使用能读相电压（及分相功率）的型号配置，以便现场核对 PT 变比和 CT 接线。

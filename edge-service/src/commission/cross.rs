@@ -32,9 +32,27 @@ pub fn cross_checks(lang: Lang, nodes: &[NodeVoltages], meters: &[MeterValues]) 
     let mut out = Vec::new();
     for m in meters {
         let subject = format!("{}/{}", m.bus, m.device);
-        if let (Some(mv), Some(n)) = (m.phase_voltages(), nearest(nodes, m)) {
-            out.push(voltage_agreement(lang, &subject, n, mv));
+        if m.values.is_empty() {
+            // A meter that did not answer is the meters step's failure; nothing to compare.
+            continue;
         }
+        match (m.phase_voltages(), nearest(nodes, m)) {
+            (Some(mv), Some(n)) => out.push(voltage_agreement(lang, &subject, n, mv)),
+            // Said, not skipped: the crew must know a PT ratio was not checked.
+            (None, _) if !nodes.is_empty() => out.push(
+                Check::new(
+                    Step::Cross,
+                    "cross.voltage",
+                    &subject,
+                    Status::Warn,
+                    lang.ta("cm-cross-voltage-unchecked", &[("meter", subject.as_str())]),
+                )
+                .fix(lang.t("cm-cross-voltage-unchecked-fix")),
+            ),
+            _ => {}
+        }
+        // A meter without per-phase power (a DL/T 645 tariff meter's usual reads) has no CT
+        // direction to judge; its voltages are still compared above.
         out.extend(power_signs(lang, &subject, m));
     }
     out
@@ -330,6 +348,22 @@ mod tests {
             "{:?}",
             p.fix
         );
+    }
+
+    #[test]
+    fn a_meter_without_phase_voltages_is_said_to_be_unchecked() {
+        let mut m = MeterValues {
+            bus: "bus-2".into(),
+            device: "tariff".into(),
+            protocol: "dlt645",
+            ..Default::default()
+        };
+        m.values.insert(Quantity::EnergyImportKwh, 1234.5);
+        let c = cross_checks(Lang::En, &node(), &[m]);
+        assert_eq!(c.len(), 1, "{c:#?}");
+        assert_eq!(c[0].status, Status::Warn);
+        assert_eq!(c[0].id, "cross.voltage");
+        assert!(c[0].summary.contains("not checked"), "{}", c[0].summary);
     }
 
     #[test]
