@@ -210,10 +210,21 @@ pub async fn run(opts: &Options, ui: &mut dyn view::Ui) -> anyhow::Result<Outcom
                 .text("node_id", id),
                 &mut checks,
             );
+            // A name no configured source or found node has: kare refuses two sources of one name.
+            let taken = |n: &str| {
+                cfg.node.iter().any(|x| x.name == n)
+                    || cfg.modbus.iter().any(|x| x.name == n)
+                    || cfg.dlt645.iter().any(|x| x.name == n)
+                    || found.nodes.iter().any(|x| x.name == n)
+            };
+            let name = (1..)
+                .map(|i| format!("node-{i}"))
+                .find(|n| !taken(n))
+                .unwrap_or_else(|| "node-found".into());
             found
                 .nodes
                 .push(crate::sources::pqlink::config::NodeEntry::found(
-                    &format!("node-{}", found.nodes.len() + 1),
+                    &name,
                     &p.by_id,
                     cap.mean_volts()
                         .and_then(|v| v.first().copied())
